@@ -1,0 +1,168 @@
+"""Reading and writing ``.pth`` checkpoints in the official layout.
+
+Files are read with ``torch.load(weights_only=True)``, so a checkpoint can never
+run code.  A file written by ``yolact train`` carries its config and class
+names in the state_dict's ``_metadata`` (the attribute PyTorch itself uses for
+module versions), so its tensor keys stay exactly the official ones and the
+original implementation can still load it.
+"""
+from __future__ import annotations
+
+import json
+import re
+from collections import OrderedDict
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+
+from .config import OFFICIAL_CONFIGS, YolactConfig
+
+META_KEY = "yolact_ros"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file is missing, unreadable, or does not fit the model."""
+
+
+def config_name_from_filename(path: "str | Path") -> str | None:
+    """Config name the original eval would infer: ``yolact_plus_base_54_800000.pth`` -> ``yolact_plus_base``.
+
+    Returns None when the name does not lead to an official config.
+    """
+    stem = Path(path).name
+    if stem.endswith(".pth"):
+        stem = stem[:-4]
+    parts = stem.split("_")
+    if parts and parts[-1] == "interrupt":
+        parts = parts[:-1]
+    while len(parts) > 1 and re.fullmatch(r"\d+", parts[-1]):
+        parts = parts[:-1]
+    name = "_".join(parts)
+    if name.endswith("_config"):
+        name = name[: -len("_config")]
+    if name in OFFICIAL_CONFIGS:
+        return name
+    # e.g. "yolact_base_custom.pth": longest official name the file name starts with
+    matches = [n for n in OFFICIAL_CONFIGS if stem.startswith(n + "_") or stem == n]
+    return max(matches, key=len) if matches else None
+
+
+def read_checkpoint(path: "str | Path") -> tuple["OrderedDict[str, torch.Tensor]", dict]:
+    """(state_dict of tensors, metadata dict) of a checkpoint file, legacy keys not yet dropped."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated zip, pickle with code, plain text, ...
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({reason[:300]})") from None
+    if isinstance(obj, dict) and not any(isinstance(v, torch.Tensor) for v in obj.values()):
+        for wrapper in ("model", "state_dict"):  # checkpoints of other trainers wrap the weights
+            if isinstance(obj.get(wrapper), dict):
+                obj = obj[wrapper]
+                break
+    if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise CheckpointError(f"{path}: not a YOLACT checkpoint (expected a state_dict of tensors, got {type(obj).__name__})")
+    meta = {}
+    raw_meta = getattr(obj, "_metadata", None)
+    if isinstance(raw_meta, dict) and isinstance(raw_meta.get(META_KEY), dict):
+        meta = dict(raw_meta[META_KEY])
+    return OrderedDict(obj), meta
+
+
+def config_from_metadata(meta: dict) -> YolactConfig | None:
+    text = meta.get("config_json")
+    if not text:
+        return None
+    return YolactConfig.from_dict(json.loads(text))
+
+
+def drop_legacy_keys(state: "OrderedDict[str, torch.Tensor]", num_downsample: int) -> "OrderedDict[str, torch.Tensor]":
+    """The original's ``load_weights`` rule: legacy ``backbone.layerN.*`` duplicates and the
+    unused third FPN downsample conv of v1.0 files are dropped; everything else must match."""
+    out = OrderedDict()
+    for key, value in state.items():
+        if key.startswith("backbone.layer") and not key.startswith("backbone.layers"):
+            continue
+        if key.startswith("fpn.downsample_layers."):
+            idx = int(key.split(".")[2])
+            if idx >= num_downsample:
+                continue
+        out[key] = value
+    return out
+
+
+@lru_cache(maxsize=None)
+def official_signature(name: str) -> tuple:
+    """((key, shape), ...) of an official config, computed on the meta device (no memory)."""
+    from .yolact import Yolact
+
+    with torch.device("meta"):
+        model = Yolact(OFFICIAL_CONFIGS[name])
+    return tuple((k, tuple(v.shape)) for k, v in model.state_dict().items())
+
+
+def matching_official_config(state: "OrderedDict[str, torch.Tensor]") -> str | None:
+    for name, cfg in OFFICIAL_CONFIGS.items():
+        cleaned = drop_legacy_keys(state, cfg.fpn_num_downsample)
+        if tuple((k, tuple(v.shape)) for k, v in cleaned.items()) == official_signature(name) or (
+            {k: tuple(v.shape) for k, v in cleaned.items()} == dict(official_signature(name))
+        ):
+            return name
+    return None
+
+
+def describe_mismatch(model: torch.nn.Module, state: "OrderedDict[str, torch.Tensor]") -> str:
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    got = {k: tuple(v.shape) for k, v in state.items()}
+    missing = [k for k in expected if k not in got]
+    unexpected = [k for k in got if k not in expected]
+    shapes = [f"{k} {list(got[k])} vs model {list(expected[k])}" for k in expected if k in got and got[k] != expected[k]]
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} missing keys (e.g. {', '.join(missing[:3])})")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected keys (e.g. {', '.join(unexpected[:3])})")
+    if shapes:
+        parts.append(f"{len(shapes)} shape mismatches (e.g. {'; '.join(shapes[:2])})")
+    return ", ".join(parts)
+
+
+def load_into(model, path: "str | Path", strict: bool = True) -> dict:
+    """Load ``path`` into ``model`` (a :class:`Yolact`); returns the file's metadata.
+
+    Raises :class:`CheckpointError` naming the file and, on a key mismatch, the
+    official config the file fits (if any).
+    """
+    state, meta = read_checkpoint(path)
+    state = drop_legacy_keys(state, model.cfg.fpn_num_downsample)
+    mismatch = describe_mismatch(model, state)
+    if mismatch and strict:
+        fits = matching_official_config(state)
+        hint = f"it fits the official config '{fits}'" if fits else "it fits no official config"
+        file_cfg = config_from_metadata(meta)
+        if file_cfg is not None and not fits:
+            hint = f"it was trained with config '{file_cfg.name}' ({file_cfg.num_classes - 1} classes)"
+        raise CheckpointError(f"{path}: does not fit config '{model.cfg.name}': {mismatch}; {hint}")
+    dtype_bad = [k for k, v in model.state_dict().items() if k in state and state[k].dtype != v.dtype and not state[k].is_floating_point()]
+    if dtype_bad:
+        raise CheckpointError(f"{path}: wrong dtypes for {', '.join(dtype_bad[:3])}")
+    model.load_state_dict(state, strict=strict)
+    return meta
+
+
+def save_checkpoint(model, path: "str | Path", extra_meta: dict | None = None) -> Path:
+    """Write ``model``'s state_dict in the official layout plus a self-describing config."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = model.state_dict()
+    meta = {"config_json": json.dumps(model.cfg.to_dict()), "format": 1}
+    if extra_meta:
+        meta.update(extra_meta)
+    state._metadata[META_KEY] = meta  # type: ignore[attr-defined]
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)
+    return path

@@ -1,0 +1,58 @@
+"""The deterministic weight rule of the reference fixtures (no trained checkpoint needed).
+
+Used by tests and benchmarks to reproduce the original implementation's
+outputs bit for bit: every state_dict entry is drawn from a generator seeded
+with the CRC32 of its key, then scaled by its role (BatchNorm, conv, bias).
+"""
+from __future__ import annotations
+
+import math
+import zlib
+from collections import OrderedDict
+
+import torch
+
+_BOOSTED_CLASSES = (1, 16, 42)  # COCO person / cat / cup (channel 0 is background)
+
+
+def golden_tensor(key: str, shape: tuple[int, ...], all_shapes: dict[str, tuple[int, ...]], num_classes: int = 81) -> torch.Tensor:
+    if key.endswith(".num_batches_tracked"):
+        return torch.zeros(shape, dtype=torch.int64)
+    g = torch.Generator().manual_seed(zlib.crc32(key.encode("utf-8")))
+    z = torch.randn(shape, generator=g, dtype=torch.float32)
+    prefix, name = key.rsplit(".", 1)
+    parts = key.split(".")
+    if name == "running_mean":
+        return 0.1 * z
+    if name == "running_var":
+        return 1.0 + (0.1 * z).abs()
+    if name == "weight" and len(shape) == 1:  # BatchNorm gamma
+        t = 1.0 + 0.1 * z
+        if key.startswith("backbone.layers.") and (parts[-2] == "bn3" or parts[-3:-1] == ["conv2", "1"]):
+            t = t * 0.2  # the BatchNorm closing a residual branch
+        return t
+    if name == "bias" and len(all_shapes.get(prefix + ".weight", ())) == 1:
+        return 0.1 * z  # BatchNorm beta
+    if name == "weight":
+        gain = 2.0 if key.startswith(("backbone.", "maskiou_net.")) else 1.0
+        return z * math.sqrt(gain / math.prod(shape[1:]))
+    t = 0.01 * z
+    if prefix.endswith(".mask_layer"):
+        t = t + 0.6
+    if prefix.endswith(".conf_layer"):
+        for c in _BOOSTED_CLASSES:
+            t[c::num_classes] += 1.5
+    return t
+
+
+def golden_state_dict(shapes: "dict[str, tuple[int, ...]]", num_classes: int = 81) -> "OrderedDict[str, torch.Tensor]":
+    """Deterministic state_dict for {key: shape} (file order kept)."""
+    shapes = {k: tuple(s) for k, s in shapes.items()}
+    return OrderedDict((k, golden_tensor(k, s, shapes, num_classes)) for k, s in shapes.items())
+
+
+def apply_golden_weights(model: torch.nn.Module) -> torch.nn.Module:
+    """Fill ``model`` (a Yolact) with the deterministic reference weights, in place."""
+    shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    model.load_state_dict(golden_state_dict(shapes, getattr(model, "cfg").num_classes), strict=True)
+    return model
