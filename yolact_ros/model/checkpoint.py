@@ -137,6 +137,12 @@ def load_into(model, path: "str | Path", strict: bool = True) -> dict:
     official config the file fits (if any).
     """
     state, meta = read_checkpoint(path)
+    load_state_into(model, state, meta, path, strict)
+    return meta
+
+
+def load_state_into(model, state: "OrderedDict[str, torch.Tensor]", meta: dict, path: "str | Path", strict: bool = True) -> None:
+    """Load an already read checkpoint (see :func:`read_checkpoint`); ``path`` names it in errors."""
     state = drop_legacy_keys(state, model.cfg.fpn_num_downsample)
     mismatch = describe_mismatch(model, state)
     if mismatch and strict:
@@ -146,11 +152,12 @@ def load_into(model, path: "str | Path", strict: bool = True) -> dict:
         if file_cfg is not None and not fits:
             hint = f"it was trained with config '{file_cfg.name}' ({file_cfg.num_classes - 1} classes)"
         raise CheckpointError(f"{path}: does not fit config '{model.cfg.name}': {mismatch}; {hint}")
-    dtype_bad = [k for k, v in model.state_dict().items() if k in state and state[k].dtype != v.dtype and not state[k].is_floating_point()]
-    if dtype_bad:
-        raise CheckpointError(f"{path}: wrong dtypes for {', '.join(dtype_bad[:3])}")
-    model.load_state_dict(state, strict=strict)
-    return meta
+    expected = model.state_dict()
+    bad = [k for k, v in state.items() if k in expected and v.is_floating_point() != expected[k].is_floating_point()]
+    if bad:
+        raise CheckpointError(f"{path}: wrong dtypes for {', '.join(bad[:3])}")
+    # fp16-stored files (small demo models) load into the float32 model
+    model.load_state_dict({k: v.to(expected[k].dtype) if k in expected else v for k, v in state.items()}, strict=strict)
 
 
 def save_checkpoint(model, path: "str | Path", extra_meta: dict | None = None) -> Path:

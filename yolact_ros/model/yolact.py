@@ -59,9 +59,13 @@ class Yolact(nn.Module):
             self._priors_cache = {key: pri}
         return pri
 
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    def features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Backbone + FPN: network input [N,3,S,S] -> pyramid [P3..P7]."""
         feats = self.backbone(x)
-        feats = self.fpn([feats[i] for i in self.cfg.backbone.selected_layers])
+        return self.fpn([feats[i] for i in self.cfg.backbone.selected_layers])
+
+    def heads(self, feats: list[torch.Tensor], device=None) -> dict[str, torch.Tensor]:
+        """Prototypes + shared prediction head on the pyramid (see ``forward`` for the outputs)."""
         proto = F.relu(self.proto_net(feats[0])).permute(0, 2, 3, 1).contiguous()
         head = self.prediction_layers[0]
         locs, confs, coeffs = [], [], []
@@ -74,7 +78,7 @@ class Yolact(nn.Module):
             "loc": torch.cat(locs, 1),
             "conf": torch.cat(confs, 1),
             "mask": torch.cat(coeffs, 1),
-            "priors": self.priors([tuple(p.shape[-2:]) for p in feats], x.device),
+            "priors": self.priors([tuple(p.shape[-2:]) for p in feats], device or feats[0].device),
             "proto": proto,
         }
         if self.training:
@@ -82,6 +86,9 @@ class Yolact(nn.Module):
         else:
             out["conf"] = F.softmax(out["conf"], dim=-1)
         return out
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.heads(self.features(x), x.device)
 
     def load_checkpoint(self, path: "str | Path", strict: bool = True) -> "Yolact":
         """Load an official (or ``yolact train``) ``.pth`` file; see :func:`checkpoint.load_into`."""

@@ -1,0 +1,168 @@
+"""From raw network outputs to instances: decode, Fast NMS, top-k, masks.
+
+Semantics follow the original YOLACT (``layers/functions/detection.py`` and
+``layers/output_utils.py``); the implementation is built for speed: every
+step is a batched tensor operation on the model's device, and masks are
+assembled and resized only for the detections that are kept.
+
+Coordinates: boxes are relative (0..1) to the square network input until
+:func:`boxes_to_pixels` scales them to the original image.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torchvision.ops import box_iou
+
+VARIANCES = (0.1, 0.2)
+
+
+@dataclass
+class Detections:
+    """Detect output of one image, sorted by descending ``scores``.
+
+    boxes float [D,4] relative xyxy; coeffs [D,K]; classes int64 [D] (0-based, no background);
+    scores [D] (class confidence; YOLACT++ re-scoring happens later).
+    """
+
+    boxes: torch.Tensor
+    coeffs: torch.Tensor
+    classes: torch.Tensor
+    scores: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.scores.shape[0])
+
+    def select(self, idx: torch.Tensor) -> "Detections":
+        return Detections(self.boxes[idx], self.coeffs[idx], self.classes[idx], self.scores[idx])
+
+
+def decode_boxes(loc: torch.Tensor, priors: torch.Tensor) -> torch.Tensor:
+    """SSD box decoding: loc [...,P,4] + priors [P,4] (cx,cy,w,h) -> relative xyxy [...,P,4]."""
+    cxcy = priors[..., :2] + loc[..., :2] * VARIANCES[0] * priors[..., 2:]
+    wh = priors[..., 2:] * torch.exp(loc[..., 2:] * VARIANCES[1])
+    x1y1 = cxcy - wh / 2
+    return torch.cat((x1y1, x1y1 + wh), dim=-1)
+
+
+def _pairwise_iou_batched(boxes: torch.Tensor) -> torch.Tensor:
+    """IoU of every pair within each row: boxes [C,M,4] -> [C,M,M] (no crowd handling)."""
+    lt = torch.maximum(boxes[:, :, None, :2], boxes[:, None, :, :2])
+    rb = torch.minimum(boxes[:, :, None, 2:], boxes[:, None, :, 2:])
+    inter = (rb - lt).clamp(min=0).prod(-1)
+    area = (boxes[..., 2] - boxes[..., 0]) * (boxes[..., 3] - boxes[..., 1])
+    return inter / (area[:, :, None] + area[:, None, :] - inter)
+
+
+def detect(
+    loc: torch.Tensor,
+    conf: torch.Tensor,
+    coeffs: torch.Tensor,
+    priors: torch.Tensor,
+    conf_thresh: float = 0.05,
+    nms_thresh: float = 0.5,
+    nms_top_k: int = 200,
+    max_num_detections: int = 100,
+    cross_class_nms: bool = False,
+) -> Detections:
+    """Fast NMS on one image: loc [P,4], conf [P,C] (softmax, background at 0), coeffs [P,K].
+
+    Priors whose best foreground score exceeds ``conf_thresh`` are candidates.
+    Per class (or across classes), candidates are sorted, the best ``nms_top_k``
+    kept, and a candidate survives if its IoU with every higher-scored one is
+    <= ``nms_thresh`` (Fast NMS: suppressed boxes still suppress).  The survivors
+    of all classes are sorted and the best ``max_num_detections`` returned.
+    """
+    cur_scores = conf[:, 1:]
+    keep = cur_scores.max(dim=1).values > conf_thresh
+    scores = cur_scores[keep].t()  # [C-1, M]
+    boxes = decode_boxes(loc[keep], priors[keep])
+    coeffs = coeffs[keep]
+    if scores.shape[1] == 0:
+        dev = loc.device
+        return Detections(boxes.new_zeros((0, 4)), coeffs.new_zeros((0, coeffs.shape[1])),
+                          torch.zeros(0, dtype=torch.long, device=dev), scores.new_zeros((0,)))
+    if cross_class_nms:
+        best, classes = scores.max(dim=0)
+        _, idx = best.sort(0, descending=True)
+        idx = idx[:nms_top_k]
+        iou = box_iou(boxes[idx], boxes[idx]).triu_(diagonal=1)
+        out = idx[iou.max(dim=0).values <= nms_thresh]
+        order = best[out].sort(0, descending=True).indices[:max_num_detections]
+        out = out[order]
+        return Detections(boxes[out], coeffs[out], classes[out], best[out])
+
+    scores, idx = scores.sort(1, descending=True)
+    idx = idx[:, :nms_top_k]
+    scores = scores[:, :nms_top_k]
+    num_classes, num_dets = idx.shape
+    cand_boxes = boxes[idx.reshape(-1)].view(num_classes, num_dets, 4)
+    iou = _pairwise_iou_batched(cand_boxes).triu_(diagonal=1)
+    keep = iou.max(dim=1).values <= nms_thresh  # [C, M]
+    classes = torch.arange(num_classes, device=loc.device)[:, None].expand_as(keep)[keep]
+    kept_idx = idx[keep]
+    scores = scores[keep]
+    scores, order = scores.sort(0, descending=True)
+    order = order[:max_num_detections]
+    kept_idx = kept_idx[order]
+    return Detections(boxes[kept_idx], coeffs[kept_idx], classes[order], scores[:max_num_detections])
+
+
+def sanitize_coordinates(x1: torch.Tensor, x2: torch.Tensor, size: int, padding: int = 0):
+    """Relative coordinate pair -> pixels, ordered, padded and clamped to [0, size]."""
+    x1 = x1 * size
+    x2 = x2 * size
+    lo = torch.minimum(x1, x2)
+    hi = torch.maximum(x1, x2)
+    return (lo - padding).clamp(min=0), (hi + padding).clamp(max=size)
+
+
+def crop_masks(masks: torch.Tensor, boxes: torch.Tensor, padding: int = 1) -> torch.Tensor:
+    """Zero each mask [K,h,w] outside its relative box [K,4] (padded by ``padding`` mask pixels)."""
+    k, h, w = masks.shape
+    x1, x2 = sanitize_coordinates(boxes[:, 0], boxes[:, 2], w, padding)
+    y1, y2 = sanitize_coordinates(boxes[:, 1], boxes[:, 3], h, padding)
+    cols = torch.arange(w, device=masks.device, dtype=boxes.dtype).view(1, 1, w)
+    rows = torch.arange(h, device=masks.device, dtype=boxes.dtype).view(1, h, 1)
+    inside_x = (cols >= x1.view(k, 1, 1)) & (cols < x2.view(k, 1, 1))
+    inside_y = (rows >= y1.view(k, 1, 1)) & (rows < y2.view(k, 1, 1))
+    return masks * (inside_x & inside_y).to(masks.dtype)
+
+
+def assemble_masks(proto: torch.Tensor, coeffs: torch.Tensor, boxes: torch.Tensor, crop: bool = True) -> torch.Tensor:
+    """Low-resolution soft masks: sigmoid(proto [h,w,K] @ coeffs [D,K]^T), cropped by boxes -> [D,h,w]."""
+    h, w, k = proto.shape
+    masks = torch.sigmoid(torch.matmul(coeffs, proto.reshape(h * w, k).t()).view(-1, h, w))
+    if crop:
+        masks = crop_masks(masks, boxes)
+    return masks
+
+
+def paste_masks(masks: torch.Tensor, height: int, width: int, threshold: float = 0.5, chunk: int = 32) -> torch.Tensor:
+    """Soft low-res masks [D,h,w] -> bool [D,height,width]: bilinear resize (align_corners=False), > threshold.
+
+    Works in chunks so memory stays bounded for many detections on large images.
+    """
+    d = masks.shape[0]
+    out = torch.empty((d, height, width), dtype=torch.bool, device=masks.device)
+    for start in range(0, d, chunk):
+        part = masks[start : start + chunk].unsqueeze(0).float()
+        out[start : start + chunk] = F.interpolate(part, (height, width), mode="bilinear", align_corners=False)[0] > threshold
+    return out
+
+
+def boxes_to_pixels(boxes: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Relative xyxy [D,4] -> pixel xyxy, ordered and clamped to the image."""
+    x1, x2 = sanitize_coordinates(boxes[:, 0], boxes[:, 2], width)
+    y1, y2 = sanitize_coordinates(boxes[:, 1], boxes[:, 3], height)
+    return torch.stack((x1, y1, x2, y2), dim=1)
+
+
+def mask_iou_scores(maskiou_net: torch.nn.Module, masks: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
+    """YOLACT++: predicted IoU of each cropped soft mask [D,h,w] for its class -> [D]."""
+    if masks.shape[0] == 0:
+        return masks.new_zeros((0,))
+    pred = maskiou_net(masks.unsqueeze(1))
+    return pred.gather(1, classes.view(-1, 1)).squeeze(1)

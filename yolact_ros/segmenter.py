@@ -1,0 +1,318 @@
+"""``Segmenter``: numpy BGR images in, :class:`Instances` out.
+
+The one object the ROS node, the CLI and evaluation call.  It owns the model
+on its device, preprocesses on that device, runs one batched forward pass and
+post-processes each image (see :mod:`yolact_ros.postprocess`).
+"""
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import torch
+
+from .instances import Instances
+from .model.checkpoint import CheckpointError, config_from_metadata, config_name_from_filename, load_state_into, read_checkpoint
+from .model.config import YolactConfig, get_config
+from .model.golden_weights import apply_golden_weights
+from .model.transform import resize_and_normalize
+from .model.yolact import Yolact
+from .postprocess import assemble_masks, boxes_to_pixels, detect, mask_iou_scores, paste_masks
+
+log = logging.getLogger(__name__)
+
+STAGES = ("preprocess", "backbone_fpn", "heads", "detect", "masks", "total")
+
+
+def resolve_device(device: "str | torch.device") -> torch.device:
+    """``auto`` -> first CUDA device if present else CPU; ``cuda[:N]`` must exist."""
+    name = str(device).strip().lower()
+    if name in ("", "auto"):
+        if torch.cuda.is_available():
+            return torch.device("cuda:0")
+        log.info("device 'auto': no CUDA device available, running on CPU")
+        return torch.device("cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"invalid device {device!r}: use 'auto', 'cpu', 'cuda' or 'cuda:N'") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {device!r} requested but no CUDA device is available (use 'cpu' or 'auto')")
+        index = dev.index or 0
+        if index >= torch.cuda.device_count():
+            raise ValueError(f"device {device!r} requested but only {torch.cuda.device_count()} CUDA device(s) exist")
+        return torch.device("cuda", index)
+    if dev.type != "cpu":
+        raise ValueError(f"unsupported device {device!r}: use 'auto', 'cpu', 'cuda' or 'cuda:N'")
+    return dev
+
+
+def resolve_config(config: "str | YolactConfig | None", weights: "str | Path | None") -> tuple[YolactConfig, tuple | None]:
+    """The config to build (from the argument, the checkpoint's own metadata, or the file
+    name) and the checkpoint read as (state, meta), or None without weights."""
+    meta_state = None
+    if weights is not None:
+        state, meta = read_checkpoint(weights)
+        meta_state = (state, meta)
+        if config is None or config == "":
+            try:
+                cfg = config_from_metadata(meta)
+            except (TypeError, ValueError, KeyError) as exc:
+                raise CheckpointError(f"{weights}: unreadable config in the checkpoint's metadata ({exc})") from None
+            if cfg is not None:
+                return cfg, meta_state
+            name = config_name_from_filename(weights)
+            if name is None:
+                raise CheckpointError(
+                    f"{weights}: cannot infer the config from the file name; pass config= one of the official "
+                    f"names (e.g. yolact_base for yolact_base_54_800000.pth)"
+                )
+            return get_config(name), meta_state
+    if config is None or config == "":
+        raise ValueError("Segmenter needs config= or weights=")
+    return get_config(config), meta_state
+
+
+class Segmenter:
+    """YOLACT / YOLACT++ instance segmentation of BGR uint8 images.
+
+    Parameters: ``config`` (official name, :class:`YolactConfig`, or None to infer from
+    ``weights``), ``weights`` (``.pth`` path; None = the deterministic reference weights,
+    for tests and benchmarks), ``device`` (``auto``/``cpu``/``cuda``/``cuda:N``),
+    ``score_threshold`` (keep scores strictly above), ``top_k`` (max instances per image),
+    ``nms_threshold`` (None = the config's), ``classes`` (names or 0-based ids to keep;
+    None = all; applied before top_k), ``cross_class_nms``, ``half`` (fp16 autocast, CUDA
+    only), ``warmup`` (run one dummy image at construction), ``num_threads`` (CPU threads;
+    None = leave torch's setting).
+    """
+
+    def __init__(
+        self,
+        config: "str | YolactConfig | None" = None,
+        weights: "str | Path | None" = None,
+        device: str = "auto",
+        score_threshold: float = 0.15,
+        top_k: int = 15,
+        nms_threshold: float | None = None,
+        classes: "Iterable[str | int] | None" = None,
+        cross_class_nms: bool = False,
+        half: bool = False,
+        warmup: bool = False,
+        num_threads: int | None = None,
+        optimize: bool = True,
+    ):
+        self.device = resolve_device(device)
+        if num_threads:
+            torch.set_num_threads(int(num_threads))
+        cfg, loaded = resolve_config(config, weights)
+        model = Yolact(cfg).eval()
+        if loaded is not None:
+            load_state_into(model, loaded[0], loaded[1], weights)
+        else:
+            apply_golden_weights(model)
+        self.weights = str(weights) if weights is not None else None
+        self.cfg = cfg
+        self.model = model.to(self.device)
+        self._net = self.model
+        self.half = bool(half) and self.device.type == "cuda"
+        if half and self.device.type != "cuda":
+            log.warning("half=True needs CUDA; running in float32 on %s", self.device)
+        self.score_threshold = score_threshold
+        self.top_k = top_k
+        self.nms_threshold = nms_threshold
+        self.cross_class_nms = cross_class_nms
+        self.classes = classes
+        self.timings: dict[str, float] = {}
+        if warmup:
+            self.warmup()
+
+    # -- settings -------------------------------------------------------------------------------
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return self.cfg.class_names
+
+    @property
+    def score_threshold(self) -> float:
+        return self._score_threshold
+
+    @score_threshold.setter
+    def score_threshold(self, value: float) -> None:
+        value = float(value)
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"score_threshold must be in [0, 1], got {value}")
+        self._score_threshold = value
+
+    @property
+    def top_k(self) -> int:
+        return self._top_k
+
+    @top_k.setter
+    def top_k(self, value: int) -> None:
+        if int(value) != value or not 1 <= int(value) <= self.cfg.max_num_detections:
+            raise ValueError(f"top_k must be an integer in [1, {self.cfg.max_num_detections}], got {value}")
+        self._top_k = int(value)
+
+    @property
+    def nms_threshold(self) -> float:
+        return self._nms_threshold
+
+    @nms_threshold.setter
+    def nms_threshold(self, value: float | None) -> None:
+        value = self.cfg.nms_thresh if value is None else float(value)
+        if not 0.0 < value <= 1.0:
+            raise ValueError(f"nms_threshold must be in (0, 1], got {value}")
+        self._nms_threshold = value
+
+    @property
+    def classes(self) -> tuple[int, ...] | None:
+        """0-based class ids kept (None = all)."""
+        return self._classes
+
+    @classes.setter
+    def classes(self, value: "Iterable[str | int] | None") -> None:
+        if value is None:
+            self._classes = None
+            self._class_keep = None
+            return
+        ids = []
+        for c in value:
+            if isinstance(c, str) and not c.strip().isdigit():
+                if c not in self.class_names:
+                    raise ValueError(f"unknown class name {c!r}; known: {', '.join(self.class_names)}")
+                ids.append(self.class_names.index(c))
+            else:
+                i = int(c)
+                if not 0 <= i < len(self.class_names):
+                    raise ValueError(f"class id {i} out of range [0, {len(self.class_names) - 1}]")
+                ids.append(i)
+        if not ids:
+            self._classes = None
+            self._class_keep = None
+            return
+        self._classes = tuple(sorted(set(ids)))
+        keep = torch.zeros(len(self.class_names), dtype=torch.bool)
+        keep[list(self._classes)] = True
+        self._class_keep = keep.to(self.device)
+
+    # -- inference ------------------------------------------------------------------------------
+    def warmup(self, size: tuple[int, int] = (480, 640)) -> None:
+        """One forward on a dummy image so the first real frame does not pay for allocation."""
+        self(np.zeros((size[0], size[1], 3), np.uint8))
+
+    def __call__(self, images: "np.ndarray | Sequence[np.ndarray]") -> "Instances | list[Instances]":
+        single = isinstance(images, np.ndarray)
+        batch = [images] if single else list(images)
+        if not batch:
+            return []
+        for img in batch:
+            _check_image(img)
+        with torch.inference_mode():
+            results = self._run(batch)
+        return results[0] if single else results
+
+    def _sync(self):
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    def _run(self, batch: list[np.ndarray]) -> list[Instances]:
+        t = {s: 0.0 for s in STAGES}
+        t0 = time.perf_counter()
+        x = self.preprocess(batch)
+        self._sync()
+        t1 = time.perf_counter()
+        t["preprocess"] = t1 - t0
+        with torch.autocast("cuda", dtype=torch.float16, enabled=self.half):
+            feats = self._net.features(x)
+            self._sync()
+            t2 = time.perf_counter()
+            t["backbone_fpn"] = t2 - t1
+            out = self._net.heads(feats, x.device)
+            self._sync()
+            t["heads"] = time.perf_counter() - t2
+        out = {k: v.float() for k, v in out.items()}
+        results = []
+        for i, img in enumerate(batch):
+            results.append(self.postprocess(out, i, img.shape[0], img.shape[1], t))
+        t["total"] = time.perf_counter() - t0
+        self.timings = {k: v * 1000.0 for k, v in t.items()}
+        return results
+
+    def preprocess(self, batch: list[np.ndarray]) -> torch.Tensor:
+        """BGR uint8 HxWx3 (or HxW mono) images -> network input [N,3,S,S] on the device."""
+        s = self.cfg.max_size
+        tensors = []
+        for img in batch:
+            if img.ndim == 3 and img.shape[2] == 1:
+                img = img[:, :, 0]
+            if img.ndim == 2:
+                img = np.repeat(img[:, :, None], 3, axis=2)
+            elif img.shape[2] == 4:
+                img = img[:, :, :3]
+            x = torch.from_numpy(np.ascontiguousarray(img)).to(self.device, non_blocking=True)
+            x = x.permute(2, 0, 1).unsqueeze(0).float()
+            tensors.append(resize_and_normalize(x, s, self.cfg.backbone))
+        return torch.cat(tensors, 0)
+
+    def postprocess(self, out: dict, index: int, height: int, width: int, timings: dict | None = None) -> Instances:
+        """Raw outputs of image ``index`` -> Instances at height x width."""
+        t0 = time.perf_counter()
+        dets = detect(
+            out["loc"][index], out["conf"][index], out["mask"][index], out["priors"],
+            conf_thresh=self.cfg.nms_conf_thresh, nms_thresh=self.nms_threshold, nms_top_k=self.cfg.nms_top_k,
+            max_num_detections=self.cfg.max_num_detections, cross_class_nms=self.cross_class_nms,
+        )
+        keep = torch.ones(len(dets), dtype=torch.bool, device=dets.scores.device)
+        if self.score_threshold > 0:
+            keep &= dets.scores > self.score_threshold
+        if self._class_keep is not None:
+            keep &= self._class_keep[dets.classes]
+        dets = dets.select(keep)
+        proto = out["proto"][index]
+        low_res = None
+        box_scores = dets.scores
+        scores = dets.scores
+        if self.cfg.use_maskiou and len(dets):
+            # YOLACT++ re-scoring as the original displays it: box score x predicted mask IoU.
+            low_res = assemble_masks(proto, dets.coeffs, dets.boxes)
+            scores = box_scores * mask_iou_scores(self._net.maskiou_net, low_res, dets.classes)
+            keep = scores > self.score_threshold if self.score_threshold > 0 else torch.ones_like(scores, dtype=torch.bool)
+            order = torch.argsort(scores.masked_fill(~keep, float("-inf")), descending=True)[: int(keep.sum())]
+        else:
+            order = torch.arange(len(dets), device=scores.device)
+        order = order[: self.top_k]
+        dets = dets.select(order)
+        scores, box_scores = scores[order], box_scores[order]
+        t1 = time.perf_counter()
+        if len(dets):
+            low_res = low_res[order] if low_res is not None else assemble_masks(proto, dets.coeffs, dets.boxes)
+            masks = paste_masks(low_res, height, width)
+        else:
+            masks = torch.zeros((0, height, width), dtype=torch.bool)
+        boxes = boxes_to_pixels(dets.boxes, height, width)
+        inst = Instances(
+            boxes=boxes.cpu().numpy().astype(np.float32),
+            scores=scores.cpu().numpy().astype(np.float32),
+            class_ids=dets.classes.cpu().numpy().astype(np.int64),
+            masks=masks.cpu().numpy(),
+            box_scores=box_scores.cpu().numpy().astype(np.float32),
+            class_names=self.class_names,
+        )
+        if timings is not None:
+            timings["detect"] += t1 - t0
+            timings["masks"] += time.perf_counter() - t1
+        return inst
+
+
+def _check_image(img) -> None:
+    if not isinstance(img, np.ndarray):
+        raise TypeError(f"expected a numpy array, got {type(img).__name__}")
+    if img.dtype != np.uint8:
+        raise ValueError(f"expected a uint8 image, got dtype {img.dtype}")
+    if img.ndim not in (2, 3) or (img.ndim == 3 and img.shape[2] not in (1, 3, 4)):
+        raise ValueError(f"expected an HxWx3 BGR image (or HxW / HxWx1 mono, HxWx4 BGRA), got shape {img.shape}")
+    if img.shape[0] < 1 or img.shape[1] < 1:
+        raise ValueError(f"empty image of shape {img.shape}")
