@@ -25,8 +25,7 @@ def case(request):
     seg = Segmenter(config=meta["config"], weights=None, device="cpu", score_threshold=0.0, top_k=100)
     with torch.inference_mode():
         x = seg.preprocess([bgr])
-        raw = seg.model(x)
-        raw = {k: v for k, v in raw.items()}
+        raw = dict(seg.inference_model(x))  # the production (optimized) network
         raw["input"] = x
         inst = seg(bgr)
     return data, meta, seg, raw, inst, bgr
@@ -34,6 +33,15 @@ def case(request):
 
 def test_fixtures_present():
     assert len(FILES) >= 2
+
+
+def test_unoptimized_model_matches_too(case):
+    """The checkpoint-layout module itself (no BN folding / merged convs) is also at parity."""
+    data, meta, seg, raw, _, _ = case
+    with torch.inference_mode():
+        plain = seg.model(raw["input"].contiguous())
+    for name in ("loc", "conf", "mask", "proto"):
+        assert raw_violation(name, apply_strides(meta, name, plain[name].numpy()), data[name]) <= 0, name
 
 
 @pytest.mark.parametrize("name", ["input", "priors", "loc", "conf", "mask", "proto"])
@@ -80,8 +88,8 @@ def test_detect_output_and_maskiou(case):
     if "maskiou_all" in data:
         with torch.inference_mode():
             low = assemble_masks(raw["proto"][0], dets.coeffs, dets.boxes)
-            allc = seg.model.maskiou_net(low.unsqueeze(1)).numpy()
-            gathered = mask_iou_scores(seg.model.maskiou_net, low, dets.classes).numpy()
+            allc = seg.inference_model.maskiou_net(low.unsqueeze(1)).numpy()
+            gathered = mask_iou_scores(seg.inference_model.maskiou_net, low, dets.classes).numpy()
         # golden (Detect) order, full size; strides apply to the full tensor, so slice ours the same way
         aligned = np.full((len(data["det_scores"]), allc.shape[1]), np.nan)
         aligned[g_idx] = allc[m_idx]

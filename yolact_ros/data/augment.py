@@ -4,7 +4,8 @@ Both turn ``(image_bgr uint8 [H,W,3], target)`` from :class:`~yolact_ros.data.co
 into ``(x, target)``:
 
 - ``x``: float32 tensor [3,S,S], the network input (S = ``cfg.max_size``), made by
-  :func:`yolact_ros.model.transform.normalize_bgr` — the same definition inference uses;
+  :func:`yolact_ros.model.transform.resize_and_normalize` (squash-resize, then
+  ``normalize_bgr``) — exactly what inference feeds the network;
 - ``target``: ``boxes`` float32 [K,4] x1,y1,x2,y2 *relative* to the S x S input (in [0,1]),
   ``labels`` int64 [K] (0-based), ``masks`` uint8 [K,S,S] in {0,1}, ``iscrowd`` bool [K],
   ``image_id`` int and ``orig_size`` (H, W).  Instances whose box or mask becomes
@@ -27,7 +28,7 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from ..model.config import MEANS_BGR, YolactConfig
-from ..model.transform import normalize_bgr
+from ..model.transform import resize_and_normalize
 
 #: Minimum-IoU choices of SSD's random sample crop (1.0 = keep the whole image).
 SSD_CROP_IOUS = (0.0, 0.1, 0.3, 0.7, 0.9, 1.0)
@@ -82,8 +83,14 @@ def _labels_and_crowd(inputs):
 
 
 def _finish(cfg: YolactConfig, img: torch.Tensor, tv_target: dict, target_in: dict, min_rel_w: float, min_rel_h: float):
-    """Resized RGB image + target -> (normalised input, relative target); drops degenerate instances."""
+    """RGB image + target (any size) -> (network input, relative target at S x S).
+
+    The image is resized and normalised by :func:`resize_and_normalize`, exactly as
+    inference preprocesses it; boxes and masks (nearest) follow with ``v2.Resize``.
+    Instances with a box under ``min_rel_w`` x ``min_rel_h`` or an empty mask are dropped.
+    """
     s = cfg.max_size
+    tv_target = _resize_target(tv_target, s)
     boxes = tv_target["boxes"].as_subclass(torch.Tensor).float() / s
     masks = tv_target["masks"].as_subclass(torch.Tensor).to(torch.uint8)
     labels = tv_target["labels"]
@@ -94,16 +101,25 @@ def _finish(cfg: YolactConfig, img: torch.Tensor, tv_target: dict, target_in: di
     if masks.shape[0]:
         keep &= masks.flatten(1).amax(1) > 0
     bgr = img.as_subclass(torch.Tensor).flip(0).float().unsqueeze(0)
-    x = normalize_bgr(bgr, cfg.backbone)[0].contiguous()
+    x = resize_and_normalize(bgr, s, cfg.backbone)[0].contiguous()
     target = {
         "boxes": boxes[keep].contiguous(),
         "labels": labels[keep].to(torch.int64),
         "masks": masks[keep].contiguous(),
         "iscrowd": iscrowd[keep].to(torch.bool),
         "image_id": int(target_in.get("image_id", -1)),
-        "orig_size": tuple(int(v) for v in target_in["masks"].shape[-2:]) if "masks" in target_in else None,
+        "orig_size": tuple(int(v) for v in np.shape(target_in["masks"])[-2:]),
     }
     return x, target
+
+
+def _resize_target(tv_target: dict, size: int) -> dict:
+    """Boxes and masks of a tv_tensors target resized to size x size (masks: nearest)."""
+    return {
+        **tv_target,
+        "boxes": v2.functional.resize(tv_target["boxes"], [size, size]),
+        "masks": v2.functional.resize(tv_target["masks"], [size, size]),
+    }
 
 
 class EvalTransform:
@@ -111,11 +127,9 @@ class EvalTransform:
 
     def __init__(self, cfg: YolactConfig):
         self.cfg = cfg
-        self.resize = v2.Resize((cfg.max_size, cfg.max_size), antialias=True)
 
     def __call__(self, image_bgr: np.ndarray, target: dict) -> tuple[torch.Tensor, dict]:
         img, tv_target = _to_tv(image_bgr, target)
-        img, tv_target = self.resize(img, tv_target)
         return _finish(self.cfg, img, tv_target, target, 0.0, 0.0)
 
 
@@ -136,7 +150,6 @@ class TrainAugment:
         crop_ious: Sequence[float] = SSD_CROP_IOUS,
     ):
         self.cfg = cfg
-        s = cfg.max_size
         # expand fills with the dataset mean (RGB order here), so the padding normalises to ~0
         mean_rgb = tuple(int(round(v)) for v in MEANS_BGR[::-1])
         self.photometric = _PhotometricDistort(p=0.5) if photometric else None
@@ -148,7 +161,6 @@ class TrainAugment:
         )
         self.sanitize = v2.SanitizeBoundingBoxes(min_size=1.0, labels_getter=_labels_and_crowd)
         self.mirror = v2.RandomHorizontalFlip(0.5) if mirror else None
-        self.resize = v2.Resize((s, s), antialias=True)
 
     def __call__(self, image_bgr: np.ndarray, target: dict) -> tuple[torch.Tensor, dict]:
         img, tv_target = _to_tv(image_bgr, target)
@@ -165,7 +177,6 @@ class TrainAugment:
         img, tv_target = self.sanitize(img, tv_target)
         if self.mirror is not None:
             img, tv_target = self.mirror(img, tv_target)
-        img, tv_target = self.resize(img, tv_target)
         t = self.cfg.train
         return _finish(self.cfg, img, tv_target, target, t.discard_box_width, t.discard_box_height)
 

@@ -157,6 +157,10 @@ def shape_polygons(kind: str, rng: np.random.Generator, cx: float, cy: float, r:
     raise ValueError(f"unknown shape {kind!r}")
 
 
+def _round2(points: np.ndarray) -> np.ndarray:
+    return np.array([round(float(v), 2) for v in points.reshape(-1)]).reshape(points.shape)
+
+
 def rasterize(polygon: np.ndarray, width: int, height: int) -> np.ndarray:
     """Polygon [M,2] in continuous pixel coordinates -> bool [H,W], exactly as pycocotools decodes it."""
     rle = mask_utils.merge(mask_utils.frPyObjects([polygon.reshape(-1).tolist()], height, width))
@@ -223,6 +227,7 @@ def render_image(rng: np.random.Generator, photos: Sequence[np.ndarray], options
             cx = rng.uniform(-0.15 * r, width + 0.15 * r)
             cy = rng.uniform(-0.15 * r, height + 0.15 * r)
             outer, hole = shape_polygons(kind, rng, cx, cy, r)
+            outer = _round2(outer)  # what the JSON stores, so the pixels match the annotation exactly
             full = rasterize(outer, width, height)
             if hole is not None:
                 full &= ~rasterize(hole, width, height)
@@ -253,7 +258,7 @@ def _annotation(obj: _Object, ann_id: int, image_id: int, category_id: int, widt
     )
     rle = mask_utils.encode(np.asfortranarray(obj.visible.astype(np.uint8)))
     if in_frame:
-        segmentation: list | dict = [[round(float(v), 2) for v in obj.polygon.reshape(-1)]]
+        segmentation: list | dict = [[float(v) for v in obj.polygon.reshape(-1)]]
         rle = mask_utils.merge(mask_utils.frPyObjects(segmentation, height, width))
     else:
         segmentation = {"size": [height, width], "counts": rle["counts"].decode("ascii")}

