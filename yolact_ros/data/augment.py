@@ -24,6 +24,7 @@ from typing import Any, Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
@@ -114,11 +115,23 @@ def _finish(cfg: YolactConfig, img: torch.Tensor, tv_target: dict, target_in: di
 
 
 def _resize_target(tv_target: dict, size: int) -> dict:
-    """Boxes and masks of a tv_tensors target resized to size x size (masks: nearest)."""
+    """Boxes and masks of a tv_tensors target resized to size x size.
+
+    Masks are resampled bilinearly (antialiased when shrinking) and thresholded at 0.5,
+    as the original does; unlike nearest sampling this is mirror-symmetric and keeps
+    the mask's coverage when an expanded canvas is shrunk several times.
+    """
+    masks = tv_target["masks"].as_subclass(torch.Tensor)
+    if masks.shape[0] and tuple(masks.shape[-2:]) != (size, size):
+        shrink = masks.shape[-2] > size or masks.shape[-1] > size
+        m = F.interpolate(masks[:, None].float(), size=(size, size), mode="bilinear", align_corners=False, antialias=shrink)
+        masks = (m[:, 0] >= 0.5).to(torch.uint8)
+    else:
+        masks = masks.new_zeros((masks.shape[0], size, size)) if masks.shape[0] == 0 else masks
     return {
         **tv_target,
         "boxes": v2.functional.resize(tv_target["boxes"], [size, size]),
-        "masks": v2.functional.resize(tv_target["masks"], [size, size]),
+        "masks": tv_tensors.Mask(masks),
     }
 
 
