@@ -415,7 +415,7 @@ class YolactNode(LifecycleNode):
 
             overlay = draw_instances(
                 to_bgr3(image), inst, seg.class_names,
-                **_draw_kwargs(draw_instances, outputs))
+                **_draw_kwargs(outputs))
             vis_pub.publish(bgr_to_image(overlay, header))
             vis_ms = (time.perf_counter() - t3) * 1000.0
             self._stats.on_visualization()
@@ -464,22 +464,13 @@ class YolactNode(LifecycleNode):
             self.get_clock().now().to_msg(), self._state_name(), snap, extra))
 
 
-def _draw_kwargs(fn, outputs: dict) -> dict:
-    """Visualization options the installed draw_instances understands."""
-    import inspect
-
-    try:
-        accepted = inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return {}
-    wanted = {
-        "alpha": outputs.get("visualization.mask_alpha"),
-        "mask_alpha": outputs.get("visualization.mask_alpha"),
-        "show_boxes": outputs.get("visualization.show_boxes"),
-        "show_labels": outputs.get("visualization.show_labels"),
-        "show_scores": outputs.get("visualization.show_labels"),
+def _draw_kwargs(outputs: dict) -> dict:
+    """Visualization parameters -> draw_instances keyword arguments."""
+    return {
+        "alpha": float(outputs.get("visualization.mask_alpha", 0.45)),
+        "draw_boxes": bool(outputs.get("visualization.show_boxes", True)),
+        "draw_labels": bool(outputs.get("visualization.show_labels", True)),
     }
-    return {k: v for k, v in wanted.items() if k in accepted and v is not None}
 
 
 def _detection_type():
