@@ -210,20 +210,12 @@ def evaluate(segmenter, ann_json: "str | Path", images_dir: "str | Path", result
 
 
 def _config_arg(value: str | None):
-    """--config: an official name, or a YAML/JSON config file (read by the config loader)."""
+    """--config: an official name or a YAML/JSON config file; None = from the checkpoint."""
     if not value:
         return None
-    path = Path(value)
-    if path.suffix.lower() in (".yaml", ".yml", ".json") or path.is_file():
-        if not path.is_file():
-            raise FileNotFoundError(f"config file not found: {path}")
-        from .model import config as config_module
+    from .train.config_file import resolve_config
 
-        loader = getattr(config_module, "load_config", None)
-        if loader is None:
-            raise ValueError("this build cannot read config files; pass an official config name")
-        return loader(path)
-    return value
+    return resolve_config(value)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
