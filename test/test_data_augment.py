@@ -150,3 +150,25 @@ def test_dataloader_batches(ds):
     images, targets = next(iter(loader))
     assert images.shape == (3, 3, S, S) and len(targets) == 3
     assert all(t["masks"].shape[1:] == (S, S) for t in targets)
+
+
+def test_sample_crop_obeys_the_ssd_rule():
+    from torchvision import tv_tensors
+    from torchvision.ops import box_iou
+
+    from yolact_ros.data.augment import _SampleCrop
+
+    boxes = tv_tensors.BoundingBoxes(torch.tensor([[10.0, 20.0, 60.0, 90.0], [100.0, 5.0, 150.0, 40.0]]),
+                                     format="XYXY", canvas_size=(120, 160))
+    image = tv_tensors.Image(torch.zeros(3, 120, 160, dtype=torch.uint8))
+    crop = _SampleCrop(min_scale=0.3, max_scale=1.0, sampler_options=[0.5], trials=50)
+    torch.manual_seed(3)
+    for _ in range(50):
+        p = crop.make_params([image, boxes])
+        assert p, "a min-IoU 0.5 crop exists for these boxes"
+        left, top, w, h = p["left"], p["top"], p["width"], p["height"]
+        assert 0 <= left and 0 <= top and left + w <= 160 and top + h <= 120
+        assert 0.3 * 160 - 1 <= w and 0.3 * 120 - 1 <= h and 0.5 <= w / h <= 2.0
+        iou = box_iou(boxes.as_subclass(torch.Tensor), torch.tensor([[left, top, left + w, top + h]], dtype=torch.float32))[:, 0]
+        assert (iou[p["is_within_crop_area"]] >= 0.5).any()
+    assert _SampleCrop(sampler_options=[1.0]).make_params([image, boxes]) == {}  # "keep the whole image"
