@@ -31,6 +31,9 @@ class Yolact(nn.Module):
 
     def __init__(self, cfg: YolactConfig):
         super().__init__()
+        if cfg.use_maskiou and cfg.max_size < 256:
+            # the mask-IoU net's five unpadded stride-2 convs need prototypes of >= 63 px
+            raise ValueError(f"config {cfg.name!r}: YOLACT++ mask re-scoring needs max_size >= 256, got {cfg.max_size}")
         self.cfg = cfg
         self.backbone = build_backbone(cfg.backbone)
         f = cfg.fpn_num_features

@@ -1,0 +1,10 @@
+"""Per-stage CPU latency of the Segmenter (same as `yolact bench`). Prints figures; asserts nothing.
+
+    .venv/bin/python bench/bench_segmenter.py --runs 7
+"""
+import sys
+
+from yolact_ros.benchmark import main
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,202 @@
+"""Segmenter contract: shapes, batches, filters, edge cases, devices, CLI."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import skimage.data
+import torch
+
+from yolact_ros.instances import Instances
+from yolact_ros.model import OFFICIAL_CONFIGS, build_yolact
+from yolact_ros.model.checkpoint import save_checkpoint
+from yolact_ros.model.golden_weights import apply_golden_weights
+from yolact_ros.postprocess import crop_masks, decode_boxes, detect, paste_masks
+from yolact_ros.segmenter import Segmenter, resolve_device
+from yolact_ros.visualize import draw_instances
+
+SMALL = OFFICIAL_CONFIGS["yolact_plus_resnet50"].replace(name="small_plus", max_size=256)
+
+
+@pytest.fixture(scope="module")
+def seg():
+    return Segmenter(config=SMALL, device="cpu", score_threshold=0.0, top_k=100)
+
+
+@pytest.fixture(scope="module")
+def photo():
+    return np.ascontiguousarray(skimage.data.coffee()[:, :, ::-1])  # 400x600, not square
+
+
+def test_output_contract(seg, photo):
+    inst = seg(photo)
+    assert isinstance(inst, Instances)
+    n = len(inst)
+    assert n > 0
+    assert inst.boxes.shape == (n, 4) and inst.boxes.dtype == np.float32
+    assert inst.scores.shape == (n,) and inst.scores.dtype == np.float32
+    assert inst.class_ids.dtype == np.int64 and inst.class_ids.max() < len(seg.class_names)
+    assert inst.masks.shape == (n, 400, 600) and inst.masks.dtype == bool
+    assert np.all(np.diff(inst.scores) <= 0)
+    assert np.all(inst.boxes[:, [0, 2]] <= 600) and np.all(inst.boxes[:, [1, 3]] <= 400) and np.all(inst.boxes >= 0)
+    assert np.all(inst.boxes[:, 2] >= inst.boxes[:, 0])
+    # masks are cropped to their (slightly padded) boxes
+    for i in range(n):
+        ys, xs = np.nonzero(inst.masks[i])
+        if len(xs):
+            x1, y1, x2, y2 = inst.boxes[i]
+            pad = 2 * 600 / 64 + 2  # crop padding is one prototype pixel, plus bilinear spread
+            assert xs.min() >= x1 - pad and xs.max() <= x2 + pad and ys.min() >= y1 - pad and ys.max() <= y2 + pad
+    assert set(seg.timings) >= {"preprocess", "backbone_fpn", "heads", "detect", "masks", "total"}
+
+
+def test_batch_equals_single(seg, photo):
+    other = np.ascontiguousarray(skimage.data.astronaut()[:, :, ::-1])
+    batch = seg([photo, other])
+    assert isinstance(batch, list) and len(batch) == 2
+    for img, b in zip([photo, other], batch):
+        s = seg(img)
+        assert len(s) == len(b)
+        np.testing.assert_allclose(s.scores, b.scores, atol=1e-4)
+        np.testing.assert_array_equal(s.class_ids, b.class_ids)
+        assert np.logical_xor(s.masks, b.masks).sum() <= 0.001 * s.masks.size
+    assert seg([]) == []
+
+
+def test_thresholds_top_k_and_class_filter(seg, photo):
+    all_inst = seg(photo)
+    seg.score_threshold, seg.top_k = 0.3, 5
+    try:
+        inst = seg(photo)
+        assert len(inst) <= 5 and np.all(inst.scores > 0.3)
+        target = int(all_inst.class_ids[-1])  # a class that is not the top one
+        seg.classes = [seg.class_names[target]]
+        inst = seg(photo)
+        assert set(inst.class_ids.tolist()) <= {target}
+        seg.score_threshold = 0.0
+        inst = seg(photo)
+        # filtered before top_k: we still get up to 5 of that class
+        assert len(inst) == min(5, int((all_inst.class_ids == target).sum())) or len(inst) == 5
+        seg.classes = [target]  # ids work too
+        assert set(seg(photo).class_ids.tolist()) <= {target}
+    finally:
+        seg.score_threshold, seg.top_k, seg.classes = 0.0, 100, None
+
+
+def test_invalid_settings_rejected(seg):
+    with pytest.raises(ValueError):
+        seg.score_threshold = 1.5
+    with pytest.raises(ValueError):
+        seg.top_k = 0
+    with pytest.raises(ValueError, match="unknown class name"):
+        seg.classes = ["unicorn"]
+    with pytest.raises(ValueError):
+        seg.nms_threshold = 0
+    assert seg.score_threshold == 0.0 and seg.top_k == 100 and seg.classes is None
+
+
+def test_zero_detections_and_odd_images(seg):
+    seg.score_threshold = 0.999
+    try:
+        inst = seg(np.zeros((37, 91, 3), np.uint8))
+        assert len(inst) == 0 and inst.masks.shape == (0, 37, 91) and inst.boxes.shape == (0, 4)
+    finally:
+        seg.score_threshold = 0.0
+    for shape in [(1, 1, 3), (3, 500, 3), (700, 2, 3), (20, 30), (20, 30, 1), (20, 30, 4)]:
+        img = np.random.default_rng(0).integers(0, 255, shape, dtype=np.uint8)
+        inst = seg(img)
+        assert inst.masks.shape[1:] == shape[:2]
+
+
+def test_bad_images_raise_clear_errors(seg):
+    with pytest.raises(ValueError, match="uint8"):
+        seg(np.zeros((10, 10, 3), np.float32))
+    with pytest.raises(ValueError, match="shape"):
+        seg(np.zeros((10, 10, 5), np.uint8))
+    with pytest.raises(ValueError, match="empty"):
+        seg(np.zeros((0, 10, 3), np.uint8))
+    with pytest.raises(TypeError):
+        seg("image.jpg")
+
+
+def test_devices():
+    assert resolve_device("cpu") == torch.device("cpu")
+    if not torch.cuda.is_available():
+        assert resolve_device("auto") == torch.device("cpu")
+        with pytest.raises(ValueError, match="no CUDA device"):
+            resolve_device("cuda")
+        with pytest.raises(ValueError, match="no CUDA device"):
+            resolve_device("cuda:1")
+    with pytest.raises(ValueError):
+        resolve_device("tpu")
+
+
+def test_half_on_cpu_falls_back_to_float(photo):
+    seg = Segmenter(config=SMALL, device="cpu", half=True, score_threshold=0.0, top_k=10)
+    assert not seg.half and len(seg(photo)) == 10
+
+
+def test_postprocess_units():
+    priors = torch.tensor([[0.5, 0.5, 0.2, 0.4]])
+    assert torch.allclose(decode_boxes(torch.zeros(1, 4), priors), torch.tensor([[0.4, 0.3, 0.6, 0.7]]))
+    m = torch.ones(1, 10, 10)
+    c = crop_masks(m, torch.tensor([[0.25, 0.25, 0.55, 0.55]]), padding=0)
+    assert c.sum() == 9 and c[0, 3:6, 3:6].sum() == 9  # keeps cols/rows >= 2.5 and < 5.5: 3, 4, 5
+    assert paste_masks(torch.zeros(0, 4, 4), 8, 8).shape == (0, 8, 8)
+    # Fast NMS: two overlapping boxes of one class -> only the better survives; a distant one stays
+    loc = torch.zeros(3, 4)
+    pri = torch.tensor([[0.3, 0.3, 0.2, 0.2], [0.31, 0.3, 0.2, 0.2], [0.8, 0.8, 0.1, 0.1]])
+    conf = torch.tensor([[0.1, 0.9, 0.0], [0.2, 0.8, 0.0], [0.3, 0.7, 0.0]])
+    d = detect(loc, conf, torch.zeros(3, 2), pri)
+    assert d.scores.tolist()[:2] == pytest.approx([0.9, 0.7]) and d.classes.tolist()[:2] == [0, 0]
+    # as in the original, other classes' rows of candidate priors take part too (no second threshold)
+    assert d.scores.tolist()[2:] == [0.0, 0.0] and d.classes.tolist()[2:] == [1, 1]
+    d = detect(loc, conf * torch.tensor([1.0, 0.0, 0.0]), torch.zeros(3, 2), pri)  # nothing above threshold
+    assert len(d) == 0
+    d = detect(loc, conf, torch.zeros(3, 2), pri, cross_class_nms=True)
+    assert d.scores.tolist() == pytest.approx([0.9, 0.7])
+
+
+def test_draw_instances(seg, photo):
+    inst = seg(photo)[:3]
+    over = draw_instances(photo, inst)
+    assert over.shape == photo.shape and over.dtype == np.uint8
+    assert (over != photo).any() and (over[inst.masks[0]] != photo[inst.masks[0]]).any()
+    assert np.array_equal(draw_instances(photo, inst[:0]), photo)
+
+
+def test_cli_infer_images_folder_and_video(tmp_path, photo):
+    model = apply_golden_weights(build_yolact(SMALL.replace(name="cli_small")))
+    weights = save_checkpoint(model, tmp_path / "cli_small.pth")
+    imgs = tmp_path / "imgs"
+    imgs.mkdir()
+    cv2.imwrite(str(imgs / "coffee.jpg"), photo)
+    (imgs / "broken.jpg").write_bytes(b"not a jpeg")
+    vid = tmp_path / "clip.avi"
+    w = cv2.VideoWriter(str(vid), cv2.VideoWriter_fourcc(*"MJPG"), 10, (160, 120))
+    for i in range(3):
+        w.write(cv2.resize(photo, (160, 120)))
+    w.release()
+    out = tmp_path / "out"
+    r = subprocess.run([sys.executable, "-m", "yolact_ros.cli", "infer", str(imgs), str(vid), "--weights", str(weights),
+                        "--out", str(out), "--device", "cpu", "--score-threshold", "0.1"],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert "cannot read image" in r.stderr
+    assert (out / "coffee_overlay.jpg").is_file() and (out / "clip_overlay.mp4").stat().st_size > 0
+    res = json.loads((out / "results.json").read_text())
+    assert res and {"image_id", "category_id", "bbox", "score", "segmentation"} <= set(res[0])
+    assert {e["image_id"] for e in res} <= {0, 1, 2, 3}
+    from pycocotools import mask as mask_util
+
+    rle = dict(res[0]["segmentation"])
+    assert mask_util.decode(rle).shape == tuple(rle["size"])
+    # a missing weights file: one clear error line, exit code 2, no traceback
+    r = subprocess.run([sys.executable, "-m", "yolact_ros.cli", "infer", str(imgs), "--weights", str(tmp_path / "nope.pth"),
+                        "--out", str(out)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and "nope.pth" in r.stderr and "Traceback" not in r.stderr

@@ -1,0 +1,87 @@
+"""Per-stage CPU latency of the Segmenter (``yolact bench``; figures go to BENCHMARKS.md).
+
+Prints figures, asserts nothing.  Uses the deterministic reference weights (no
+trained checkpoint can be downloaded here), which give ~100 candidate detections
+per image, i.e. a realistic worst case for the post-processing.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+
+import numpy as np
+import torch
+
+from .segmenter import STAGES, Segmenter
+
+SETTINGS = {
+    # the original's end-to-end measurement: every kept detection (up to 100) gets a full-size mask
+    "all100": dict(score_threshold=0.0, top_k=100),
+    # what the node runs by default
+    "default": dict(score_threshold=0.15, top_k=15),
+}
+
+
+def load_image(name: str) -> np.ndarray:
+    import skimage.data
+
+    rgb = getattr(skimage.data, name)()
+    if rgb.ndim == 2:
+        rgb = np.stack([rgb] * 3, axis=-1)
+    return np.ascontiguousarray(rgb[:, :, :3][:, :, ::-1])
+
+
+def run(configs, settings, image="astronaut", runs=5, threads=2, optimize=True, out=print) -> dict:
+    torch.set_num_threads(threads)
+    bgr = load_image(image)
+    results = {}
+    segs = {}
+    for cfg in configs:
+        for s in settings:
+            segs[(cfg, s)] = Segmenter(config=cfg, weights=None, device="cpu", optimize=optimize, **SETTINGS[s])
+            segs[(cfg, s)](bgr)  # warm-up
+    samples = {k: {st: [] for st in STAGES} for k in segs}
+    counts = {}
+    # alternate the variants run by run so machine noise hits them alike
+    for _ in range(runs):
+        for key, seg in segs.items():
+            inst = seg(bgr)
+            counts[key] = len(inst)
+            for st in STAGES:
+                samples[key][st].append(seg.timings[st])
+    for (cfg, s), per_stage in samples.items():
+        med = {st: statistics.median(v) for st, v in per_stage.items()}
+        post = med["detect"] + med["masks"]
+        results[f"{cfg}/{s}"] = {"median_ms": med, "instances": counts[(cfg, s)], "postprocess_share": post / med["total"]}
+        out(
+            f"{cfg:22s} {s:8s} n={counts[(cfg, s)]:3d}  "
+            + "  ".join(f"{st}={med[st]:7.1f}" for st in STAGES)
+            + f"  post={100 * post / med['total']:.1f}%"
+        )
+    return results
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="yolact bench", description=__doc__.splitlines()[0])
+    p.add_argument("--configs", nargs="+", default=["yolact_resnet50", "yolact_plus_resnet50"])
+    p.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
+    p.add_argument("--image", default="astronaut", help="a skimage.data image name")
+    p.add_argument("--runs", type=int, default=5, help="timed runs per variant after one warm-up (median reported)")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--no-optimize", action="store_true", help="run the checkpoint-layout module (no BN folding etc.)")
+    p.add_argument("--json", help="also write the figures to this JSON file")
+    a = p.parse_args(argv)
+    print(f"# yolact bench: torch {torch.__version__}, {a.threads} threads, {platform.processor() or platform.machine()}, "
+          f"image {a.image}, median of {a.runs} runs (ms)")
+    res = run(a.configs, a.settings, a.image, a.runs, a.threads, not a.no_optimize)
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(res, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
