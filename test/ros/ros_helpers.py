@@ -120,6 +120,8 @@ def _param_text(value) -> str:
         return "true" if value else "false"
     if isinstance(value, (list, tuple)):
         return "[" + ",".join(f'"{v}"' for v in value) + "]"
+    if value == "":
+        return "''"
     return str(value)
 
 

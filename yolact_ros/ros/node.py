@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass
 
 import rclpy
+from rclpy.exceptions import ParameterUninitializedException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
@@ -154,7 +155,10 @@ class YolactNode(LifecycleNode):
             self.declare_parameter(p.name, p.default, desc)
 
     def _param(self, name: str):
-        value = self.get_parameter(name).value
+        try:
+            value = self.get_parameter(name).value
+        except ParameterUninitializedException:  # classes declared by type, never set
+            value = None
         if name == "classes":
             # unset, [] or [""] mean all classes
             return [c for c in (value or []) if str(c).strip()]
@@ -228,8 +232,15 @@ class YolactNode(LifecycleNode):
             self.get_logger().error("parameter 'weights' is empty: set it to a .pth file (-p weights:=/path/to/file.pth)")
             return TransitionCallbackReturn.FAILURE
         reason = validate_value("device", device)
+        if reason is None:
+            from ..segmenter import resolve_device  # imports torch: only at configure
+
+            try:
+                resolve_device(device)
+            except ValueError as exc:
+                reason = str(exc)
         if reason:
-            self.get_logger().error(reason)
+            self.get_logger().error(f"cannot use device {device!r}: {reason}")
             return TransitionCallbackReturn.FAILURE
         try:
             self._segmenter = self._load_segmenter(weights, device)
@@ -511,7 +522,11 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``yolact_node`` executable. Returns the process exit code:
     0 after SIGINT/SIGTERM, 1 when autostart fails (e.g. bad weights)."""
     args = sys.argv if argv is None else argv
-    rclpy.init(args=args)
+    try:
+        rclpy.init(args=args)
+    except Exception as exc:  # noqa: BLE001 - e.g. malformed --ros-args: one line, no traceback
+        print(f"[ERROR] [yolact_node]: cannot start: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return 2
     node = None
     code = 0
     try:
