@@ -79,7 +79,8 @@ def edge_case_dataset(tmp_path):
             {"id": 7, "file_name": "grey.png", "width": 50, "height": 40},
             {"id": 8, "file_name": "unknown_cat.png", "width": 50, "height": 40},
         ],
-        "categories": [{"id": 7, "name": "cup"}, {"id": 3, "name": "bolt"}],
+        # an unused "_background_" category, as labelme2coco writes, is ignored
+        "categories": [{"id": 7, "name": "cup"}, {"id": 0, "name": "_background_"}, {"id": 3, "name": "bolt"}],
         "annotations": [
             {"id": 1, "image_id": 1, "category_id": 7, "bbox": [2, 3, 20, 10], "segmentation": _poly(2, 3, 20, 10), "iscrowd": 0, "area": 200},
             {"id": 2, "image_id": 1, "category_id": 3, "bbox": [30, 20, 10, 15],

@@ -114,6 +114,15 @@ def test_category_mapping(data):
         category_mapping(("a", "b"), coco)
 
 
+def test_category_mapping_ignores_background_placeholder(tmp_path):
+    path = tmp_path / "a.json"
+    path.write_text(json.dumps({"images": [], "annotations": [], "categories": [
+        {"id": 0, "name": "_background_"}, {"id": 1, "name": "cup"}, {"id": 2, "name": "bolt"}]}))
+    coco = load_coco(path)
+    assert category_mapping(("x", "y"), coco).tolist() == [1, 2]
+    assert category_mapping(("bolt", "cup"), coco).tolist() == [2, 1]
+
+
 def _small_config():
     from yolact_ros.model.config import OFFICIAL_CONFIGS
 

@@ -31,7 +31,7 @@ import cv2
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from .data.coco import DatasetError, load_coco
+from .data.coco import DatasetError, load_coco, object_categories
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +43,11 @@ def category_mapping(class_names: Sequence[str], coco) -> np.ndarray:
     """int64 [len(class_names)]: the JSON category id of each 0-based model class (-1 = not in the JSON).
 
     Classes are matched by name.  If no name matches but the counts are equal, classes
-    map by position onto the categories sorted by id (a model trained on this JSON with
+    map by position onto the categories sorted by id (an unused ``_background_``
+    placeholder category left out, as :class:`~yolact_ros.data.coco.CocoInstances` does) (a model trained on this JSON with
     other names), with a warning.  Otherwise :class:`DatasetError`.
     """
-    cats = sorted(coco.dataset["categories"], key=lambda c: c["id"])
+    cats = object_categories(coco)
     by_name = {str(c.get("name")): int(c["id"]) for c in cats}
     mapping = np.array([by_name.get(str(n), -1) for n in class_names], dtype=np.int64)
     if (mapping >= 0).any():

@@ -16,7 +16,9 @@ DataLoader worker halfway through training:
 What was skipped is counted in ``ds.skipped`` (reason -> count) and logged once as a
 warning with a few example names.  ``strict=True`` raises :class:`DatasetError`
 instead.  Category ids (any integers, in any order) map to contiguous 0-based labels
-in ascending id order; ``class_names`` follows the same order.
+in ascending id order; ``class_names`` follows the same order.  A category named
+``_background_`` / ``__background__`` / ``background`` that no annotation uses (labelme2coco
+writes one) is ignored: YOLACT adds its own background class.
 """
 from __future__ import annotations
 
@@ -33,6 +35,10 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 log = logging.getLogger(__name__)
+
+
+#: Category names that mean "background" in some converters; ignored when no annotation uses them.
+BACKGROUND_NAMES = frozenset({"_background_", "__background__", "background"})
 
 
 class DatasetError(ValueError):
@@ -66,6 +72,17 @@ def load_coco(ann_json: "str | Path"):
     with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress lines
         coco.createIndex()
     return coco
+
+
+def object_categories(coco) -> list[dict]:
+    """The JSON's categories sorted by id, without an unused background placeholder.
+
+    labelme2coco and Detectron-style files list a ``_background_`` category; YOLACT
+    has its own background class, so such a category is left out when no annotation uses it.
+    """
+    used = {a["category_id"] for a in coco.dataset["annotations"]}
+    cats = sorted(coco.dataset["categories"], key=lambda c: c["id"])
+    return [c for c in cats if not (str(c.get("name")) in BACKGROUND_NAMES and c["id"] not in used)]
 
 
 def annotation_rle(ann: dict, height: int, width: int):
@@ -133,7 +150,7 @@ class CocoInstances:
         if not self.images_dir.is_dir():
             raise DatasetError(f"images folder not found: {self.images_dir}")
         self.coco = coco = load_coco(self.ann_json)
-        cats = sorted(coco.dataset["categories"], key=lambda c: c["id"])
+        cats = object_categories(coco)
         if not cats:
             raise DatasetError(f"{self.ann_json}: no categories")
         self.category_ids: tuple[int, ...] = tuple(int(c["id"]) for c in cats)
