@@ -169,3 +169,24 @@ def test_cli_prints_ap_lines_last(data, tmp_path, capsys):
     assert rc == 0 and capsys.readouterr().out.strip().splitlines()[-2:] == lines[-2:]
     rc = main(["--weights", str(weights), "--json", str(tmp_path / "missing.json"), "--images", str(images), "--device", "cpu"])
     assert rc == 2 and "missing.json" in capsys.readouterr().err
+
+
+def test_evaluate_skips_missing_and_missized_images(data, tmp_path):
+    import shutil
+
+    import cv2
+
+    from yolact_ros.segmenter import Segmenter
+
+    ann, images, _ = data
+    copy = tmp_path / "images"
+    shutil.copytree(images, copy)
+    (copy / "000000.jpg").unlink()
+    cv2.imwrite(str(copy / "000001.jpg"), np.zeros((H + 8, W, 3), np.uint8))
+    seg = Segmenter(_small_config(), device="cpu")
+    stats = evaluate(seg, ann, copy, progress=False, max_images=3, verbose=False)
+    assert stats["skipped_images"] == 2 and stats["num_images"] == 1
+    for name in ("000000.jpg", "000001.jpg", "000002.jpg"):
+        (copy / name).unlink(missing_ok=True)
+    with pytest.raises(DatasetError, match="none of the 3 images"):
+        evaluate(seg, ann, copy, progress=False, max_images=3, verbose=False)

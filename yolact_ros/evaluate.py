@@ -150,8 +150,8 @@ def evaluate(segmenter, ann_json: "str | Path", images_dir: "str | Path", result
 
     The segmenter runs with score threshold 0 and ``cfg.max_num_detections`` (100)
     per image, as the original's evaluation (its settings are restored afterwards).
-    Image files that are missing or unreadable are skipped with a warning and left
-    out of the evaluation.  ``results_json``: write the mask results there (standard
+    Image files that are missing, unreadable or of another size than the JSON says are
+    skipped with a warning and left out of the evaluation.  ``results_json``: write the mask results there (standard
     COCO ``segm`` results) and the box results next to it as ``<stem>_bbox.json``.
     Returns :func:`coco_evaluate`'s dict plus ``num_images``, ``num_detections``,
     ``skipped_images`` and ``seconds_per_image``.
@@ -183,6 +183,10 @@ def evaluate(segmenter, ann_json: "str | Path", images_dir: "str | Path", result
             if image is None:
                 skipped.append(str(path))
                 continue
+            if image.shape[:2] != (info.get("height"), info.get("width")):
+                # masks would not line up with the ground truth's RLE size
+                skipped.append(f"{path} ({image.shape[1]}x{image.shape[0]}, JSON says {info.get('width')}x{info.get('height')})")
+                continue
             inst = segmenter(image)
             b, m = instances_to_coco_results(inst, image_id, mapping)
             box_results += b
@@ -192,7 +196,7 @@ def evaluate(segmenter, ann_json: "str | Path", images_dir: "str | Path", result
         segmenter.score_threshold, segmenter.top_k = saved
     seconds = time.perf_counter() - t0
     if skipped:
-        log.warning("skipped %d unreadable or missing images (e.g. %s)", len(skipped), ", ".join(skipped[:3]))
+        log.warning("skipped %d missing, unreadable or mis-sized images (e.g. %s)", len(skipped), ", ".join(skipped[:3]))
     if not evaluated:
         raise DatasetError(f"none of the {len(image_ids)} images of {ann_json} could be read from {images_dir}")
     if results_json is not None:
