@@ -38,6 +38,7 @@ class FrameStats:
             self.last_rejection = ""
             self.last_instances = 0
             self.visualizations = 0
+            self.last_frame: dict = {}
             self._in_times: deque[float] = deque()
             self._out: deque[tuple[float, dict]] = deque()
 
@@ -70,9 +71,10 @@ class FrameStats:
         with self._lock:
             self.visualizations += 1
 
-    def on_processed(self, n_instances: int, **timings_ms: float) -> None:
+    def on_processed(self, n_instances: int, stamp: str = "", **timings_ms: float) -> None:
         now = time.monotonic()
         with self._lock:
+            self.last_frame = dict(timings_ms, stamp=stamp)
             self.processed += 1
             self.last_instances = int(n_instances)
             self._out.append((now, timings_ms))
@@ -87,6 +89,7 @@ class FrameStats:
                 "received": self.received, "processed": self.processed, "dropped": self.dropped,
                 "rejected": self.rejected, "errors": self.errors, "last_instances": self.last_instances,
                 "visualizations": self.visualizations,
+                "last_frame": dict(self.last_frame),
                 "last_rejection": self.last_rejection, "last_error": self.last_error,
                 "input_rate_hz": _rate(list(self._in_times), now, self.window),
                 "output_rate_hz": _rate([t for t, _ in self._out], now, self.window),
@@ -141,6 +144,12 @@ def build_diagnostics(name: str, hardware_id: str, stamp, state: str, snap: dict
         "visualizations published": str(snap["visualizations"]),
         "instances (last frame)": str(snap["last_instances"]),
     }
+    last = snap.get("last_frame") or {}
+    if last:
+        # per-frame figures of the newest frame, for pairing with a client's own measurements
+        values["last frame stamp"] = last.get("stamp", "")
+        for key in ("latency_ms", "segmenter_ms", "overhead_ms", "visualization_ms"):
+            values[f"last frame {key[:-3]} (ms)"] = f"{last.get(key, float('nan')):.3f}"
     values.update({k: str(v) for k, v in extra.items()})
     status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
     out = DiagnosticArray()

@@ -115,18 +115,16 @@ def to_bgr3(img: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(img)
 
 
-def _fill(msg: Image, arr: np.ndarray, encoding: str, header) -> Image:
+def _make(arr: np.ndarray, encoding: str, header) -> Image:
     arr = np.ascontiguousarray(arr, dtype=np.uint8)
-    if header is not None:
-        msg.header = header
-    msg.height, msg.width = int(arr.shape[0]), int(arr.shape[1])
-    msg.encoding = encoding
-    msg.is_bigendian = 0
-    msg.step = int(arr.strides[0])
-    # One memcpy into the array.array rclpy wants (assigning bytes element-wise is slow).
+    # One memcpy into the array.array rclpy stores (assigning bytes element-wise is slow).
     data = array.array("B")
     data.frombytes(arr.data)
-    msg.data = data
+    msg = Image(height=int(arr.shape[0]), width=int(arr.shape[1]), encoding=encoding, is_bigendian=0,
+                step=int(arr.strides[0]))
+    msg.data = data  # the setter keeps an array.array as is (the constructor would copy it)
+    if header is not None:
+        msg.header = header
     return msg
 
 
@@ -134,11 +132,11 @@ def bgr_to_image(bgr: np.ndarray, header=None) -> Image:
     """HxWx3 BGR uint8 -> sensor_msgs/Image bgr8 (header copied by reference)."""
     if bgr.ndim != 3 or bgr.shape[2] != 3:
         raise ValueError(f"expected HxWx3 BGR, got shape {bgr.shape}")
-    return _fill(Image(), bgr, "bgr8", header)
+    return _make(bgr, "bgr8", header)
 
 
 def mono_to_image(mono: np.ndarray, header=None) -> Image:
     """HxW uint8 -> sensor_msgs/Image mono8."""
     if mono.ndim != 2:
         raise ValueError(f"expected HxW, got shape {mono.shape}")
-    return _fill(Image(), mono, "mono8", header)
+    return _make(mono, "mono8", header)

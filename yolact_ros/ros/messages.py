@@ -44,21 +44,14 @@ def instances_to_detections(inst: Instances, header, class_names=None) -> Detect
     dets = []
     for i in range(len(inst)):
         x1, y1, x2, y2 = boxes[i].tolist()
-        det = Detection2D()
-        det.header = header
-        det.id = str(i)
-        bbox = BoundingBox2D()
-        bbox.center.position.x = (x1 + x2) * 0.5
-        bbox.center.position.y = (y1 + y2) * 0.5
-        bbox.size_x = x2 - x1
-        bbox.size_y = y2 - y1
-        det.bbox = bbox
-        hyp = ObjectHypothesisWithPose()
         cid = int(inst.class_ids[i])
+        hyp = ObjectHypothesisWithPose()
         hyp.hypothesis.class_id = names[cid] if 0 <= cid < len(names) else str(cid)
         hyp.hypothesis.score = float(scores[i])
-        det.results = [hyp]
-        dets.append(det)
+        bbox = BoundingBox2D(size_x=x2 - x1, size_y=y2 - y1)
+        bbox.center.position.x = (x1 + x2) * 0.5
+        bbox.center.position.y = (y1 + y2) * 0.5
+        dets.append(Detection2D(header=header, id=str(i), bbox=bbox, results=[hyp]))
     out.detections = dets
     return out
 
@@ -76,10 +69,9 @@ def instances_to_masks(inst: Instances, header) -> InstanceMaskArray:
             crop = inst.masks[i, y0:y0 + h, x0:x0 + w]
             # bool -> 0/255 without a temporary: view as uint8 (0/1) and scale.
             mono = np.multiply(crop.view(np.uint8), 255, dtype=np.uint8)
-            item = InstanceMask()
-            item.id = str(i)
-            item.roi = RegionOfInterest(x_offset=x0, y_offset=y0, width=w, height=h, do_rectify=False)
-            item.mask = mono_to_image(mono, header)
-            items.append(item)
+            items.append(InstanceMask(
+                id=str(i),
+                roi=RegionOfInterest(x_offset=x0, y_offset=y0, width=w, height=h, do_rectify=False),
+                mask=mono_to_image(mono, header)))
     out.instances = items
     return out

@@ -436,7 +436,7 @@ class YolactNode(LifecycleNode):
         total_ms = (t4 - t0) * 1000.0
         seg_ms = (t2 - t1) * 1000.0
         self._stats.on_processed(
-            len(inst),
+            len(inst), stamp=f"{header.stamp.sec}.{header.stamp.nanosec:09d}",
             latency_ms=(now_ns - stamp_ns) / 1e6 if stamp_ns > 0 else float("nan"),
             processing_ms=(time.monotonic() - frame.received) * 1000.0,  # arrival -> published
             segmenter_ms=seg_ms,

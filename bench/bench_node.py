@@ -1,0 +1,204 @@
+"""Benchmark of yolact_node on the real runtime (prints figures, asserts nothing).
+
+    bash scripts/build_ws.sh && source scripts/ros_env.sh
+    python bench/bench_node.py [--duration 60] [--rate 30] [--frames 8] [--max-size 550]
+
+1. End-to-end latency (image stamp -> detections received by this client) and the node's own
+   overhead (image conversion + message building + publishing, measured inside the node;
+   also shown as end-to-end minus Segmenter time) at 640x480 and 1280x720 with >= 10 instances,
+   one frame in flight at a time.
+2. A stream at --rate Hz (faster than the model) for --duration s: latency must not grow
+   (first 10 s vs last 10 s p50), frames are dropped instead of queued.
+
+The node runs as a separate process exactly as launch starts it; the model is YOLACT ResNet-50
+with the deterministic reference weights (no trained weights ship anywhere), score_threshold 0
+and top_k 15 so every frame carries 15 instances.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "test" / "ros"))
+
+import ros_helpers as rh  # noqa: E402
+
+NS = "/yolact_bench"
+NODE = "yolact_node"
+CAMERA = "/bench_camera/image_raw"
+
+
+def make_weights(directory: Path, max_size: int) -> Path:
+    import torch
+
+    from yolact_ros.model import OFFICIAL_CONFIGS, build_yolact
+    from yolact_ros.model.checkpoint import save_checkpoint
+    from yolact_ros.model.golden_weights import apply_golden_weights
+
+    torch.set_num_threads(1)
+    cfg = OFFICIAL_CONFIGS["yolact_resnet50"]
+    if max_size != cfg.max_size:
+        cfg = cfg.replace(name=f"yolact_resnet50_{max_size}", max_size=max_size)
+    model = build_yolact(cfg)
+    apply_golden_weights(model)
+    path = directory / f"{cfg.name}_bench.pth"
+    save_checkpoint(model, path)
+    return path
+
+
+def frame(width: int, height: int) -> np.ndarray:
+    return cv2.resize(rh.photo_rgb("astronaut"), (width, height), interpolation=cv2.INTER_AREA)
+
+
+def now_msg(client):
+    return client.node.get_clock().now().to_msg()
+
+
+def ms_since(client, stamp) -> float:
+    t = client.node.get_clock().now().nanoseconds
+    return (t - (stamp.sec * 1_000_000_000 + stamp.nanosec)) / 1e6
+
+
+def diag(client, pred=lambda v: True, timeout=15.0) -> dict:
+    return client.latest_diagnostics(NODE, pred, timeout=timeout)
+
+
+def latency_block(client, rgb: np.ndarray, frames: int) -> dict:
+    """Sequential frames (one in flight); each paired with the node's own per-frame figures
+    (the diagnostics' "last frame" values carry the frame's stamp)."""
+    rows = []
+    for _ in range(frames):
+        msg = rh.image_msg(rgb, "rgb8", frame_id="bench")
+        msg.header.stamp = now_msg(client)
+        dets, _ = client.send(msg, timeout=60.0, resend=30.0)
+        e2e = ms_since(client, msg.header.stamp)
+        key = f"{msg.header.stamp.sec}.{msg.header.stamp.nanosec:09d}"
+        d = diag(client, lambda v: v.get("last frame stamp") == key)
+        rows.append((e2e, float(d["last frame segmenter (ms)"]), float(d["last frame overhead (ms)"]),
+                     float(d["last frame visualization (ms)"]), len(dets.detections)))
+    a = np.array(rows)
+    return {
+        "e2e_p50": float(np.median(a[:, 0])), "segmenter_p50": float(np.median(a[:, 1])),
+        "e2e_minus_seg_p50": float(np.median(a[:, 0] - a[:, 1])), "node_overhead_p50": float(np.median(a[:, 2])),
+        "node_overhead_max": float(np.max(a[:, 2])), "vis_p50": float(np.median(a[:, 3])),
+        "instances": int(np.median(a[:, 4])),
+    }
+
+
+def stream(client, rgb: np.ndarray, rate: float, duration: float) -> dict:
+    sent = 0
+    start = time.monotonic()
+    period = 1.0 / rate
+    next_t = start
+    seen = set()
+    results = []  # (t since start at publish, latency ms)
+    stamps = {}
+    msg = rh.image_msg(rgb, "rgb8", frame_id="bench")
+    while time.monotonic() - start < duration:
+        now = time.monotonic()
+        if now >= next_t:
+            msg.header.stamp = now_msg(client)
+            stamps[(msg.header.stamp.sec, msg.header.stamp.nanosec)] = now - start
+            client.pub.publish(msg)
+            sent += 1
+            next_t += period
+        client.executor.spin_once(timeout_sec=max(0.0, min(period, next_t - time.monotonic())))
+        for d in client.detections[-5:]:
+            key = (d.header.stamp.sec, d.header.stamp.nanosec)
+            if key not in seen and key in stamps:
+                seen.add(key)
+                results.append((stamps[key], ms_since(client, d.header.stamp)))
+        if len(client.detections) > 50:
+            del client.detections[:-10]
+            del client.masks[:]
+    # drain the frame in flight
+    client.spin_until(lambda: False, 3.0)
+    for d in client.detections:
+        key = (d.header.stamp.sec, d.header.stamp.nanosec)
+        if key not in seen and key in stamps:
+            seen.add(key)
+            results.append((stamps[key], ms_since(client, d.header.stamp)))
+    results.sort()
+    first = [lat for t, lat in results if t < 10.0]
+    last = [lat for t, lat in results if t >= duration - 10.0]
+    d = diag(client)
+    return {
+        "sent": sent, "processed": len(results), "first10_p50": float(np.median(first)) if first else float("nan"),
+        "last10_p50": float(np.median(last)) if last else float("nan"), "n_first": len(first), "n_last": len(last),
+        "dropped": int(d["frames dropped"]), "received": int(d["frames received"]),
+        "output_rate": len(results) / duration,
+    }
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--weights", help="checkpoint to run (default: YOLACT ResNet-50, reference weights)")
+    ap.add_argument("--max-size", type=int, default=550, help="model input size for the default weights")
+    ap.add_argument("--frames", type=int, default=8, help="frames per latency block")
+    ap.add_argument("--rate", type=float, default=30.0)
+    ap.add_argument("--duration", type=float, default=60.0)
+    ap.add_argument("--num-threads", type=int, default=0, help="node's torch threads (0 = default)")
+    args = ap.parse_args(argv)
+
+    problem = rh.ros_problem()
+    if problem:
+        print(f"cannot run: {problem}", file=sys.stderr)
+        return 1
+    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    tmp = Path(tempfile.mkdtemp(prefix="yolact_bench_"))
+    os.environ.setdefault("ROS_LOG_DIR", str(tmp / "ros_log"))
+    weights = Path(args.weights) if args.weights else make_weights(tmp, args.max_size)
+    params = {"weights": weights, "device": "cpu", "score_threshold": 0.0, "top_k": 15,
+              "num_threads": args.num_threads, "diagnostics_period": 0.5}
+    proc = rh.NodeProcess(NODE, NS, params, remaps={"image": CAMERA})
+    client = None
+    try:
+        if not proc.wait_for_output("active:", 300):
+            print(proc.output, file=sys.stderr)
+            return 1
+        client = rh.Client(NS, CAMERA)
+        assert client.wait_for_node_input(60)
+        print(f"# yolact_node benchmark: {weights.name}, CPU, torch threads "
+              f"{args.num_threads or 'default'}, {os.cpu_count()} cores, ROS_DOMAIN_ID={os.environ.get('ROS_DOMAIN_ID')}")
+        print("| input | instances | e2e latency p50 (ms) | Segmenter p50 (ms) | e2e - Segmenter (ms) "
+              "| node overhead p50 (ms) |")
+        print("|---|---|---|---|---|---|")
+        for w, h in ((640, 480), (1280, 720)):
+            latency_block(client, frame(w, h), 2)  # warm up this size
+            r = latency_block(client, frame(w, h), args.frames)
+            print(f"| {w}x{h} rgb8 | {r['instances']} | {r['e2e_p50']:.1f} | {r['segmenter_p50']:.1f} | "
+                  f"{r['e2e_minus_seg_p50']:.1f} | {r['node_overhead_p50']:.2f} (max {r['node_overhead_max']:.2f}) |",
+                  flush=True)
+        client.subscribe_visualization()
+        client.spin_until(lambda: False, 2.0)
+        r = latency_block(client, frame(640, 480), max(3, args.frames // 2))
+        print(f"\nvisualization subscribed, 640x480: overlay drawing + publishing p50 {r['vis_p50']:.1f} ms "
+              f"(not built when nobody subscribes)")
+        client.unsubscribe_visualization()
+        client.spin_until(lambda: False, 2.0)
+
+        print(f"\n# stream: 640x480 at {args.rate:g} Hz for {args.duration:g} s", flush=True)
+        s = stream(client, frame(640, 480), args.rate, args.duration)
+        print(f"sent {s['sent']}, node received {s['received']}, processed {s['processed']} "
+              f"({s['output_rate']:.2f} Hz), dropped (replaced while busy) {s['dropped']}")
+        print(f"latency p50 first 10 s: {s['first10_p50']:.1f} ms (n={s['n_first']}), "
+              f"last 10 s: {s['last10_p50']:.1f} ms (n={s['n_last']})")
+    finally:
+        if client is not None:
+            client.close()
+        code = proc.stop(signal.SIGINT)
+        print(f"\nnode exit code after SIGINT: {code}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,222 @@
+"""In-process tests of the ROS face's pieces with real message classes: image conversion
+(every encoding, row padding, zero copy, bad input), Instances -> messages, the parameter
+table, the one-frame mailbox, diagnostics."""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+import ros_helpers as rh
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _ros(ros_runtime):
+    return ros_runtime
+
+
+@pytest.fixture(scope="module")
+def rgb():
+    return rh.photo_rgb("astronaut")[100:220:, 50:210]  # 120x160, odd-sized crop
+
+
+@pytest.mark.parametrize("encoding", ["rgb8", "bgr8", "rgba8", "bgra8", "mono8"])
+@pytest.mark.parametrize("pad", [0, 7])
+def test_image_to_bgr_every_encoding_is_a_view(rgb, encoding, pad):
+    import cv2
+
+    from yolact_ros.ros.image_conversion import image_to_bgr
+
+    msg = rh.image_msg(np.ascontiguousarray(rgb), encoding, pad=pad)
+    out = image_to_bgr(msg)
+    assert np.shares_memory(out, np.frombuffer(msg.data, np.uint8)), "pixels were copied"
+    if encoding == "mono8":
+        np.testing.assert_array_equal(out, cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY))
+    else:
+        np.testing.assert_array_equal(out[:, :, :3], rgb[:, :, ::-1])
+
+
+def test_last_row_without_padding_is_accepted(rgb):
+    from yolact_ros.ros.image_conversion import image_to_bgr
+
+    msg = rh.image_msg(np.ascontiguousarray(rgb), "bgr8", pad=4)
+    msg.data = bytes(msg.data)[:-4]
+    np.testing.assert_array_equal(image_to_bgr(msg), rgb[:, :, ::-1])
+
+
+@pytest.mark.parametrize("mutate,reason", [
+    (lambda m: setattr(m, "encoding", "yuv422"), "unsupported encoding"),
+    (lambda m: setattr(m, "encoding", "16UC1"), "unsupported encoding"),
+    (lambda m: setattr(m, "data", bytes(m.data)[:100]), "needs"),
+    (lambda m: setattr(m, "height", 0), "empty image"),
+    (lambda m: setattr(m, "width", 0), "empty image"),
+    (lambda m: setattr(m, "step", 3), "step"),
+])
+def test_bad_images_raise_conversion_error(rgb, mutate, reason):
+    from yolact_ros.ros.image_conversion import ImageConversionError, image_to_bgr
+
+    msg = rh.image_msg(np.ascontiguousarray(rgb), "rgb8")
+    mutate(msg)
+    with pytest.raises(ImageConversionError, match=reason):
+        image_to_bgr(msg)
+
+
+def test_compressed_roundtrip_and_corrupt(rgb):
+    import cv2
+    from sensor_msgs.msg import CompressedImage
+
+    from yolact_ros.ros.image_conversion import ImageConversionError, compressed_to_bgr
+
+    bgr = np.ascontiguousarray(rgb[:, :, ::-1])
+    png = CompressedImage(format="png", data=cv2.imencode(".png", bgr)[1].tobytes())
+    np.testing.assert_array_equal(compressed_to_bgr(png), bgr)
+    jpg = CompressedImage(format="jpeg", data=cv2.imencode(".jpg", bgr)[1].tobytes())
+    assert compressed_to_bgr(jpg).shape == bgr.shape
+    for data in (b"", b"\xff\xd8\xff\xe0 not really a jpeg" * 3):
+        with pytest.raises(ImageConversionError):
+            compressed_to_bgr(CompressedImage(format="jpeg", data=data))
+
+
+def test_bgr_to_image_roundtrip(rgb):
+    from std_msgs.msg import Header
+
+    from yolact_ros.ros.image_conversion import bgr_to_image, image_to_bgr
+
+    bgr = rgb[:, ::-1, ::-1]  # non-contiguous input
+    msg = bgr_to_image(bgr, Header(frame_id="f"))
+    assert (msg.encoding, msg.height, msg.width, msg.step, msg.header.frame_id) == ("bgr8", 120, 160, 480, "f")
+    np.testing.assert_array_equal(image_to_bgr(msg), bgr)
+
+
+def _instances(h=60, w=80):
+    from yolact_ros.instances import Instances
+
+    boxes = np.array([[10.4, 5.2, 30.7, 25.9], [0.0, 0.0, 80.0, 60.0], [70.5, 50.5, 79.9, 59.9]], np.float32)
+    masks = np.zeros((3, h, w), bool)
+    masks[0, 8:20, 12:28] = True
+    masks[0, 40:45, 40:45] = True  # outside its box: not part of the cropped mask
+    masks[1, :, :40] = True
+    masks[2, 55:58, 72:78] = True
+    return Instances(boxes=boxes, scores=np.array([0.9, 0.5, 0.2], np.float32),
+                     class_ids=np.array([0, 2, 79], np.int64), masks=masks,
+                     class_names=tuple(f"class{i}" for i in range(80)))
+
+
+def test_detections_layout():
+    from std_msgs.msg import Header
+
+    from yolact_ros.ros.messages import instances_to_detections
+
+    inst = _instances()
+    header = Header(frame_id="cam")
+    header.stamp.sec, header.stamp.nanosec = 12, 34
+    msg = instances_to_detections(inst, header)
+    assert msg.header == header and len(msg.detections) == 3
+    d = msg.detections[0]
+    assert d.id == "0" and d.header == header
+    assert d.bbox.center.position.x == pytest.approx((10.4 + 30.7) / 2, abs=1e-5)
+    assert d.bbox.center.position.y == pytest.approx((5.2 + 25.9) / 2, abs=1e-5)
+    assert d.bbox.size_x == pytest.approx(20.3, abs=1e-5) and d.bbox.size_y == pytest.approx(20.7, abs=1e-5)
+    assert d.results[0].hypothesis.class_id == "class0"
+    assert d.results[0].hypothesis.score == pytest.approx(0.9)
+    assert msg.detections[2].results[0].hypothesis.class_id == "class79"
+    from yolact_ros.instances import Instances
+
+    empty = instances_to_detections(Instances.empty(60, 80, inst.class_names), header)
+    assert empty.detections == [] and empty.header == header
+
+
+def test_masks_cropped_to_roi_and_index_aligned():
+    from std_msgs.msg import Header
+
+    from yolact_ros.ros.messages import instances_to_masks
+
+    inst = _instances()
+    msg = instances_to_masks(inst, Header(frame_id="cam"))
+    assert [m.id for m in msg.instances] == ["0", "1", "2"]
+    r0 = msg.instances[0].roi
+    assert (r0.x_offset, r0.y_offset, r0.width, r0.height) == (10, 5, 21, 21)
+    r1 = msg.instances[1].roi
+    assert (r1.x_offset, r1.y_offset, r1.width, r1.height) == (0, 0, 80, 60)
+    r2 = msg.instances[2].roi
+    assert (r2.x_offset, r2.y_offset, r2.width, r2.height) == (70, 50, 10, 10)
+    for item, full in zip(msg.instances, inst.masks):
+        m = item.mask
+        assert (m.encoding, m.width, m.height, m.step) == ("mono8", item.roi.width, item.roi.height, item.roi.width)
+        assert m.header.frame_id == "cam"
+        data = np.frombuffer(m.data, np.uint8)
+        assert set(np.unique(data).tolist()) <= {0, 255}
+        r = item.roi
+        expected = full[r.y_offset:r.y_offset + r.height, r.x_offset:r.x_offset + r.width]
+        np.testing.assert_array_equal(data.reshape(r.height, r.width) == 255, expected)
+    rebuilt = rh.full_mask(msg.instances[0], 60, 80)
+    assert rebuilt.sum() == 12 * 16  # the pixels outside the box are not in the message
+    from yolact_ros.instances import Instances
+
+    assert instances_to_masks(Instances.empty(60, 80), Header()).instances == []
+
+
+def test_box_to_roi_clips_and_never_empties():
+    from yolact_ros.ros.messages import box_to_roi
+
+    assert box_to_roi([-5, -5, 500, 500], 60, 80) == (0, 0, 80, 60)
+    assert box_to_roi([30.2, 30.2, 30.3, 30.3], 60, 80) == (30, 30, 1, 1)
+    assert box_to_roi([79.6, 59.6, 80.0, 60.0], 60, 80) == (79, 59, 1, 1)
+
+
+def test_latest_frame_mailbox_keeps_only_the_newest():
+    from yolact_ros.ros.node import LatestFrame, _Frame
+
+    box = LatestFrame()
+    assert box.take(0.01) is None
+    assert box.put(_Frame("a", 0.0)) is False
+    assert box.put(_Frame("b", 0.0)) is True  # "a" dropped, counted by the caller
+    assert box.take(0.01).msg == "b"
+    assert box.take(0.01) is None  # never handed out twice
+    got = []
+    t = threading.Thread(target=lambda: got.append(box.take(5.0)))
+    t.start()
+    box.put(_Frame("c", 0.0))
+    t.join(5)
+    assert got[0].msg == "c"
+    box.close()
+    assert box.take(5.0) is None  # closed: returns at once
+
+
+def test_parameter_table_validation():
+    from yolact_ros.ros.params import PARAM_NAMES, RUNTIME_PARAMS, validate_value
+
+    assert {"weights", "config", "device", "half", "image_transport", "score_threshold", "top_k",
+            "nms_threshold", "classes", "publish_masks", "publish_visualization", "autostart"} <= set(PARAM_NAMES)
+    assert {"score_threshold", "top_k", "classes", "publish_visualization"} <= RUNTIME_PARAMS
+    assert "weights" not in RUNTIME_PARAMS
+    assert validate_value("device", "cuda:1") is None and validate_value("device", "auto") is None
+    assert "device" in validate_value("device", "gpu0")
+    assert validate_value("image_transport", "theora")
+    assert validate_value("score_threshold", 1.2)
+    assert validate_value("classes", ["person"], ("person", "car")) is None
+    assert "unknown class" in validate_value("classes", ["persn"], ("person", "car"))
+
+
+def test_diagnostics_message():
+    from builtin_interfaces.msg import Time
+    from diagnostic_msgs.msg import DiagnosticStatus
+
+    from yolact_ros.ros.diagnostics import FrameStats, build_diagnostics
+
+    stats = FrameStats()
+    for dropped in (False, True, False):
+        stats.on_received(dropped)
+    stats.on_rejected("unsupported encoding 'x'")
+    stats.on_processed(4, stamp="1.000000002", latency_ms=30.0, processing_ms=25.0, segmenter_ms=20.0,
+                       overhead_ms=2.0, visualization_ms=0.0)
+    snap = stats.snapshot()
+    assert (snap["received"], snap["dropped"], snap["processed"], snap["rejected"]) == (3, 1, 1, 1)
+    arr = build_diagnostics("n: yolact", "m@cpu", Time(sec=5), "active", snap,
+                            {"rejected_recently": True, "device": "cpu"})
+    st = arr.status[0]
+    values = {kv.key: kv.value for kv in st.values}
+    assert st.level == DiagnosticStatus.WARN and "rejected" in st.message
+    assert values["frames dropped"] == "1" and values["frames rejected"] == "1" and values["device"] == "cpu"
+    assert values["last frame stamp"] == "1.000000002" and float(values["last frame segmenter (ms)"]) == 20.0
