@@ -324,7 +324,7 @@ def score_frame(objects: list[tuple[str, dict]], dets, masks, height: int, width
     from pycocotools import mask as mask_utils
 
     gt = [(name, mask_utils.decode(rle).astype(bool)) for name, rle in objects]
-    counted = [g[1].sum() >= MIN_GT_PIXELS for g in gt]
+    counted = [bool(g[1].sum() >= MIN_GT_PIXELS) for g in gt]
     dmasks = [mask_from_message(item, height, width) for item in masks.instances] if masks is not None else []
     names = [d.results[0].hypothesis.class_id if d.results else "" for d in dets.detections]
     scores = [d.results[0].hypothesis.score if d.results else 0.0 for d in dets.detections]
@@ -347,9 +347,9 @@ def score_frame(objects: list[tuple[str, dict]], dets, masks, height: int, width
             matched_dets += 1
             if counted[best_i]:
                 ious.append(float(best))
-    n_gt = sum(counted)
-    n_gt_matched = sum(1 for i in range(len(gt)) if taken[i] and counted[i])
-    return n_gt, n_gt_matched, len(dets.detections), matched_dets, ious
+    n_gt = int(sum(counted))
+    n_gt_matched = int(sum(1 for i in range(len(gt)) if taken[i] and counted[i]))
+    return n_gt, n_gt_matched, len(dets.detections), int(matched_dets), ious
 
 
 def _percentile(values, q) -> float | None:
@@ -392,7 +392,7 @@ def summarise(stats: StreamStats, *, size: tuple[int, int], rate: float, stream_
         n_gt_here = sum(1 for _, rle in rec.objects if rle["area"] >= MIN_GT_PIXELS)
         row = {"index": rec.index, "stamp": _ns_text(rec.stamp_ns), "objects": [name for name, _ in rec.objects],
                "processed": rec.index in processed}
-        with_objects += n_gt_here > 0
+        with_objects += int(n_gt_here > 0)
         if r is not None and r.detections is not None:
             lat = (r.detections_ns - rec.stamp_ns) / 1e6
             latencies.append(lat)
@@ -407,7 +407,7 @@ def summarise(stats: StreamStats, *, size: tuple[int, int], rate: float, stream_
                        visualization=r.visualization)
             if n_gt_here:
                 with_objects_processed += 1
-                with_objects_detected += len(names) > 0
+                with_objects_detected += int(len(names) > 0)
             if score_ground_truth:
                 g, gm, d, dm, fi = score_frame(rec.objects, r.detections, r.masks, height, width)
                 gt_total += g
@@ -726,14 +726,12 @@ def _write_video(frames_dir: Path, out: Path, fps: float) -> dict:
     first = cv2.imread(str(files[0]))
     h, w = first.shape[:2]
     writer = None
-    for fourcc in ("avc1", "mp4v"):  # H.264 if this OpenCV has an encoder for it, else MPEG-4 part 2
-        writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*fourcc), fps, (w, h))
-        if writer.isOpened():
-            break
+    # MPEG-4 part 2: the pip OpenCV wheels carry no H.264 encoder (asking for one only prints errors)
+    fourcc = "mp4v"
+    writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*fourcc), fps, (w, h))
+    if not writer.isOpened():
         writer.release()
-        writer = None
-    if writer is None:
-        return {"video": None, "video_frames": 0, "video_error": "no mp4 encoder in this OpenCV build"}
+        return {"video": None, "video_frames": 0, "video_error": "OpenCV cannot write mp4 here"}
     n = 0
     for f in files:
         img = cv2.imread(str(f))
@@ -798,7 +796,8 @@ def run_demo(weights: Path, out_dir: Path, duration: float = 30.0, rate: float =
     for old in list(frames_dir.glob("frame_*.jpg")) + [out_dir / n for n in ("overlay.mp4", "preview.png", "summary.json")]:
         old.unlink(missing_ok=True)  # a re-run must not mix with the previous one
 
-    log = lambda text: print(f"[demo] {text}", flush=True)  # noqa: E731
+    t_begin = time.monotonic()
+    log = lambda text: print(f"[demo {time.monotonic() - t_begin:5.1f}s] {text}", flush=True)  # noqa: E731
     node = NodeProcess(weights.resolve(), device, node_params, out_dir / "node.log", echo_node)
     log("node: " + " ".join(node.cmd))
     client = None
@@ -871,6 +870,8 @@ def run_demo(weights: Path, out_dir: Path, duration: float = 30.0, rate: float =
         if not client.wait_for(drained, 60.0, node):
             log("warning: the node did not report idle within 60 s after the stream; "
                 "frames without an answer are counted as dropped")
+        else:
+            log("node idle, all answers received")
         time.sleep(0.3)  # the masks / overlay of the last frame follow its detections
         diagnostics = dict(client.diagnostics)
     finally:
@@ -893,6 +894,7 @@ def run_demo(weights: Path, out_dir: Path, duration: float = 30.0, rate: float =
                           "per_frame": "frames.json", "node_log": "node.log"}
     summary["checks_ok"] = not problems
     summary["problems"] = problems
+    log("outputs written")
     with stats.lock:
         seen = {k: [_ns_text(s) for s in v] for k, v in stats.stamps_seen.items()}
     (out_dir / "frames.json").write_text(json.dumps({"frames": per_frame, "stamps_received": seen}, indent=1) + "\n")
