@@ -710,7 +710,8 @@ def _model_info(weights: Path) -> dict:
     try:
         cfg, (_, meta) = resolve_config(None, weights)
     except Exception as exc:  # noqa: BLE001 - reported as one line
-        raise DemoError(f"cannot read the model {weights}: {exc}") from None
+        text = str(exc).strip() or type(exc).__name__
+        raise DemoError(f"cannot read the model: {text if str(weights) in text else f'{weights}: {text}'}") from None
     info = {"weights": str(weights), "config": cfg.name, "class_names": list(cfg.class_names),
             "input_size": cfg.max_size, "backbone": cfg.backbone.kind, "file_mb": round(weights.stat().st_size / 2**20, 1)}
     for key, value in meta.items():
