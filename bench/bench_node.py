@@ -95,6 +95,7 @@ def latency_block(client, rgb: np.ndarray, frames: int) -> dict:
 
 
 def stream(client, rgb: np.ndarray, rate: float, duration: float) -> dict:
+    d0 = diag(client)
     sent = 0
     start = time.monotonic()
     period = 1.0 / rate
@@ -134,7 +135,9 @@ def stream(client, rgb: np.ndarray, rate: float, duration: float) -> dict:
     return {
         "sent": sent, "processed": len(results), "first10_p50": float(np.median(first)) if first else float("nan"),
         "last10_p50": float(np.median(last)) if last else float("nan"), "n_first": len(first), "n_last": len(last),
-        "dropped": int(d["frames dropped"]), "received": int(d["frames received"]),
+        "dropped": int(d["frames dropped"]) - int(d0["frames dropped"]),
+        "received": int(d["frames received"]) - int(d0["frames received"]),
+        "segmenter_p50_last5s": float(d["segmenter p50 (ms)"]),
         "output_rate": len(results) / duration,
     }
 
@@ -189,7 +192,8 @@ def main(argv=None) -> int:
         print(f"\n# stream: 640x480 at {args.rate:g} Hz for {args.duration:g} s", flush=True)
         s = stream(client, frame(640, 480), args.rate, args.duration)
         print(f"sent {s['sent']}, node received {s['received']}, processed {s['processed']} "
-              f"({s['output_rate']:.2f} Hz), dropped (replaced while busy) {s['dropped']}")
+              f"({s['output_rate']:.2f} Hz), dropped (replaced while busy) {s['dropped']}; "
+              f"Segmenter p50 over the last 5 s {s['segmenter_p50_last5s']:.0f} ms")
         print(f"latency p50 first 10 s: {s['first10_p50']:.1f} ms (n={s['n_first']}), "
               f"last 10 s: {s['last10_p50']:.1f} ms (n={s['n_last']})")
     finally:

@@ -135,6 +135,7 @@ def test_masks_cropped_to_roi_and_index_aligned():
     inst = _instances()
     msg = instances_to_masks(inst, Header(frame_id="cam"))
     assert [m.id for m in msg.instances] == ["0", "1", "2"]
+    assert (msg.image_height, msg.image_width) == (60, 80)
     r0 = msg.instances[0].roi
     assert (r0.x_offset, r0.y_offset, r0.width, r0.height) == (10, 5, 21, 21)
     r1 = msg.instances[1].roi
@@ -154,7 +155,8 @@ def test_masks_cropped_to_roi_and_index_aligned():
     assert rebuilt.sum() == 12 * 16  # the pixels outside the box are not in the message
     from yolact_ros.instances import Instances
 
-    assert instances_to_masks(Instances.empty(60, 80), Header()).instances == []
+    empty = instances_to_masks(Instances.empty(60, 80), Header())
+    assert empty.instances == [] and (empty.image_height, empty.image_width) == (60, 80)
 
 
 def test_box_to_roi_clips_and_never_empties():

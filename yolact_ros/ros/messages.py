@@ -61,9 +61,10 @@ def instances_to_masks(inst: Instances, header) -> InstanceMaskArray:
     cropped to the ROI."""
     out = InstanceMaskArray()
     out.header = header
+    height, width = inst.masks.shape[1:]
+    out.image_height, out.image_width = int(height), int(width)
     items = []
     if len(inst):
-        height, width = inst.masks.shape[1:]
         for i in range(len(inst)):
             x0, y0, w, h = box_to_roi(inst.boxes[i], height, width)
             crop = inst.masks[i, y0:y0 + h, x0:x0 + w]
