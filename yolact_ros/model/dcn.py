@@ -4,10 +4,10 @@ Parameter names follow the DCNv2 package the original YOLACT++ used
 (``weight``, ``bias``, ``conv_offset_mask.{weight,bias}``) so official
 checkpoints load unchanged.  On CUDA (and whenever gradients are needed) the
 convolution is ``torchvision.ops.deform_conv2d``.  For CPU inference a faster
-formulation samples the deformed im2col columns with one ``grid_sample`` call
-and multiplies them with the weight as a single GEMM; it computes the same
-bilinear sampling (zero outside the image) and matches ``deform_conv2d``
-within float32 rounding.
+formulation gathers the deformed samples with one ``grid_sample`` call and runs
+a strided ordinary convolution over them (see :func:`deform_conv2d_cpu`); it
+computes the same bilinear sampling (zero outside the image) and matches
+``deform_conv2d`` within float32 rounding.
 """
 from __future__ import annotations
 
@@ -70,33 +70,33 @@ class DCN(nn.Module):
 
 
 def deform_conv2d_cpu(x, offset, weight, bias, stride, padding, dilation, mask):
-    """``deform_conv2d`` (one offset group) as grid_sample + GEMM.
+    """``deform_conv2d`` (one offset group) as one ``grid_sample`` + one strided convolution.
 
-    x [N,C,H,W]; offset [N,2*K,Ho,Wo] interleaved (dy, dx); mask [N,K,Ho,Wo];
-    weight [O,C,kh,kw]; returns [N,O,Ho,Wo].
+    x [N,C,H,W]; offset [N,2*K,Ho,Wo] interleaved (dy, dx) per tap (tap = i*kw + j);
+    mask [N,K,Ho,Wo]; weight [O,C,kh,kw]; returns [N,O,Ho,Wo].
+
+    The deformed samples of output pixel (ho, wo), tap (i, j) are written to pixel
+    (ho*kh + i, wo*kw + j) of a [N,C,Ho*kh,Wo*kw] image, so a plain kh x kw convolution
+    with stride (kh, kw) over it equals the deformable convolution — and runs on the
+    fast oneDNN kernels instead of a generic im2col + GEMM.
     """
     n, c, h, w = x.shape
-    o, _, kh, kw = weight.shape
-    k = kh * kw
+    kh, kw = weight.shape[-2:]
     ho, wo = offset.shape[-2:]
     dtype, device = x.dtype, x.device
-    # Sampling positions in input pixels, per tap: base grid + kernel tap + learned offset.
-    ys = (torch.arange(ho, device=device, dtype=dtype) * stride - padding).view(1, 1, ho, 1)
-    xs = (torch.arange(wo, device=device, dtype=dtype) * stride - padding).view(1, 1, 1, wo)
-    ti = (torch.arange(kh, device=device, dtype=dtype) * dilation).repeat_interleave(kw).view(1, k, 1, 1)
-    tj = (torch.arange(kw, device=device, dtype=dtype) * dilation).repeat(kh).view(1, k, 1, 1)
-    off = offset.view(n, k, 2, ho, wo)
-    py = ys + ti + off[:, :, 0]
-    px = xs + tj + off[:, :, 1]
-    # grid_sample with align_corners=True maps -1..1 to pixel centres 0..size-1 and treats
-    # samples outside as zero, exactly DCNv2's bilinear rule.
+    ys = (torch.arange(ho, device=device, dtype=dtype) * stride - padding).view(1, ho, 1, 1, 1)
+    xs = (torch.arange(wo, device=device, dtype=dtype) * stride - padding).view(1, 1, 1, wo, 1)
+    ti = (torch.arange(kh, device=device, dtype=dtype) * dilation).view(1, 1, kh, 1, 1)
+    tj = (torch.arange(kw, device=device, dtype=dtype) * dilation).view(1, 1, 1, 1, kw)
+    off = offset.reshape(n, kh, kw, 2, ho, wo)
+    # sampling positions in input pixels, laid out [N, Ho, kh, Wo, kw]
+    py = ys + ti + off[:, :, :, 0].permute(0, 3, 1, 4, 2)
+    px = xs + tj + off[:, :, :, 1].permute(0, 3, 1, 4, 2)
+    # grid_sample with align_corners=True maps -1..1 to pixel centres 0..size-1 and reads zeros
+    # outside the image: exactly DCNv2's bilinear rule.
     gx = px * (2.0 / max(w - 1, 1)) - 1.0
     gy = py * (2.0 / max(h - 1, 1)) - 1.0
-    grid = torch.stack((gx, gy), dim=-1).view(n, k * ho, wo, 2)
-    cols = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=True)  # [N,C,K*Ho,Wo]
-    cols = cols.view(n, c, k, ho * wo) * mask.reshape(n, 1, k, ho * wo)
-    out = torch.matmul(weight.reshape(o, c * k), cols.view(n, c * k, ho * wo))
-    out = out.view(n, o, ho, wo)
-    if bias is not None:
-        out = out + bias.view(1, o, 1, 1)
-    return out
+    grid = torch.stack((gx, gy), dim=-1).reshape(n, ho * kh, wo * kw, 2)
+    cols = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
+    m = mask.reshape(n, kh, kw, ho, wo).permute(0, 3, 1, 4, 2).reshape(n, 1, ho * kh, wo * kw)
+    return F.conv2d(cols * m, weight, bias, stride=(kh, kw))
