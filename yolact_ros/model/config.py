@@ -100,6 +100,9 @@ class YolactConfig:
     class_names: tuple[str, ...] = COCO_CLASSES
     fpn_num_features: int = 256
     fpn_num_downsample: int = 2
+    #: width of the prototype net's convs and the prediction head's shared conv (the original: 256);
+    #: smaller values make CPU-sized models (training issue), official configs keep 256
+    head_channels: int = 256
     num_prototypes: int = 32
     use_maskiou: bool = False
     rescore_bbox: bool = False

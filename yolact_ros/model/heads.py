@@ -16,13 +16,13 @@ class PredictionModule(nn.Module):
     Output rows are ordered ((y * W + x) * num_priors + a), matching the priors.
     """
 
-    def __init__(self, in_channels, num_priors, num_classes, mask_dim):
+    def __init__(self, in_channels, num_priors, num_classes, mask_dim, width=256):
         super().__init__()
         self.num_priors, self.num_classes, self.mask_dim = num_priors, num_classes, mask_dim
-        self.upfeature = nn.Sequential(nn.Conv2d(in_channels, 256, 3, padding=1), nn.ReLU(inplace=True))
-        self.bbox_layer = nn.Conv2d(256, num_priors * 4, 3, padding=1)
-        self.conf_layer = nn.Conv2d(256, num_priors * num_classes, 3, padding=1)
-        self.mask_layer = nn.Conv2d(256, num_priors * mask_dim, 3, padding=1)
+        self.upfeature = nn.Sequential(nn.Conv2d(in_channels, width, 3, padding=1), nn.ReLU(inplace=True))
+        self.bbox_layer = nn.Conv2d(width, num_priors * 4, 3, padding=1)
+        self.conf_layer = nn.Conv2d(width, num_priors * num_classes, 3, padding=1)
+        self.mask_layer = nn.Conv2d(width, num_priors * mask_dim, 3, padding=1)
 
     def forward(self, x):
         x = self.upfeature(x)
@@ -42,15 +42,15 @@ class Interpolate(nn.Module):
         return F.interpolate(x, scale_factor=self.scale_factor, mode="bilinear", align_corners=False)
 
 
-def make_proto_net(in_channels=256, num_prototypes=32) -> nn.Sequential:
+def make_proto_net(in_channels=256, num_prototypes=32, width=256) -> nn.Sequential:
     """3x(3x3 conv, ReLU), 2x bilinear up, ReLU, 3x3 conv, ReLU, 1x1 conv (indices as the checkpoints)."""
     return nn.Sequential(
-        nn.Conv2d(in_channels, 256, 3, padding=1), nn.ReLU(inplace=True),
-        nn.Conv2d(256, 256, 3, padding=1), nn.ReLU(inplace=True),
-        nn.Conv2d(256, 256, 3, padding=1), nn.ReLU(inplace=True),
+        nn.Conv2d(in_channels, width, 3, padding=1), nn.ReLU(inplace=True),
+        nn.Conv2d(width, width, 3, padding=1), nn.ReLU(inplace=True),
+        nn.Conv2d(width, width, 3, padding=1), nn.ReLU(inplace=True),
         Interpolate(2), nn.ReLU(inplace=True),
-        nn.Conv2d(256, 256, 3, padding=1), nn.ReLU(inplace=True),
-        nn.Conv2d(256, num_prototypes, 1),
+        nn.Conv2d(width, width, 3, padding=1), nn.ReLU(inplace=True),
+        nn.Conv2d(width, num_prototypes, 1),
     )
 
 

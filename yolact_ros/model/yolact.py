@@ -37,13 +37,13 @@ class Yolact(nn.Module):
         self.cfg = cfg
         self.backbone = build_backbone(cfg.backbone)
         f = cfg.fpn_num_features
-        self.proto_net = make_proto_net(f, cfg.num_prototypes)
+        self.proto_net = make_proto_net(f, cfg.num_prototypes, cfg.head_channels)
         if cfg.use_maskiou:
             self.maskiou_net = MaskIoUNet(cfg.num_classes - 1)
         in_channels = [self.backbone.channels[i] for i in cfg.backbone.selected_layers]
         self.fpn = FPN(in_channels, f, cfg.fpn_num_downsample)
         self.prediction_layers = nn.ModuleList(
-            [PredictionModule(f, cfg.backbone.num_priors, cfg.num_classes, cfg.num_prototypes)]
+            [PredictionModule(f, cfg.backbone.num_priors, cfg.num_classes, cfg.num_prototypes, cfg.head_channels)]
         )
         self.semantic_seg_conv = nn.Conv2d(f, cfg.num_classes - 1, 1)
         self._priors_cache: dict = {}

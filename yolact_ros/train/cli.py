@@ -47,6 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frozen-stages", type=int, default=0, help="keep the first N backbone stages fixed (default 0)")
     p.add_argument("--no-amp", action="store_true", help="disable mixed precision on CUDA")
     p.add_argument("--no-augment", action="store_true", help="no data augmentation (resize + normalise only)")
+    p.add_argument("--no-expand", action="store_true",
+                   help="augmentation without the zoom-out step (when test objects are never small)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--log-every", type=int, default=10, help="write losses to metrics.jsonl every N iterations")
@@ -73,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = resolve_config(args.config)
     dataset = CocoInstances(args.train_json, args.train_images)
     cfg = reconcile_class_names(cfg, dataset.class_names, explicit=_config_names_classes(args.config))
-    transform = EvalTransform(cfg) if args.no_augment else TrainAugment(cfg)
+    transform = EvalTransform(cfg) if args.no_augment else TrainAugment(cfg, expand=not args.no_expand)
     options = TrainOptions(
         out_dir=Path(args.out), batch_size=args.batch_size, max_iter=args.iters, lr=args.lr, device=args.device,
         num_workers=args.num_workers, amp=not args.no_amp,
