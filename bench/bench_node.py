@@ -96,6 +96,7 @@ def latency_block(client, rgb: np.ndarray, frames: int) -> dict:
 
 def stream(client, rgb: np.ndarray, rate: float, duration: float) -> dict:
     d0 = diag(client)
+    seg_ms: dict = {}  # stamp text -> the node's Segmenter time for that frame
     sent = 0
     start = time.monotonic()
     period = 1.0 / rate
@@ -117,29 +118,45 @@ def stream(client, rgb: np.ndarray, rate: float, duration: float) -> dict:
             key = (d.header.stamp.sec, d.header.stamp.nanosec)
             if key not in seen and key in stamps:
                 seen.add(key)
-                results.append((stamps[key], ms_since(client, d.header.stamp)))
+                results.append((stamps[key], ms_since(client, d.header.stamp), f"{key[0]}.{key[1]:09d}"))
         if len(client.detections) > 50:
             del client.detections[:-10]
             del client.masks[:]
+        _collect_segmenter_times(client, seg_ms)
     # drain the frame in flight
     client.spin_until(lambda: False, 3.0)
     for d in client.detections:
         key = (d.header.stamp.sec, d.header.stamp.nanosec)
         if key not in seen and key in stamps:
             seen.add(key)
-            results.append((stamps[key], ms_since(client, d.header.stamp)))
+            results.append((stamps[key], ms_since(client, d.header.stamp), f"{key[0]}.{key[1]:09d}"))
+    _collect_segmenter_times(client, seg_ms)
     results.sort()
-    first = [lat for t, lat in results if t < 10.0]
-    last = [lat for t, lat in results if t >= duration - 10.0]
+    first = [lat for t, lat, _ in results if t < 10.0]
+    last = [lat for t, lat, _ in results if t >= duration - 10.0]
+    # latency minus the frame's own Segmenter time: the waiting a queue would make grow
+    wait_first = [lat - seg_ms[k] for t, lat, k in results if t < 10.0 and k in seg_ms]
+    wait_last = [lat - seg_ms[k] for t, lat, k in results if t >= duration - 10.0 and k in seg_ms]
     d = diag(client)
     return {
         "sent": sent, "processed": len(results), "first10_p50": float(np.median(first)) if first else float("nan"),
         "last10_p50": float(np.median(last)) if last else float("nan"), "n_first": len(first), "n_last": len(last),
+        "wait_first10_p50": float(np.median(wait_first)) if wait_first else float("nan"),
+        "wait_last10_p50": float(np.median(wait_last)) if wait_last else float("nan"),
         "dropped": int(d["frames dropped"]) - int(d0["frames dropped"]),
         "received": int(d["frames received"]) - int(d0["frames received"]),
         "segmenter_p50_last5s": float(d["segmenter p50 (ms)"]),
         "output_rate": len(results) / duration,
     }
+
+
+def _collect_segmenter_times(client, out: dict) -> None:
+    for arr in client.diagnostics:
+        for st in arr.status:
+            values = {kv.key: kv.value for kv in st.values}
+            if "last frame stamp" in values:
+                out[values["last frame stamp"]] = float(values["last frame segmenter (ms)"])
+    del client.diagnostics[:]
 
 
 def main(argv=None) -> int:
@@ -196,6 +213,8 @@ def main(argv=None) -> int:
               f"Segmenter p50 over the last 5 s {s['segmenter_p50_last5s']:.0f} ms")
         print(f"latency p50 first 10 s: {s['first10_p50']:.1f} ms (n={s['n_first']}), "
               f"last 10 s: {s['last10_p50']:.1f} ms (n={s['n_last']})")
+        print(f"latency minus that frame's Segmenter time, p50 first 10 s: {s['wait_first10_p50']:.1f} ms, "
+              f"last 10 s: {s['wait_last10_p50']:.1f} ms")
     finally:
         if client is not None:
             client.close()
