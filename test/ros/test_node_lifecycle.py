@@ -29,7 +29,7 @@ def _compressed(bgr: np.ndarray, fmt: str = "jpeg"):
 
 
 def test_lifecycle_compressed_input_and_sigterm(ros_runtime, ros_log_dir, small_weights, reference_segmenter):
-    proc = rh.NodeProcess(NODE, NS, {"weights": small_weights, "num_threads": 1, "device": "cpu",
+    proc = rh.NodeProcess(NODE, NS, {"weights": small_weights, "num_threads": 1, "device": "auto",
                                      "autostart": False, "image_transport": "compressed"},
                           remaps={"image/compressed": CAMERA + "/compressed"})
     client = rh.Client(NS, CAMERA + "/compressed", compressed=True)
@@ -38,6 +38,10 @@ def test_lifecycle_compressed_input_and_sigterm(ros_runtime, ros_log_dir, small_
         assert client.count_subscribers(CAMERA + "/compressed") == 0
         assert client.lifecycle(FQN, "configure") is True
         assert client.lifecycle(FQN) == "inactive"
+        import torch
+
+        if not torch.cuda.is_available():  # device auto -> CPU, said once
+            assert proc.output.count("no CUDA device available, running on CPU") == 1, proc.output
         # the model is loaded but nothing is subscribed until activate
         assert client.count_subscribers(CAMERA + "/compressed") == 0
         # load-time parameters are locked once configured

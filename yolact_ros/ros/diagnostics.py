@@ -16,7 +16,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
 __all__ = ["FrameStats", "build_diagnostics"]
 
-_TIMINGS = ("latency_ms", "processing_ms", "segmenter_ms", "overhead_ms", "visualization_ms")
+_TIMINGS = ("latency_ms", "processing_ms", "segmenter_ms", "overhead_ms", "overhead_cpu_ms", "visualization_ms")
 
 
 class FrameStats:
@@ -135,6 +135,7 @@ def build_diagnostics(name: str, hardware_id: str, stamp, state: str, snap: dict
         "processing p50 (ms)": f"{snap['processing_ms_p50']:.1f}",
         "segmenter p50 (ms)": f"{snap['segmenter_ms_p50']:.1f}",
         "node overhead p50 (ms)": f"{snap['overhead_ms_p50']:.2f}",
+        "node overhead CPU time p50 (ms)": f"{snap['overhead_cpu_ms_p50']:.2f}",
         "visualization p50 (ms)": f"{snap['visualization_ms_p50']:.1f}",
         "frames received": str(snap["received"]),
         "frames processed": str(snap["processed"]),
@@ -148,7 +149,7 @@ def build_diagnostics(name: str, hardware_id: str, stamp, state: str, snap: dict
     if last:
         # per-frame figures of the newest frame, for pairing with a client's own measurements
         values["last frame stamp"] = last.get("stamp", "")
-        for key in ("latency_ms", "segmenter_ms", "overhead_ms", "visualization_ms"):
+        for key in ("latency_ms", "segmenter_ms", "overhead_ms", "overhead_cpu_ms", "visualization_ms"):
             values[f"last frame {key[:-3]} (ms)"] = f"{last.get(key, float('nan')):.3f}"
     values.update({k: str(v) for k, v in extra.items()})
     status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
