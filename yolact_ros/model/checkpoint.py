@@ -56,8 +56,14 @@ def read_checkpoint(path: "str | Path") -> tuple["OrderedDict[str, torch.Tensor]
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated zip, pickle with code, plain text, ...
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({reason[:300]})") from None
+        text = str(exc).strip()
+        if "Weights only load failed" in text:
+            reason = "it holds Python objects other than tensors; refused, since loading them could run code"
+        elif isinstance(exc, (KeyError, EOFError)) or len(text) < 8:
+            reason = "not a torch.save zip archive or pickle, or truncated"
+        else:
+            reason = text.splitlines()[0][:200]
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({reason})") from None
     if isinstance(obj, dict) and not any(isinstance(v, torch.Tensor) for v in obj.values()):
         for wrapper in ("model", "state_dict"):  # checkpoints of other trainers wrap the weights
             if isinstance(obj.get(wrapper), dict):
