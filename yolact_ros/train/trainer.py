@@ -335,13 +335,14 @@ class Trainer:
         skipped = 0
         t0 = time.perf_counter()
         stream = _infinite(loader)
+        iters_per_epoch = max(1, len(loader))
         try:
             while iteration < max_iter:
-                e, (images, targets) = next(stream)
-                epoch = self.start_epoch + e
+                _, (images, targets) = next(stream)
                 lr = self.schedule.lr_at(iteration)
                 losses = self.step(images, targets, lr)
                 iteration += 1
+                epoch = iteration // iters_per_epoch  # completed epochs, also right after --resume
                 if losses is None:
                     skipped += 1
                     log.warning("iteration %d: non-finite loss, step skipped (%d so far)", iteration, skipped)
