@@ -107,3 +107,31 @@ def test_cli_errors_are_clear(tiny, tmp_path, capsys):
     assert "differ from the training JSON" in capsys.readouterr().err
     assert train_main(["--config", str(cfg), "--val-json", str(json_path)] + base) == 2
     assert "go together" in capsys.readouterr().err
+
+
+def test_yolact_plus_config_trains_the_maskiou_net(tiny, tmp_path):
+    """A YOLACT++ base (use_maskiou) with a small backbone: the mask-IoU term is live and its net learns."""
+    root, json_path, _ = tiny
+    images = json_path.parent / "images"
+    cfg = tmp_path / "plus.yaml"
+    cfg.write_text("""
+base: yolact_plus_resnet50
+name: tiny_plus
+max_size: 256
+fpn_num_features: 32
+head_channels: 32
+backbone:
+  kind: mobilenetv2
+train:
+  lr_warmup_until: 2
+""")
+    out = tmp_path / "run"
+    assert train_main(["--config", str(cfg), "--train-json", str(json_path), "--train-images", str(images), "--out", str(out),
+                       "--batch-size", "2", "--iters", "4", "--no-augment", "--num-workers", "0", "--threads", "1",
+                       "--log-every", "1", "--no-progress", "--freeze-bn", "no"]) == 0
+    losses = _losses(out)
+    assert all(rec["maskiou"] > 0 for rec in losses), losses
+    from yolact_ros.model.checkpoint import read_checkpoint
+
+    state, meta = read_checkpoint(out / "tiny_plus_2_4.pth")
+    assert any(k.startswith("maskiou_net.") for k in state) and '"use_maskiou": true' in meta["config_json"]

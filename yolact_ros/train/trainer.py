@@ -361,7 +361,8 @@ class Trainer:
                             on_log(record)
                 if bar is not None:
                     bar.update(1)
-                    bar.set_postfix({k[:4]: f"{smooth[k]:.3f}" for k in ("total",) + LOSS_NAMES if k in smooth}, refresh=False)
+                    shown = ("total",) + tuple(k for k in LOSS_NAMES if k != "maskiou" or self.cfg.use_maskiou)
+                    bar.set_postfix({k: f"{smooth[k]:.3f}" for k in shown if k in smooth}, refresh=False)
                 last = iteration == max_iter
                 do_val = opt.val_json is not None and (last or (opt.val_every and iteration % opt.val_every == 0))
                 do_save = last or do_val or (opt.save_every and iteration % opt.save_every == 0)
