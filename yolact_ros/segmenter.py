@@ -304,7 +304,7 @@ class Segmenter:
         t1 = time.perf_counter()
         if len(dets):
             low_res = low_res[order] if low_res is not None else assemble_masks(proto, dets.coeffs, dets.boxes)
-            masks = paste_masks(low_res, height, width)
+            masks = paste_masks(low_res, height, width, dets.boxes)
         else:
             masks = torch.zeros((0, height, width), dtype=torch.bool)
         boxes = boxes_to_pixels(dets.boxes, height, width)
