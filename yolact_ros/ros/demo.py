@@ -564,8 +564,12 @@ class _Client:
         self.stats = stats
         self.frames_dir = frames_dir
         self.weights = str(weights)
+        from rclpy.signals import SignalHandlerOptions
+
         self.context = Context()
-        rclpy.init(context=self.context)
+        # no rclpy signal handlers: Ctrl-C must reach the runner as KeyboardInterrupt, so it
+        # stops the node and says "interrupted" instead of finding its context shut down
+        rclpy.init(context=self.context, signal_handler_options=SignalHandlerOptions.NO)
         self.node = rclpy.create_node(f"yolact_demo_camera_{os.getpid()}", context=self.context)
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
