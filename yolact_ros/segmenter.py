@@ -264,7 +264,9 @@ class Segmenter:
                 img = np.repeat(img[:, :, None], 3, axis=2)
             elif img.shape[2] == 4:
                 img = img[:, :, :3]
-            x = torch.from_numpy(np.ascontiguousarray(img)).to(self.device, non_blocking=True)
+            if not img.flags.writeable or not img.flags.c_contiguous:
+                img = np.array(img, order="C")  # e.g. a read-only ROS message buffer: torch wants its own
+            x = torch.from_numpy(img).to(self.device, non_blocking=True)
             x = x.permute(2, 0, 1).unsqueeze(0).float()
             tensors.append(resize_and_normalize(x, s, self.cfg.backbone))
         x = torch.cat(tensors, 0)
