@@ -1,6 +1,6 @@
 # Two commands on a fresh Debian/Ubuntu machine (Python 3.11): `make demo` and `make test`.
 # Each installs what it needs into .venv/ on first use; re-runs reuse it.
-.PHONY: demo test test-core setup setup-ros build bench infer-example clean
+.PHONY: demo test test-core setup setup-ros build bench clean
 
 demo:
 	bash scripts/demo.sh
@@ -23,10 +23,6 @@ build: setup-ros
 
 bench: setup
 	.venv/bin/yolact bench
-
-infer-example: setup
-	.venv/bin/python -c "import skimage.data, cv2; cv2.imwrite('out/astronaut.jpg', skimage.data.astronaut()[:, :, ::-1])" 2>/dev/null || (mkdir -p out && .venv/bin/python -c "import skimage.data, cv2; cv2.imwrite('out/astronaut.jpg', skimage.data.astronaut()[:, :, ::-1])")
-	.venv/bin/yolact infer out/astronaut.jpg --out out/infer
 
 clean:
 	rm -rf build install log out .ros_log
