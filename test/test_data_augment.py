@@ -13,13 +13,7 @@ S = 128
 CFG = OFFICIAL_CONFIGS["yolact_resnet50"].replace(max_size=S, class_names=("disc", "rectangle", "triangle", "star"))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small tensors: threads only add overhead on a shared machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # test/conftest.py
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ import re
 
 import numpy as np
 import pytest
-import torch
 from pycocotools import mask as mask_utils
 
 from yolact_ros.data.coco import DatasetError, annotation_rle, load_coco
@@ -15,12 +14,7 @@ from yolact_ros.instances import Instances
 W, H = 128, 96
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # test/conftest.py
 
 
 @pytest.fixture(scope="module")
