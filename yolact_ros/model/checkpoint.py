@@ -113,9 +113,7 @@ def official_signature(name: str) -> tuple:
 def matching_official_config(state: "OrderedDict[str, torch.Tensor]") -> str | None:
     for name, cfg in OFFICIAL_CONFIGS.items():
         cleaned = drop_legacy_keys(state, cfg.fpn_num_downsample)
-        if tuple((k, tuple(v.shape)) for k, v in cleaned.items()) == official_signature(name) or (
-            {k: tuple(v.shape) for k, v in cleaned.items()} == dict(official_signature(name))
-        ):
+        if {k: tuple(v.shape) for k, v in cleaned.items()} == dict(official_signature(name)):
             return name
     return None
 
