@@ -10,7 +10,6 @@ import argparse
 import json
 import platform
 import statistics
-import time
 
 import numpy as np
 import torch

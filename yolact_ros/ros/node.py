@@ -315,11 +315,15 @@ class YolactNode(LifecycleNode):
             f"{self._pubs['masks'].topic_name}, {self._pubs['visualization'].topic_name}")
         return super().on_activate(state)
 
-    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+    def _unsubscribe(self) -> None:
+        """Stop taking frames: the worker idles, the input subscription is destroyed."""
         self._active.clear()
         if self._sub is not None:
             self.destroy_subscription(self._sub)
             self._sub = None
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._unsubscribe()
         self._mailbox.clear()
         return super().on_deactivate(state)
 
@@ -328,10 +332,7 @@ class YolactNode(LifecycleNode):
         return super().on_cleanup(state)
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._active.clear()
-        if self._sub is not None:
-            self.destroy_subscription(self._sub)
-            self._sub = None
+        self._unsubscribe()
         self._release()
         return super().on_shutdown(state)
 
