@@ -4,7 +4,7 @@
 """
 import sys
 
-from yolact_ros.benchmark import main
+from yolact_ros.cli.bench import main
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

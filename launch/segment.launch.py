@@ -2,55 +2,66 @@
 
     ros2 launch yolact_ros segment.launch.py weights:=/path/to/yolact_plus_resnet50_54_800000.pth \
         image:=/camera/image_raw
+    ros2 launch yolact_ros segment.launch.py params_file:=/path/to/my.yaml   # the file sets weights
 
-Outputs (default namespace /yolact): detections, masks, visualization; /diagnostics.
+Only the arguments you give are passed to the node, after the params file: a params file is
+never overridden by an argument you did not give. The arguments, and what is passed, are
+defined in yolact_ros/ros/launch_args.py (`ros2 launch yolact_ros segment.launch.py -s` lists
+them). Outputs (default namespace /yolact): detections, masks, visualization; /diagnostics.
 Works on Humble and Jazzy (launch, launch_ros only).
 """
 import os
 
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument
-from launch.substitutions import LaunchConfiguration
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
+
+from yolact_ros.ros.launch_args import LAUNCH_ARGUMENTS, NODE_NAME, given_arguments, node_parameters, ros_arguments
 
 
 def generate_launch_description():
     share = get_package_share_directory("yolact_ros")
-    default_params = os.path.join(share, "config", "yolact.yaml")
+    defaults = {"params_file": os.path.join(share, "config", "yolact.yaml")}
+    given = {}
 
-    image = LaunchConfiguration("image")
-    args = [
-        DeclareLaunchArgument("weights", description="Path to the .pth weights file (required)."),
-        DeclareLaunchArgument("config", default_value="",
-                              description="Model config name; empty = from the checkpoint / file name."),
-        DeclareLaunchArgument("image", default_value="/camera/image_raw",
-                              description="Input image topic (raw); the compressed input is <image>/compressed."),
-        DeclareLaunchArgument("namespace", default_value="yolact",
-                              description="Namespace of the node and its outputs."),
-        DeclareLaunchArgument("params_file", default_value=default_params,
-                              description="Parameter file (defaults: the shipped config/yolact.yaml)."),
-        DeclareLaunchArgument("device", default_value="auto", description="auto | cpu | cuda | cuda:N"),
-        DeclareLaunchArgument("image_transport", default_value="raw", description="raw | compressed"),
+    def remember_given(context):
+        # Runs before the declarations below set the defaults of the arguments not given.
+        given.clear()
+        given.update(given_arguments(context.launch_configurations))
+
+    def start_node(context):
+        config = context.launch_configurations
+        image = config["image"]
+        parameters = [
+            # value_type=str: a string stays a string ('' would otherwise be parsed as YAML null)
+            {name: ParameterValue(value, value_type=str) if isinstance(value, str) else value
+             for name, value in item.items()} if isinstance(item, dict) else item
+            for item in node_parameters(given, config["params_file"])
+        ]
+        return [Node(
+            package="yolact_ros",
+            executable="yolact_node",
+            name=NODE_NAME,
+            namespace=config["namespace"],
+            output="screen",
+            emulate_tty=True,
+            parameters=parameters,
+            ros_arguments=ros_arguments(given) or None,  # e.g. ['--log-level', 'debug']
+            remappings=[
+                ("image", image),
+                ("image/compressed", image + "/compressed"),
+            ],
+        )]
+
+    declarations = [
+        DeclareLaunchArgument(arg.name, default_value=defaults.get(arg.name, arg.default),
+                              description=arg.description)
+        for arg in LAUNCH_ARGUMENTS
     ]
-
-    node = Node(
-        package="yolact_ros",
-        executable="yolact_node",
-        name="yolact_node",
-        namespace=LaunchConfiguration("namespace"),
-        output="screen",
-        emulate_tty=True,
-        parameters=[
-            LaunchConfiguration("params_file"),
-            # value_type=str: an empty `config` must stay "" (launch would parse it as YAML null)
-            {name: ParameterValue(LaunchConfiguration(name), value_type=str)
-             for name in ("weights", "config", "device", "image_transport")},
-        ],
-        remappings=[
-            ("image", image),
-            ("image/compressed", [image, "/compressed"]),
-        ],
-    )
-    return LaunchDescription(args + [node])
+    return LaunchDescription([
+        OpaqueFunction(function=remember_given),
+        *declarations,
+        OpaqueFunction(function=start_node),
+    ])

@@ -8,7 +8,8 @@ import pytest
 from pycocotools import mask as mask_utils
 
 from yolact_ros.data.coco import annotation_rle, load_coco
-from yolact_ros.data.synth import DEFAULT_CLASSES, main, make_synthetic_dataset
+from yolact_ros.cli.synth import main
+from yolact_ros.data.synth import DEFAULT_CLASSES, make_synthetic_dataset
 
 
 def _digest(folder):

@@ -8,8 +8,10 @@ from pycocotools import mask as mask_utils
 
 from yolact_ros.data.coco import DatasetError, annotation_rle, load_coco
 from yolact_ros.data.synth import DEFAULT_CLASSES, make_synthetic_dataset
-from yolact_ros.evaluate import category_mapping, coco_evaluate, evaluate, instances_to_coco_results, main
-from yolact_ros.instances import Instances
+from yolact_ros.cli.eval import main
+from yolact_ros.evaluation.coco_eval import coco_evaluate, evaluate
+from yolact_ros.evaluation.coco_results import category_mapping, instances_to_coco_results
+from yolact_ros.inference.instances import Instances
 
 W, H = 128, 96
 
@@ -123,13 +125,19 @@ def _small_config():
     return OFFICIAL_CONFIGS["yolact_resnet50"].replace(name="test_shapes", max_size=96, class_names=DEFAULT_CLASSES)
 
 
+def _small_model():
+    from yolact_ros.model.golden_weights import reference_model
+
+    return reference_model(_small_config())
+
+
 def test_evaluate_runs_a_real_segmenter(data, tmp_path):
     from yolact_ros.segmenter import Segmenter
 
     ann, images, _ = data
-    seg = Segmenter(_small_config(), device="cpu", score_threshold=0.3, top_k=5)
+    seg = Segmenter(model=_small_model(), device="cpu", score_threshold=0.3, top_k=5)
     stats = evaluate(seg, ann, images, results_json=tmp_path / "res.json", progress=False, max_images=2, verbose=False)
-    assert (seg.score_threshold, seg.top_k) == (0.3, 5)  # restored
+    assert (seg.score_threshold, seg.top_k) == (0.3, 5)  # never changed
     assert stats["num_images"] == 2 and stats["num_detections"] > 0
     assert 0 <= stats["mask_AP"] < 50 and 0 <= stats["box_AP"] < 50  # reference weights know no shapes
     segm = json.loads((tmp_path / "res.json").read_text())
@@ -177,7 +185,7 @@ def test_evaluate_skips_missing_and_missized_images(data, tmp_path):
     shutil.copytree(images, copy)
     (copy / "000000.jpg").unlink()
     cv2.imwrite(str(copy / "000001.jpg"), np.zeros((H + 8, W, 3), np.uint8))
-    seg = Segmenter(_small_config(), device="cpu")
+    seg = Segmenter(model=_small_model(), device="cpu")
     stats = evaluate(seg, ann, copy, progress=False, max_images=3, verbose=False)
     assert stats["skipped_images"] == 2 and stats["num_images"] == 1
     for name in ("000000.jpg", "000001.jpg", "000002.jpg"):

@@ -9,7 +9,8 @@ import torch
 from golden_compare import (
     apply_strides, golden_files, golden_masks, load, mask_problems, match_detections, raw_violation,
 )
-from yolact_ros.postprocess import assemble_masks, detect, mask_iou_scores
+from yolact_ros.inference.postprocess import assemble_masks, fast_nms
+from yolact_ros.model.golden_weights import reference_model
 from yolact_ros.segmenter import Segmenter
 
 FILES = golden_files()
@@ -22,7 +23,7 @@ def case(request):
     if rgb.ndim == 2:
         rgb = np.stack([rgb] * 3, axis=-1)
     bgr = np.ascontiguousarray(rgb[:, :, ::-1])
-    seg = Segmenter(config=meta["config"], weights=None, device="cpu", score_threshold=0.0, top_k=100)
+    seg = Segmenter(model=reference_model(meta["config"]), device="cpu", score_threshold=0.0, top_k=100)
     with torch.inference_mode():
         x = seg.preprocess([bgr])
         raw = dict(seg.inference_model(x))  # the production (optimized) network
@@ -77,7 +78,7 @@ def test_final_detections_and_masks(case):
 
 def test_detect_output_and_maskiou(case):
     data, meta, seg, raw, _, _ = case
-    dets = detect(raw["loc"][0], raw["conf"][0], raw["mask"][0], raw["priors"])
+    dets = fast_nms(raw["loc"][0], raw["conf"][0], raw["mask"][0], raw["priors"])
     golden = {"classes": data["det_classes"], "scores": data["det_scores"], "boxes": data["det_boxes_rel"] * 1000.0}
     mine = {"classes": dets.classes.numpy(), "scores": dets.scores.numpy(), "boxes": dets.boxes.numpy() * 1000.0}
     pairs, problems = match_detections(golden, mine, plus=False)  # boxes compared at 1e-3 relative
@@ -89,7 +90,7 @@ def test_detect_output_and_maskiou(case):
         with torch.inference_mode():
             low = assemble_masks(raw["proto"][0], dets.coeffs, dets.boxes)
             allc = seg.inference_model.maskiou_net(low.unsqueeze(1)).numpy()
-            gathered = mask_iou_scores(seg.inference_model.maskiou_net, low, dets.classes).numpy()
+            gathered = seg.inference_model.mask_iou(low, dets.classes).numpy()
         # golden (Detect) order, full size; strides apply to the full tensor, so slice ours the same way
         aligned = np.full((len(data["det_scores"]), allc.shape[1]), np.nan)
         aligned[g_idx] = allc[m_idx]

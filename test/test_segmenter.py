@@ -14,17 +14,18 @@ import torch
 from yolact_ros.instances import Instances
 from yolact_ros.model import OFFICIAL_CONFIGS, build_yolact
 from yolact_ros.model.checkpoint import save_checkpoint
-from yolact_ros.model.golden_weights import apply_golden_weights
-from yolact_ros.postprocess import crop_masks, decode_boxes, detect, paste_masks
+from yolact_ros.inference.postprocess import fast_nms, paste_masks
+from yolact_ros.inference.visualize import draw_instances
+from yolact_ros.model.boxes import crop_masks, decode
+from yolact_ros.model.golden_weights import apply_golden_weights, reference_model
 from yolact_ros.segmenter import Segmenter, resolve_device
-from yolact_ros.visualize import draw_instances
 
 SMALL = OFFICIAL_CONFIGS["yolact_plus_resnet50"].replace(name="small_plus", max_size=256)
 
 
 @pytest.fixture(scope="module")
 def seg():
-    return Segmenter(config=SMALL, device="cpu", score_threshold=0.0, top_k=100)
+    return Segmenter(model=reference_model(SMALL), device="cpu", score_threshold=0.0, top_k=100)
 
 
 @pytest.fixture(scope="module")
@@ -136,13 +137,13 @@ def test_devices():
 
 
 def test_half_on_cpu_falls_back_to_float(photo):
-    seg = Segmenter(config=SMALL, device="cpu", half=True, score_threshold=0.0, top_k=10)
+    seg = Segmenter(model=reference_model(SMALL), device="cpu", half=True, score_threshold=0.0, top_k=10)
     assert not seg.half and len(seg(photo)) == 10
 
 
 def test_postprocess_units():
     priors = torch.tensor([[0.5, 0.5, 0.2, 0.4]])
-    assert torch.allclose(decode_boxes(torch.zeros(1, 4), priors), torch.tensor([[0.4, 0.3, 0.6, 0.7]]))
+    assert torch.allclose(decode(torch.zeros(1, 4), priors), torch.tensor([[0.4, 0.3, 0.6, 0.7]]))
     m = torch.ones(1, 10, 10)
     c = crop_masks(m, torch.tensor([[0.25, 0.25, 0.55, 0.55]]), padding=0)
     assert c.sum() == 9 and c[0, 3:6, 3:6].sum() == 9  # keeps cols/rows >= 2.5 and < 5.5: 3, 4, 5
@@ -151,13 +152,13 @@ def test_postprocess_units():
     loc = torch.zeros(3, 4)
     pri = torch.tensor([[0.3, 0.3, 0.2, 0.2], [0.31, 0.3, 0.2, 0.2], [0.8, 0.8, 0.1, 0.1]])
     conf = torch.tensor([[0.1, 0.9, 0.0], [0.2, 0.8, 0.0], [0.3, 0.7, 0.0]])
-    d = detect(loc, conf, torch.zeros(3, 2), pri)
+    d = fast_nms(loc, conf, torch.zeros(3, 2), pri)
     assert d.scores.tolist()[:2] == pytest.approx([0.9, 0.7]) and d.classes.tolist()[:2] == [0, 0]
     # as in the original, other classes' rows of candidate priors take part too (no second threshold)
     assert d.scores.tolist()[2:] == [0.0, 0.0] and d.classes.tolist()[2:] == [1, 1]
-    d = detect(loc, conf * torch.tensor([1.0, 0.0, 0.0]), torch.zeros(3, 2), pri)  # nothing above threshold
+    d = fast_nms(loc, conf * torch.tensor([1.0, 0.0, 0.0]), torch.zeros(3, 2), pri)  # nothing above threshold
     assert len(d) == 0
-    d = detect(loc, conf, torch.zeros(3, 2), pri, cross_class_nms=True)
+    d = fast_nms(loc, conf, torch.zeros(3, 2), pri, cross_class_nms=True)
     assert d.scores.tolist() == pytest.approx([0.9, 0.7])
 
 
@@ -199,3 +200,23 @@ def test_cli_infer_images_folder_and_video(tmp_path, photo):
     r = subprocess.run([sys.executable, "-m", "yolact_ros.cli", "infer", str(imgs), "--weights", str(tmp_path / "nope.pth"),
                         "--out", str(out)], capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and "nope.pth" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_weights_are_required_and_reference_weights_only_explicit():
+    with pytest.raises(ValueError, match="needs weights="):
+        Segmenter(config=SMALL, device="cpu")
+    with pytest.raises(ValueError, match="not both"):
+        Segmenter(weights="x.pth", model=reference_model(SMALL), device="cpu")
+    with pytest.raises(ValueError, match="does not match"):
+        Segmenter(config="yolact_base", model=reference_model(SMALL), device="cpu")
+
+
+def test_with_settings_shares_the_network_and_leaves_the_original(seg, photo):
+    strict = seg.with_settings(score_threshold=0.5, top_k=3, classes=["person"])
+    assert strict.inference_model is seg.inference_model
+    assert (seg.score_threshold, seg.top_k, seg.classes) == (0.0, 100, None)
+    inst = strict(photo)
+    assert len(inst) <= 3 and set(inst.class_ids.tolist()) <= {0} and (inst.scores > 0.5).all()
+    assert len(seg(photo)) > 3
+    with pytest.raises(TypeError, match="unknown setting"):
+        seg.with_settings(weights="other.pth")

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from yolact_ros.data.synth import make_synthetic_dataset
-from yolact_ros.evaluate import evaluate
+from yolact_ros.evaluation.coco_eval import evaluate
 from yolact_ros.model.checkpoint import read_checkpoint
 from yolact_ros.segmenter import Segmenter
 

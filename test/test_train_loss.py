@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from yolact_ros.model.config import BackboneConfig, TrainConfig, YolactConfig
 from yolact_ros.model.heads import MaskIoUNet
 from yolact_ros.train.loss import YolactLoss, mask_iou, ohem_conf_loss, semantic_targets
-from yolact_ros.train.match import encode, point_form
+from yolact_ros.model.boxes import encode
 
 
 def _cfg(**train):

@@ -1,8 +1,8 @@
 """SSD matching and box encoding on hand-built cases."""
 import torch
 
-from yolact_ros.postprocess import decode_boxes
-from yolact_ros.train.match import box_iou, crowd_overlap, decode, encode, match, point_form
+from yolact_ros.model.boxes import box_iou, decode, encode, point_form
+from yolact_ros.train.match import crowd_overlap, match
 
 
 def _priors(*cxcywh):
@@ -21,7 +21,6 @@ def test_encode_decode_round_trip_and_matches_inference_decoder():
     boxes = torch.tensor([[0.25, 0.3, 0.45, 0.5], [0.6, 0.1, 0.7, 0.35]])
     loc = encode(boxes, priors)
     assert torch.allclose(decode(loc, priors), boxes, atol=1e-6)
-    assert torch.allclose(decode_boxes(loc, priors), boxes, atol=1e-6)
     # variances 0.1 / 0.2: a box equal to its prior encodes to zero; a 0.1*w shift encodes to 1
     shifted = point_form(priors.clone())
     shifted[0, [0, 2]] += 0.1 * 0.2 * 1.0  # prior 0: w = 0.2
@@ -91,3 +90,19 @@ def test_image_without_objects_is_all_background():
     assert m.conf.tolist() == [0, 0] and not m.positive.any()
     m = match(priors, torch.zeros((0, 4)), torch.zeros((0,), dtype=torch.long), crowd_boxes=torch.tensor([[0.0, 0.0, 1.0, 1.0]]))
     assert m.conf.tolist() == [-1, -1]
+
+
+def test_box_iou_batched_and_degenerate():
+    """One IoU for matching (pairs [A,B]), Fast NMS (rows [C,M,M]) and the crop search."""
+    a = torch.rand(3, 5, 4)
+    a[..., 2:] = a[..., :2] + torch.rand(3, 5, 2) * 0.5
+    b = torch.rand(3, 4, 4)
+    b[..., 2:] = b[..., :2] + torch.rand(3, 4, 2) * 0.5
+    batched = box_iou(a, b)
+    assert batched.shape == (3, 5, 4)
+    for c in range(3):
+        assert torch.allclose(batched[c], box_iou(a[c], b[c]))
+    self_iou = box_iou(a, a)
+    assert torch.allclose(torch.diagonal(self_iou, dim1=1, dim2=2), torch.ones(3, 5), atol=1e-6)
+    empty = torch.zeros(1, 4)
+    assert box_iou(empty, empty).item() == 0.0  # never NaN

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from yolact_ros.data.synth import make_synthetic_dataset
-from yolact_ros.train.cli import main as train_main
+from yolact_ros.cli.train import main as train_main
 
 CONFIG = """
 base: yolact_resnet50
@@ -64,7 +64,7 @@ def test_overfit_loss_falls_and_mask_ap50_rises(tiny):
     assert val and val[-1]["mask_AP50"] > 50, val  # chance level is ~0
 
     # the checkpoint is self-describing: weights alone give the model, its classes and good masks
-    from yolact_ros.evaluate import evaluate
+    from yolact_ros.evaluation.coco_eval import evaluate
     from yolact_ros.segmenter import Segmenter
 
     ckpt = out / "tiny_overfit_best.pth"

@@ -16,6 +16,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import ros_helpers  # noqa: E402
 
+from yolact_ros.ros import harness  # noqa: E402
+
 # Isolate this test session from other ROS processes on the machine before any rclpy init.
 os.environ["ROS_DOMAIN_ID"] = os.environ.get("YOLACT_ROS_TEST_DOMAIN_ID") or str(random.randint(1, 100))
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
@@ -26,12 +28,12 @@ os.environ.setdefault("FASTRTPS_DEFAULT_PROFILES_FILE", str(ros_helpers.REPO / "
 @pytest.fixture(scope="session")
 def ros_runtime():
     """The node executable's path; skip (or fail under YOLACT_ROS_REQUIRE_ROS=1) without ROS."""
-    problem = ros_helpers.ros_problem()
+    problem = harness.ros_problem()
     if problem:
         if os.environ.get("YOLACT_ROS_REQUIRE_ROS") == "1":
             pytest.fail(f"ROS runtime required (YOLACT_ROS_REQUIRE_ROS=1) but unavailable: {problem}")
         pytest.skip(f"no ROS runtime: {problem} (bash scripts/build_ws.sh && source scripts/ros_env.sh)")
-    return ros_helpers.node_executable()
+    return harness.node_executable()
 
 
 @pytest.fixture(scope="session")

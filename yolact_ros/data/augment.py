@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
+from ..model.boxes import box_iou
 from ..model.config import MEANS_BGR, YolactConfig
 from ..model.transform import resize_and_normalize
 
@@ -63,7 +64,6 @@ class _SampleCrop(v2.RandomIoUCrop):
         ).float()
         cx = 0.5 * (boxes[:, 0] + boxes[:, 2])
         cy = 0.5 * (boxes[:, 1] + boxes[:, 3])
-        area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
         for _ in range(100):  # options whose trials all fail are redrawn, as in torchvision (bounded here)
             min_iou = self.options[int(torch.randint(len(self.options), (1,)))]
             if min_iou >= 1.0:
@@ -78,10 +78,7 @@ class _SampleCrop(v2.RandomIoUCrop):
             aspect = new_w / new_h.clamp(min=1)
             ok = (new_w > 0) & (new_h > 0) & (aspect >= self.min_aspect_ratio) & (aspect <= self.max_aspect_ratio)
             inside = ((left[:, None] < cx) & (cx < right[:, None]) & (top[:, None] < cy) & (cy < bottom[:, None]))
-            iw = (torch.minimum(right[:, None], boxes[:, 2]) - torch.maximum(left[:, None], boxes[:, 0])).clamp(min=0)
-            ih = (torch.minimum(bottom[:, None], boxes[:, 3]) - torch.maximum(top[:, None], boxes[:, 1])).clamp(min=0)
-            inter = iw * ih
-            iou = inter / (area + (new_w * new_h)[:, None] - inter).clamp(min=1e-9)
+            iou = box_iou(torch.stack((left, top, right, bottom), dim=1), boxes)  # [trials, boxes]
             ok &= (inside & (iou >= min_iou)).any(1)
             if ok.any():
                 t = int(torch.nonzero(ok)[0])

@@ -19,7 +19,6 @@ so a seed always gives the same files and another seed gives a held-out set.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import math
@@ -124,7 +123,8 @@ def random_background(rng: np.random.Generator, photos: Sequence[np.ndarray], wi
 
 
 # -- shapes -------------------------------------------------------------------------------------
-def _rotate(points: np.ndarray, angle: float) -> np.ndarray:
+def rotate(points: np.ndarray, angle: float) -> np.ndarray:
+    """Points [M,2] (x, y) turned by ``angle`` radians about the origin: x' = x cos - y sin, y' = x sin + y cos."""
     c, s = math.cos(angle), math.sin(angle)
     return points @ np.array([[c, s], [-s, c]])
 
@@ -136,24 +136,24 @@ def shape_polygons(kind: str, rng: np.random.Generator, cx: float, cy: float, r:
         t = np.linspace(0, 2 * math.pi, 72, endpoint=False)
         aspect = rng.uniform(0.8, 1.0) if kind == "disc" else rng.uniform(0.9, 1.0)
         unit = np.stack([np.cos(t), np.sin(t) * aspect], 1)
-        outer = _rotate(unit * r, angle)
-        hole = _rotate(unit * r * rng.uniform(0.45, 0.65), angle) if kind == "ring" else None
+        outer = rotate(unit * r, angle)
+        hole = rotate(unit * r * rng.uniform(0.45, 0.65), angle) if kind == "ring" else None
         return outer + (cx, cy), (hole + (cx, cy)) if hole is not None else None
     if kind == "rectangle":
         aspect = math.exp(rng.uniform(math.log(0.45), math.log(1.0)))
         unit = np.array([[-1, -aspect], [1, -aspect], [1, aspect], [-1, aspect]], dtype=np.float64)
-        return _rotate(unit * r * 0.9, angle) + (cx, cy), None
+        return rotate(unit * r * 0.9, angle) + (cx, cy), None
     if kind == "triangle":
         base = np.array([0.0, 2 * math.pi / 3, 4 * math.pi / 3]) + rng.uniform(-0.25, 0.25, size=3)
         unit = np.stack([np.cos(base), np.sin(base)], 1) * rng.uniform(0.85, 1.1, size=(3, 1))
-        return _rotate(unit * r * 1.1, angle) + (cx, cy), None
+        return rotate(unit * r * 1.1, angle) + (cx, cy), None
     if kind == "star":
         points = int(rng.integers(5, 7))
         inner = rng.uniform(0.38, 0.55)
         t = np.arange(2 * points) * math.pi / points
         radius = np.where(np.arange(2 * points) % 2 == 0, 1.0, inner)
         unit = np.stack([np.cos(t) * radius, np.sin(t) * radius], 1)
-        return _rotate(unit * r * 1.1, angle) + (cx, cy), None
+        return rotate(unit * r * 1.1, angle) + (cx, cy), None
     raise ValueError(f"unknown shape {kind!r}")
 
 
@@ -331,45 +331,3 @@ def make_synthetic_dataset(
     ann_path = out / "annotations.json"
     ann_path.write_text(json.dumps(dataset))
     return ann_path
-
-
-def _parse_size(text: str) -> tuple[int, int]:
-    try:
-        w, h = text.lower().split("x")
-        return int(w), int(h)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size must look like 320x240, got {text!r}") from None
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="yolact synth",
-        description="Write a synthetic COCO-format instance segmentation dataset (shapes over real photos).",
-    )
-    parser.add_argument("--out", required=True, help="output folder (gets annotations.json and images/)")
-    parser.add_argument("--n", type=int, default=100, help="number of images (default 100)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed; another seed gives a held-out set")
-    parser.add_argument("--size", type=_parse_size, default=DEFAULT_SIZE, help="WIDTHxHEIGHT (default 320x240)")
-    parser.add_argument(
-        "--classes", nargs="+", default=list(DEFAULT_CLASSES),
-        help=f"shape classes to draw, from {' '.join(SHAPE_CLASSES)} (default: {' '.join(DEFAULT_CLASSES)})",
-    )
-    parser.add_argument("--max-objects", type=int, default=SynthOptions.max_objects, help="objects per image at most")
-    args = parser.parse_args(argv)
-    options = SynthOptions(size=args.size, classes=tuple(args.classes), max_objects=args.max_objects)
-    try:
-        options.validate()
-        if args.n < 1:
-            raise ValueError(f"--n must be positive, got {args.n}")
-        path = make_synthetic_dataset(args.out, args.n, args.seed, options=options, progress=True)
-    except (ValueError, OSError, RuntimeError) as exc:
-        print(f"yolact synth: error: {exc}")
-        return 2
-    data = json.loads(path.read_text())
-    print(f"wrote {len(data['images'])} images, {len(data['annotations'])} instances of "
-          f"{len(data['categories'])} classes ({', '.join(c['name'] for c in data['categories'])}) to {path}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -101,19 +101,20 @@ def drop_legacy_keys(state: "OrderedDict[str, torch.Tensor]", num_downsample: in
 
 
 @lru_cache(maxsize=None)
-def official_signature(name: str) -> tuple:
-    """((key, shape), ...) of an official config, computed on the meta device (no memory)."""
-    from .yolact import Yolact
-
+def official_signature(name: str, model_cls: type) -> tuple:
+    """((key, shape), ...) of ``model_cls`` (the Yolact class) built with an official config,
+    computed on the meta device (no memory).  The class is passed in, so this module never
+    imports the network it loads weights into."""
     with torch.device("meta"):
-        model = Yolact(OFFICIAL_CONFIGS[name])
+        model = model_cls(OFFICIAL_CONFIGS[name])
     return tuple((k, tuple(v.shape)) for k, v in model.state_dict().items())
 
 
-def matching_official_config(state: "OrderedDict[str, torch.Tensor]") -> str | None:
+def matching_official_config(state: "OrderedDict[str, torch.Tensor]", model_cls: type) -> str | None:
+    """The official config whose ``model_cls`` state_dict has exactly the keys and shapes of ``state``."""
     for name, cfg in OFFICIAL_CONFIGS.items():
         cleaned = drop_legacy_keys(state, cfg.fpn_num_downsample)
-        if {k: tuple(v.shape) for k, v in cleaned.items()} == dict(official_signature(name)):
+        if {k: tuple(v.shape) for k, v in cleaned.items()} == dict(official_signature(name, model_cls)):
             return name
     return None
 
@@ -150,7 +151,7 @@ def load_state_into(model, state: "OrderedDict[str, torch.Tensor]", meta: dict, 
     state = drop_legacy_keys(state, model.cfg.fpn_num_downsample)
     mismatch = describe_mismatch(model, state)
     if mismatch and strict:
-        fits = matching_official_config(state)
+        fits = matching_official_config(state, type(model))
         hint = f"it fits the official config '{fits}'" if fits else "it fits no official config"
         file_cfg = config_from_metadata(meta)
         if file_cfg is not None and not fits:

@@ -24,6 +24,8 @@ COCO_CLASSES: tuple[str, ...] = (
     "teddy bear", "hair drier", "toothbrush",
 )
 
+#: Detections kept per image after NMS by every official config (the original's ``max_num_detections``).
+MAX_NUM_DETECTIONS = 100
 #: Per-channel statistics of the original, in BGR order (0..255 scale).
 MEANS_BGR: tuple[float, float, float] = (103.94, 116.78, 123.68)
 STD_BGR: tuple[float, float, float] = (57.38, 57.12, 58.40)
@@ -110,7 +112,7 @@ class YolactConfig:
     nms_top_k: int = 200
     nms_conf_thresh: float = 0.05
     nms_thresh: float = 0.5
-    max_num_detections: int = 100
+    max_num_detections: int = MAX_NUM_DETECTIONS
     official_checkpoint: str = ""
     train: TrainConfig = field(default_factory=TrainConfig)
 

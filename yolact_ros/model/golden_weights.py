@@ -1,4 +1,4 @@
-"""The deterministic weight rule of the reference fixtures (no trained checkpoint needed).
+"""The deterministic weight rule of the reference fixtures (no trained checkpoint needed); test-only.
 
 Used by tests and benchmarks to reproduce the original implementation's
 outputs bit for bit: every state_dict entry is drawn from a generator seeded
@@ -11,6 +11,8 @@ import zlib
 from collections import OrderedDict
 
 import torch
+
+from .yolact import build_yolact
 
 _BOOSTED_CLASSES = (1, 16, 42)  # COCO person / cat / cup (channel 0 is background)
 
@@ -56,3 +58,12 @@ def apply_golden_weights(model: torch.nn.Module) -> torch.nn.Module:
     shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     model.load_state_dict(golden_state_dict(shapes, getattr(model, "cfg").num_classes), strict=True)
     return model
+
+
+def reference_model(config) -> torch.nn.Module:
+    """A Yolact for ``config`` (name or :class:`YolactConfig`) filled with the reference weights.
+
+    Untrained and biased towards three classes by design: for tests and benchmarks only,
+    passed explicitly as ``Segmenter(model=reference_model(...))``.
+    """
+    return apply_golden_weights(build_yolact(config))

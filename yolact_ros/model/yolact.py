@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .backbones import build_backbone
+from .checkpoint import load_into
 from .config import YolactConfig, get_config
 from .fpn import FPN
 from .heads import MaskIoUNet, PredictionModule, make_priors, make_proto_net
@@ -90,13 +91,19 @@ class Yolact(nn.Module):
             out["conf"] = F.softmax(out["conf"], dim=-1)
         return out
 
+    def mask_iou(self, masks: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
+        """YOLACT++ mask scoring: predicted IoU of each cropped soft mask [D,h,w] (0..1, prototype
+        resolution) for its class ``classes`` [D] (0-based) -> [D]."""
+        if masks.shape[0] == 0:
+            return masks.new_zeros((0,))
+        pred = self.maskiou_net(masks.unsqueeze(1))
+        return pred.gather(1, classes.view(-1, 1)).squeeze(1)
+
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.heads(self.features(x), x.device)
 
     def load_checkpoint(self, path: "str | Path", strict: bool = True) -> "Yolact":
         """Load an official (or ``yolact train``) ``.pth`` file; see :func:`checkpoint.load_into`."""
-        from .checkpoint import load_into
-
         load_into(self, path, strict=strict)
         return self
 

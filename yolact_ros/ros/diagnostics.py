@@ -3,6 +3,11 @@
 ``FrameStats`` is written by the subscription callback (received/dropped) and the inference
 worker (processed, rejected, timings) and read by the diagnostics timer; a lock keeps the
 three consistent.
+
+The keys of the published values are :class:`Key`'s constants and the status is named
+:func:`status_name`: the node writes them and every reader (tests, benchmark, demo) looks them
+up by these names, never by the display strings. diagnostic_msgs is imported only to build a
+message, so readers import this module without a ROS runtime.
 """
 from __future__ import annotations
 
@@ -12,11 +17,62 @@ from collections import deque
 
 import numpy as np
 
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-
-__all__ = ["FrameStats", "build_diagnostics"]
+__all__ = ["FrameStats", "Key", "build_diagnostics", "stamp_text", "status_name"]
 
 _TIMINGS = ("latency_ms", "processing_ms", "segmenter_ms", "overhead_ms", "overhead_cpu_ms", "visualization_ms")
+
+
+class Key:
+    """The keys of the node's diagnostic values (``KeyValue.key``); the values are text."""
+
+    STATE = "state"  # lifecycle state label
+    INPUT_RATE = "input rate (Hz)"
+    OUTPUT_RATE = "output rate (Hz)"
+    LATENCY_P50 = "latency stamp->publish p50 (ms)"
+    LATENCY_MAX = "latency stamp->publish max (ms)"
+    PROCESSING_P50 = "processing p50 (ms)"
+    SEGMENTER_P50 = "segmenter p50 (ms)"
+    OVERHEAD_P50 = "node overhead p50 (ms)"
+    OVERHEAD_CPU_P50 = "node overhead CPU time p50 (ms)"
+    VISUALIZATION_P50 = "visualization p50 (ms)"
+    # counters since configure (integers)
+    FRAMES_RECEIVED = "frames received"
+    FRAMES_PROCESSED = "frames processed"
+    FRAMES_DROPPED = "frames dropped"
+    FRAMES_REJECTED = "frames rejected"
+    INFERENCE_ERRORS = "inference errors"
+    VISUALIZATIONS = "visualizations published"
+    INSTANCES = "instances (last frame)"
+    # the newest frame: its stamp (stamp_text) and its own timings
+    LAST_STAMP = "last frame stamp"
+    LAST_LATENCY = "last frame latency (ms)"
+    LAST_SEGMENTER = "last frame segmenter (ms)"
+    LAST_OVERHEAD = "last frame overhead (ms)"
+    LAST_OVERHEAD_CPU = "last frame overhead_cpu (ms)"
+    LAST_VISUALIZATION = "last frame visualization (ms)"
+    # the node's setup
+    DEVICE = "device"
+    MODEL = "model"
+    WEIGHTS = "weights"
+    INPUT_TOPIC = "input topic"
+    SCORE_THRESHOLD = "score_threshold"
+    TOP_K = "top_k"
+
+
+# FrameStats.on_processed timing -> its "last frame" key
+_LAST_FRAME_KEYS = {"latency_ms": Key.LAST_LATENCY, "segmenter_ms": Key.LAST_SEGMENTER,
+                    "overhead_ms": Key.LAST_OVERHEAD, "overhead_cpu_ms": Key.LAST_OVERHEAD_CPU,
+                    "visualization_ms": Key.LAST_VISUALIZATION}
+
+
+def status_name(node_name: str) -> str:
+    """The name of a node's DiagnosticStatus."""
+    return f"{node_name}: yolact"
+
+
+def stamp_text(stamp) -> str:
+    """A header stamp (``sec``, ``nanosec``) as the value of :attr:`Key.LAST_STAMP`."""
+    return f"{stamp.sec}.{stamp.nanosec:09d}"
 
 
 class FrameStats:
@@ -108,11 +164,16 @@ def _rate(times: list[float], now: float, window: float) -> float:
     return (len(times) - 1) / span
 
 
-def build_diagnostics(name: str, hardware_id: str, stamp, state: str, snap: dict, extra: dict) -> DiagnosticArray:
-    """One DiagnosticStatus named ``name``: OK while frames flow, WARN when idle while active or
-    when frames were rejected in this period, ERROR after inference errors."""
+def build_diagnostics(node_name: str, hardware_id: str, stamp, state: str, snap: dict, extra: dict, *,
+                      rejected_recently: bool = False, errors_recently: bool = False):
+    """A DiagnosticArray with one DiagnosticStatus named ``status_name(node_name)``: OK while
+    frames flow, WARN when idle while active or when frames were ``rejected_recently`` (in this
+    period), ERROR after ``errors_recently``. Values: the snapshot's figures, then ``extra``
+    (keys from :class:`Key`)."""
+    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+
     status = DiagnosticStatus()
-    status.name = name
+    status.name = status_name(node_name)
     status.hardware_id = hardware_id
     level, message = DiagnosticStatus.OK, f"{state}"
     if state == "active":
@@ -120,37 +181,37 @@ def build_diagnostics(name: str, hardware_id: str, stamp, state: str, snap: dict
             level, message = DiagnosticStatus.WARN, "active, no input images"
         else:
             message = f"active, {snap['output_rate_hz']:.1f} Hz out of {snap['input_rate_hz']:.1f} Hz in"
-    if extra.pop("rejected_recently", False):
+    if rejected_recently:
         level, message = max(level, DiagnosticStatus.WARN), message + f"; rejected input: {snap['last_rejection']}"
-    if extra.pop("errors_recently", False):
+    if errors_recently:
         level, message = DiagnosticStatus.ERROR, message + f"; inference error: {snap['last_error']}"
     status.level = level  # the constants are octets (bytes) already
     status.message = message
     values = {
-        "state": state,
-        "input rate (Hz)": f"{snap['input_rate_hz']:.2f}",
-        "output rate (Hz)": f"{snap['output_rate_hz']:.2f}",
-        "latency stamp->publish p50 (ms)": f"{snap['latency_ms_p50']:.1f}",
-        "latency stamp->publish max (ms)": f"{snap['latency_ms_max']:.1f}",
-        "processing p50 (ms)": f"{snap['processing_ms_p50']:.1f}",
-        "segmenter p50 (ms)": f"{snap['segmenter_ms_p50']:.1f}",
-        "node overhead p50 (ms)": f"{snap['overhead_ms_p50']:.2f}",
-        "node overhead CPU time p50 (ms)": f"{snap['overhead_cpu_ms_p50']:.2f}",
-        "visualization p50 (ms)": f"{snap['visualization_ms_p50']:.1f}",
-        "frames received": str(snap["received"]),
-        "frames processed": str(snap["processed"]),
-        "frames dropped": str(snap["dropped"]),
-        "frames rejected": str(snap["rejected"]),
-        "inference errors": str(snap["errors"]),
-        "visualizations published": str(snap["visualizations"]),
-        "instances (last frame)": str(snap["last_instances"]),
+        Key.STATE: state,
+        Key.INPUT_RATE: f"{snap['input_rate_hz']:.2f}",
+        Key.OUTPUT_RATE: f"{snap['output_rate_hz']:.2f}",
+        Key.LATENCY_P50: f"{snap['latency_ms_p50']:.1f}",
+        Key.LATENCY_MAX: f"{snap['latency_ms_max']:.1f}",
+        Key.PROCESSING_P50: f"{snap['processing_ms_p50']:.1f}",
+        Key.SEGMENTER_P50: f"{snap['segmenter_ms_p50']:.1f}",
+        Key.OVERHEAD_P50: f"{snap['overhead_ms_p50']:.2f}",
+        Key.OVERHEAD_CPU_P50: f"{snap['overhead_cpu_ms_p50']:.2f}",
+        Key.VISUALIZATION_P50: f"{snap['visualization_ms_p50']:.1f}",
+        Key.FRAMES_RECEIVED: str(snap["received"]),
+        Key.FRAMES_PROCESSED: str(snap["processed"]),
+        Key.FRAMES_DROPPED: str(snap["dropped"]),
+        Key.FRAMES_REJECTED: str(snap["rejected"]),
+        Key.INFERENCE_ERRORS: str(snap["errors"]),
+        Key.VISUALIZATIONS: str(snap["visualizations"]),
+        Key.INSTANCES: str(snap["last_instances"]),
     }
     last = snap.get("last_frame") or {}
     if last:
         # per-frame figures of the newest frame, for pairing with a client's own measurements
-        values["last frame stamp"] = last.get("stamp", "")
-        for key in ("latency_ms", "segmenter_ms", "overhead_ms", "overhead_cpu_ms", "visualization_ms"):
-            values[f"last frame {key[:-3]} (ms)"] = f"{last.get(key, float('nan')):.3f}"
+        values[Key.LAST_STAMP] = last.get("stamp", "")
+        for timing, key in _LAST_FRAME_KEYS.items():
+            values[key] = f"{last.get(timing, float('nan')):.3f}"
     values.update({k: str(v) for k, v in extra.items()})
     status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
     out = DiagnosticArray()

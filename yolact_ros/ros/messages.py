@@ -2,6 +2,7 @@
 
 Both messages of one frame are index-aligned: ``detections[i].id == instances[i].id == str(i)``
 and both carry the input image's header (stamp and frame_id), never ``now()``.
+:func:`full_frame_mask` is the way back, for the node's consumers.
 """
 from __future__ import annotations
 
@@ -14,10 +15,10 @@ from vision_msgs.msg import BoundingBox2D, Detection2D, Detection2DArray, Object
 
 from yolact_ros.msg import InstanceMask, InstanceMaskArray
 
-from ..instances import Instances
+from ..inference.instances import Instances
 from .image_conversion import mono_to_image
 
-__all__ = ["box_to_roi", "instances_to_detections", "instances_to_masks"]
+__all__ = ["box_to_roi", "full_frame_mask", "instances_to_detections", "instances_to_masks"]
 
 
 def box_to_roi(box, height: int, width: int) -> tuple[int, int, int, int]:
@@ -75,4 +76,15 @@ def instances_to_masks(inst: Instances, header) -> InstanceMaskArray:
                 roi=RegionOfInterest(x_offset=x0, y_offset=y0, width=w, height=h, do_rectify=False),
                 mask=mono_to_image(mono, header)))
     out.instances = items
+    return out
+
+
+def full_frame_mask(item: InstanceMask, height: int, width: int) -> np.ndarray:
+    """An InstanceMask (ROI in image pixels + the mono8 mask cropped to it, rows possibly padded
+    to ``step``) -> bool [height, width] mask of the whole image; False outside the ROI."""
+    m = item.mask
+    crop = np.frombuffer(m.data, np.uint8).reshape(m.height, m.step)[:, : m.width] > 127
+    r = item.roi
+    out = np.zeros((height, width), bool)
+    out[r.y_offset:r.y_offset + r.height, r.x_offset:r.x_offset + r.width] = crop[: r.height, : r.width]
     return out

@@ -31,8 +31,9 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 from diagnostic_msgs.msg import DiagnosticArray
 from sensor_msgs.msg import CompressedImage, Image
 
-from .diagnostics import FrameStats, build_diagnostics
+from .diagnostics import FrameStats, Key, build_diagnostics, stamp_text
 from .image_conversion import ImageConversionError, bgr_to_image, compressed_to_bgr, image_to_bgr, to_bgr3
+from ..inference.defaults import MASK_ALPHA
 from .params import LOAD_PARAMS, PARAMS, RUNTIME_PARAMS, validate_value
 
 __all__ = ["YolactNode", "LatestFrame", "main", "input_qos"]
@@ -233,7 +234,7 @@ class YolactNode(LifecycleNode):
             return TransitionCallbackReturn.FAILURE
         reason = validate_value("device", device)
         if reason is None:
-            from ..segmenter import resolve_device  # imports torch: only at configure
+            from ..inference.segmenter import resolve_device  # imports torch: only at configure
 
             try:
                 resolve_device(device)
@@ -278,7 +279,7 @@ class YolactNode(LifecycleNode):
         return super().on_configure(state)
 
     def _load_segmenter(self, weights: str, device: str):
-        from ..segmenter import Segmenter  # torch import deferred to configure
+        from ..inference.segmenter import Segmenter  # torch import deferred to configure
 
         if not os.path.isfile(weights):
             raise FileNotFoundError("no such file" if not os.path.exists(weights) else "not a regular file")
@@ -427,7 +428,7 @@ class YolactNode(LifecycleNode):
         vis_ms = 0.0
         vis_pub = pubs["visualization"]
         if outputs.get("publish_visualization", True) and vis_pub.get_subscription_count() > 0:
-            from ..visualize import draw_instances  # only needed while someone watches
+            from ..inference.visualize import draw_instances  # only needed while someone watches
 
             overlay = draw_instances(
                 to_bgr3(image), inst, seg.class_names,
@@ -441,7 +442,7 @@ class YolactNode(LifecycleNode):
         total_ms = (t4 - t0) * 1000.0
         seg_ms = (t2 - t1) * 1000.0
         self._stats.on_processed(
-            len(inst), stamp=f"{header.stamp.sec}.{header.stamp.nanosec:09d}",
+            len(inst), stamp=stamp_text(header.stamp),
             latency_ms=(now_ns - stamp_ns) / 1e6 if stamp_ns > 0 else float("nan"),
             processing_ms=(time.monotonic() - frame.received) * 1000.0,  # arrival -> published
             segmenter_ms=seg_ms,
@@ -465,26 +466,26 @@ class YolactNode(LifecycleNode):
         snap = self._stats.snapshot()
         seg = self._segmenter
         counts = (snap["rejected"], snap["errors"])
+        device = str(seg.device) if seg is not None else ""
         extra = {
-            "rejected_recently": counts[0] > self._diag_counts[0],
-            "errors_recently": counts[1] > self._diag_counts[1],
-            "device": str(seg.device) if seg is not None else "",
-            "model": self._model_name,
-            "weights": str(self._param("weights")),
-            "input topic": self._input_topic,
-            "score_threshold": f"{seg.score_threshold:.3f}" if seg is not None else "",
-            "top_k": str(seg.top_k) if seg is not None else "",
+            Key.DEVICE: device,
+            Key.MODEL: self._model_name,
+            Key.WEIGHTS: str(self._param("weights")),
+            Key.INPUT_TOPIC: self._input_topic,
+            Key.SCORE_THRESHOLD: f"{seg.score_threshold:.3f}" if seg is not None else "",
+            Key.TOP_K: str(seg.top_k) if seg is not None else "",
         }
+        rejected_recently, errors_recently = counts[0] > self._diag_counts[0], counts[1] > self._diag_counts[1]
         self._diag_counts = counts
         self._diag_pub.publish(build_diagnostics(
-            f"{self.get_name()}: yolact", f"{self._model_name}@{extra['device']}",
-            self.get_clock().now().to_msg(), self._state_name(), snap, extra))
+            self.get_name(), f"{self._model_name}@{device}", self.get_clock().now().to_msg(), self._state_name(),
+            snap, extra, rejected_recently=rejected_recently, errors_recently=errors_recently))
 
 
 def _draw_kwargs(outputs: dict) -> dict:
     """Visualization parameters -> draw_instances keyword arguments."""
     return {
-        "alpha": float(outputs.get("visualization.mask_alpha", 0.45)),
+        "alpha": float(outputs.get("visualization.mask_alpha", MASK_ALPHA)),
         "draw_boxes": bool(outputs.get("visualization.show_boxes", True)),
         "draw_labels": bool(outputs.get("visualization.show_labels", True)),
     }

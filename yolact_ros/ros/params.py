@@ -1,14 +1,18 @@
 """The node's parameters: one table of names, defaults, types, ranges and descriptions.
 
 ``config/yolact.yaml``, the launch file and the node all use the names defined here; the
-static launch test checks that they agree. Pure data plus validation: no rclpy import, so it
-can be read without a ROS runtime.
+static launch test checks that they agree. Default values of the inference settings come from
+:mod:`yolact_ros.inference.defaults` (defined once for the Segmenter, the CLI, the benchmarks
+and this table). Pure data plus validation: no rclpy or torch import, so it can be read
+without a ROS runtime.
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 from typing import Any
+
+from ..inference import defaults
 
 __all__ = ["ParamSpec", "PARAMS", "PARAM_NAMES", "RUNTIME_PARAMS", "LOAD_PARAMS", "validate_value"]
 
@@ -40,7 +44,7 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("config", "", "str",
               "Model config name (e.g. yolact_base, yolact_plus_resnet50); empty = read it from the "
               "checkpoint, else infer it from the weights file name as the original eval does."),
-    ParamSpec("device", "auto", "str",
+    ParamSpec("device", defaults.DEVICE, "str",
               "Inference device: auto (CUDA if available, else CPU), cpu, cuda or cuda:N.",
               constraints="auto | cpu | cuda | cuda:N"),
     ParamSpec("half", False, "bool", "Run the network in float16 (CUDA only; ignored with a warning on CPU)."),
@@ -51,10 +55,10 @@ PARAMS: tuple[ParamSpec, ...] = (
               "Input: raw subscribes to `image` (sensor_msgs/Image), compressed to `image/compressed` "
               "(sensor_msgs/CompressedImage, JPEG/PNG).", choices=("raw", "compressed")),
     # --- detection (change at run time) -------------------------------------------------------
-    ParamSpec("score_threshold", 0.15, "float", "Publish instances whose score is above this.",
+    ParamSpec("score_threshold", defaults.SCORE_THRESHOLD, "float", "Publish instances whose score is above this.",
               runtime=True, min=0.0, max=1.0),
-    ParamSpec("top_k", 15, "int", "At most this many instances per frame (highest scores first).",
-              runtime=True, min=1, max=1000),
+    ParamSpec("top_k", defaults.TOP_K, "int", "At most this many instances per frame (highest scores first).",
+              runtime=True, min=1, max=defaults.TOP_K_MAX),
     ParamSpec("nms_threshold", 0.0, "float",
               "Box IoU above which NMS suppresses the lower-scored detection; 0 = the model config's value.",
               runtime=True, min=0.0, max=1.0),
@@ -65,7 +69,7 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("publish_visualization", True, "bool",
               "Publish `visualization` (bgr8 overlay); it is only drawn while someone subscribes.",
               runtime=True),
-    ParamSpec("visualization.mask_alpha", 0.45, "float", "Opacity of the mask overlay.",
+    ParamSpec("visualization.mask_alpha", defaults.MASK_ALPHA, "float", "Opacity of the mask overlay.",
               runtime=True, min=0.0, max=1.0),
     ParamSpec("visualization.show_boxes", True, "bool", "Draw bounding boxes.", runtime=True),
     ParamSpec("visualization.show_labels", True, "bool", "Draw class names and scores.", runtime=True),

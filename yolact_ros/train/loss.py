@@ -26,8 +26,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..model.config import YolactConfig
-from ..postprocess import crop_masks
-from .match import box_iou, match
+from ..model.boxes import crop_masks
+from .match import match
 
 LOSS_NAMES = ("box", "conf", "mask", "segm", "maskiou")
 
@@ -193,4 +193,4 @@ class YolactLoss(nn.Module):
         return loss / (h * w)
 
 
-__all__ = ["YolactLoss", "LOSS_NAMES", "ohem_conf_loss", "semantic_targets", "mask_iou", "box_iou"]
+__all__ = ["YolactLoss", "LOSS_NAMES", "ohem_conf_loss", "semantic_targets", "mask_iou"]

@@ -1,9 +1,9 @@
-"""SSD-style matching of priors to ground truth, and the box encoding that goes with it.
+"""SSD-style matching of priors to ground truth.
 
 Coordinates: priors are (cx, cy, w, h) relative to the square network input (as
 :func:`yolact_ros.model.heads.make_priors` makes them); ground-truth boxes are
-relative x1, y1, x2, y2.  The regression targets use the variances 0.1 / 0.2 that
-:func:`yolact_ros.postprocess.decode_boxes` undoes at inference time.
+relative x1, y1, x2, y2.  The regression targets are :func:`yolact_ros.model.boxes.encode`,
+which :func:`yolact_ros.model.boxes.decode` undoes at inference time.
 """
 from __future__ import annotations
 
@@ -11,31 +11,9 @@ from dataclasses import dataclass
 
 import torch
 
-from ..postprocess import VARIANCES, decode_boxes
+from ..model.boxes import box_area, box_intersection, box_iou, encode, point_form
 
-__all__ = ["Match", "box_iou", "crowd_overlap", "point_form", "encode", "decode", "match"]
-
-
-def point_form(priors: torch.Tensor) -> torch.Tensor:
-    """(cx, cy, w, h) [...,4] -> (x1, y1, x2, y2)."""
-    return torch.cat((priors[..., :2] - priors[..., 2:] / 2, priors[..., :2] + priors[..., 2:] / 2), dim=-1)
-
-
-def _intersection(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    lt = torch.maximum(a[:, None, :2], b[None, :, :2])
-    rb = torch.minimum(a[:, None, 2:], b[None, :, 2:])
-    return (rb - lt).clamp(min=0).prod(-1)
-
-
-def _area(boxes: torch.Tensor) -> torch.Tensor:
-    return (boxes[:, 2] - boxes[:, 0]).clamp(min=0) * (boxes[:, 3] - boxes[:, 1]).clamp(min=0)
-
-
-def box_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """IoU of xyxy boxes a [A,4] and b [B,4] -> [A,B] (0 where both are empty)."""
-    inter = _intersection(a, b)
-    union = _area(a)[:, None] + _area(b)[None, :] - inter
-    return inter / union.clamp(min=1e-12)
+__all__ = ["Match", "crowd_overlap", "match"]
 
 
 def crowd_overlap(priors_xyxy: torch.Tensor, crowd: torch.Tensor) -> torch.Tensor:
@@ -44,21 +22,7 @@ def crowd_overlap(priors_xyxy: torch.Tensor, crowd: torch.Tensor) -> torch.Tenso
     As in the original, a prior lying inside a crowd region scores 1 whatever the
     crowd box's size, so it is neither trained as background nor as an object.
     """
-    return _intersection(priors_xyxy, crowd) / _area(priors_xyxy)[:, None].clamp(min=1e-12)
-
-
-def encode(boxes: torch.Tensor, priors: torch.Tensor) -> torch.Tensor:
-    """Regression targets of xyxy boxes [P,4] w.r.t. priors [P,4] (cx,cy,w,h); inverse of :func:`decode`."""
-    centre = (boxes[:, :2] + boxes[:, 2:]) / 2
-    wh = (boxes[:, 2:] - boxes[:, :2]).clamp(min=1e-6)
-    g_cxcy = (centre - priors[:, :2]) / (VARIANCES[0] * priors[:, 2:])
-    g_wh = torch.log(wh / priors[:, 2:]) / VARIANCES[1]
-    return torch.cat((g_cxcy, g_wh), dim=1)
-
-
-def decode(loc: torch.Tensor, priors: torch.Tensor) -> torch.Tensor:
-    """Regressions [...,P,4] -> relative xyxy boxes (the inference decoder, re-exported)."""
-    return decode_boxes(loc, priors)
+    return box_intersection(priors_xyxy, crowd) / box_area(priors_xyxy)[:, None].clamp(min=1e-12)
 
 
 @dataclass

@@ -9,10 +9,9 @@ the official layout.
 """
 from __future__ import annotations
 
-import dataclasses
+import contextlib
 import json
 import logging
-import math
 import re
 import sys
 import time
@@ -23,6 +22,9 @@ from typing import Callable
 import torch
 from torch import nn
 
+from ..data.augment import collate
+from ..evaluation.coco_eval import evaluate
+from ..inference.segmenter import Segmenter, resolve_device
 from ..model.checkpoint import load_into, save_checkpoint
 from ..model.config import YolactConfig
 from ..model.yolact import Yolact
@@ -205,17 +207,15 @@ class Trainer:
 
     def __init__(self, cfg: YolactConfig, dataset, options: TrainOptions,
                  backbone_weights: "str | Path | None" = None, resume: "str | Path | None" = None):
-        from ..segmenter import resolve_device
-
         self.cfg = cfg
         self.opt = options
         self.dataset = dataset
         self.device = resolve_device(options.device)
         self.out_dir = Path(options.out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        torch.manual_seed(options.seed)
-        self.model = Yolact(cfg)
-        init_head_weights(self.model)
+        with self._seeded(options.seed):  # initial weights: reproducible, caller's RNG untouched
+            self.model = Yolact(cfg)
+            init_head_weights(self.model)
         self.start_iter = 0
         self.start_epoch = 0
         if backbone_weights:
@@ -277,9 +277,6 @@ class Trainer:
                 p.unlink(missing_ok=True)
 
     def validate(self, checkpoint: Path) -> dict:
-        from ..evaluate import evaluate
-        from ..segmenter import Segmenter
-
         seg = Segmenter(weights=checkpoint, device=str(self.device))
         return evaluate(seg, self.opt.val_json, self.opt.val_images, progress=False, verbose=False,
                         max_images=self.opt.val_max_images)
@@ -311,11 +308,26 @@ class Trainer:
         self.scaler.update()
         return {k: float(v.detach()) for k, v in losses.items()}
 
+    @contextlib.contextmanager
+    def _seeded(self, seed: int):
+        """Run the block on a private copy of torch's RNG seeded with ``seed``: the trainer's
+        randomness (weight init, augmentation in the main process) is reproducible and the
+        process-wide RNG is restored afterwards."""
+        devices = [self.device.index or 0] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed)
+            yield
+
     def train(self, on_log: Callable[[dict], None] | None = None) -> TrainResult:
+        """Train to ``max_iter``; see :class:`TrainResult`."""
+        with self._seeded(self.opt.seed + self.start_iter + 1):
+            return self._train(on_log)
+
+    def _train(self, on_log: Callable[[dict], None] | None) -> TrainResult:
         opt = self.opt
         loader = torch.utils.data.DataLoader(
             self.dataset, batch_size=opt.batch_size, shuffle=True, drop_last=len(self.dataset) >= opt.batch_size,
-            num_workers=opt.num_workers, collate_fn=_collate(), persistent_workers=opt.num_workers > 0,
+            num_workers=opt.num_workers, collate_fn=collate, persistent_workers=opt.num_workers > 0,
             generator=torch.Generator().manual_seed(opt.seed + self.start_iter),
         )
         max_iter = self.schedule.max_iter
@@ -398,12 +410,6 @@ class Trainer:
         result.iterations = iteration
         result.seconds = time.perf_counter() - t0
         return result
-
-
-def _collate():
-    from ..data.augment import collate
-
-    return collate
 
 
 __all__ = ["Schedule", "make_schedule", "init_head_weights", "init_backbone", "find_pretrained", "freeze_batchnorm",

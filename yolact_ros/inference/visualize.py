@@ -4,6 +4,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from .defaults import MASK_ALPHA
 from .instances import Instances
 
 
@@ -19,7 +20,7 @@ def draw_instances(
     image_bgr: np.ndarray,
     inst: Instances,
     class_names: "tuple[str, ...] | None" = None,
-    alpha: float = 0.45,
+    alpha: float = MASK_ALPHA,
     draw_boxes: bool = True,
     draw_labels: bool = True,
     draw_masks: bool = True,

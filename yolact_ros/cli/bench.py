@@ -1,4 +1,4 @@
-"""Per-stage CPU latency of the Segmenter (``yolact bench``; figures go to BENCHMARKS.md).
+"""``yolact bench``: per-stage CPU latency of the Segmenter (figures go to BENCHMARKS.md).
 
 Prints figures, asserts nothing.  Uses the deterministic reference weights (no
 trained checkpoint can be downloaded here), which give ~100 candidate detections
@@ -14,13 +14,15 @@ import statistics
 import numpy as np
 import torch
 
-from .segmenter import STAGES, Segmenter
+from ..inference import defaults
+from ..inference.segmenter import STAGES, Segmenter
+from ..model.golden_weights import reference_model
 
 SETTINGS = {
     # the original's end-to-end measurement: every kept detection (up to 100) gets a full-size mask
-    "all100": dict(score_threshold=0.0, top_k=100),
+    "all100": dict(score_threshold=0.0, top_k=defaults.TOP_K_MAX),
     # what the node runs by default
-    "default": dict(score_threshold=0.15, top_k=15),
+    "default": dict(score_threshold=defaults.SCORE_THRESHOLD, top_k=defaults.TOP_K),
 }
 
 
@@ -40,7 +42,7 @@ def run(configs, settings, image="astronaut", runs=5, threads=2, optimize=True, 
     segs = {}
     for cfg in configs:
         for s in settings:
-            segs[(cfg, s)] = Segmenter(config=cfg, weights=None, device="cpu", optimize=optimize, **SETTINGS[s])
+            segs[(cfg, s)] = Segmenter(model=reference_model(cfg), device="cpu", optimize=optimize, **SETTINGS[s])
             segs[(cfg, s)](bgr)  # warm-up
     samples = {k: {st: [] for st in STAGES} for k in segs}
     counts = {}
@@ -80,7 +82,3 @@ def main(argv=None) -> int:
         with open(a.json, "w") as f:
             json.dump(res, f, indent=2)
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -61,8 +61,8 @@ def run(args: argparse.Namespace) -> int:
 
     from ..data.augment import EvalTransform, TrainAugment, TransformedDataset
     from ..data.coco import CocoInstances
-    from .config_file import resolve_config
-    from .trainer import Trainer, TrainOptions
+    from ..train.config_file import resolve_config
+    from ..train.trainer import Trainer, TrainOptions
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -1,66 +1,134 @@
-"""From raw network outputs to instances: decode, Fast NMS, top-k, masks.
+"""From raw network outputs to :class:`Instances`, in two named steps.
+
+1. :func:`select_detections`: decode the boxes, Fast NMS, score threshold, class filter,
+   and the low-resolution masks of the survivors (what YOLACT++'s mask-IoU head needs);
+2. :func:`to_instances`: YOLACT++ re-scoring with the mask-IoU predictions (computed by the
+   network between the two steps: post-processing runs no network), top-k, masks pasted at
+   the image's size, boxes in pixels.
 
 Semantics follow the original YOLACT (``layers/functions/detection.py`` and
-``layers/output_utils.py``); the implementation is built for speed: every
-step is a batched tensor operation on the model's device, and masks are
-assembled and resized only for the detections that are kept.
+``layers/output_utils.py``); the implementation is built for speed: every step is a
+batched tensor operation on the model's device, and masks are assembled and resized only
+for the detections that are kept.  Box geometry (decode, IoU, crop) is
+:mod:`yolact_ros.model.boxes`, shared with training.
 
 Coordinates: boxes are relative (0..1) to the square network input until
-:func:`boxes_to_pixels` scales them to the original image.
+:func:`to_instances` scales them to the original image.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
-from torchvision.ops import box_iou
 
-VARIANCES = (0.1, 0.2)
+from ..model.boxes import box_iou, crop_masks, decode, sanitize_coordinates
+from .defaults import MASK_THRESHOLD
+from .instances import Instances
+
+
+@dataclass(frozen=True)
+class PostprocessSettings:
+    """Everything post-processing needs besides the raw outputs.
+
+    ``score_threshold``: keep scores strictly above (0 = keep all); ``top_k``: instances per
+    image; ``class_keep``: bool [C-1] tensor on the outputs' device, or None for all classes
+    (applied before top_k); the rest are the model config's NMS values.
+    """
+
+    score_threshold: float
+    top_k: int
+    nms_threshold: float
+    conf_threshold: float
+    nms_top_k: int
+    max_num_detections: int
+    cross_class_nms: bool = False
+    class_keep: "torch.Tensor | None" = None
 
 
 @dataclass
 class Detections:
-    """Detect output of one image, sorted by descending ``scores``.
+    """Detections of one image, sorted by descending ``scores``.
 
     boxes float [D,4] relative xyxy; coeffs [D,K]; classes int64 [D] (0-based, no background);
-    scores [D] (class confidence; YOLACT++ re-scoring happens later).
+    scores [D] (class confidence); ``masks``: low-resolution soft masks [D,h,w] cropped by
+    their boxes, or None until assembled.
     """
 
     boxes: torch.Tensor
     coeffs: torch.Tensor
     classes: torch.Tensor
     scores: torch.Tensor
+    masks: "torch.Tensor | None" = None
 
     def __len__(self) -> int:
         return int(self.scores.shape[0])
 
     def select(self, idx: torch.Tensor) -> "Detections":
-        return Detections(self.boxes[idx], self.coeffs[idx], self.classes[idx], self.scores[idx])
+        masks = self.masks[idx] if self.masks is not None else None
+        return Detections(self.boxes[idx], self.coeffs[idx], self.classes[idx], self.scores[idx], masks)
 
 
-def decode_boxes(loc: torch.Tensor, priors: torch.Tensor) -> torch.Tensor:
-    """SSD box decoding: loc [...,P,4] + priors [P,4] (cx,cy,w,h) -> relative xyxy [...,P,4]."""
-    cxcy = priors[..., :2] + loc[..., :2] * VARIANCES[0] * priors[..., 2:]
-    wh = priors[..., 2:] * torch.exp(loc[..., 2:] * VARIANCES[1])
-    x1y1 = cxcy - wh / 2
-    return torch.cat((x1y1, x1y1 + wh), dim=-1)
+# -- step 1 -------------------------------------------------------------------------------------
+def select_detections(out: dict, index: int, settings: PostprocessSettings, with_masks: bool = False) -> Detections:
+    """Raw outputs (``Yolact.forward``'s dict, batched) of image ``index`` -> the detections
+    that pass NMS, the score threshold and the class filter; ``with_masks``: also their
+    low-res masks (YOLACT++ scores them; otherwise :func:`to_instances` assembles masks for
+    the top-k only)."""
+    s = settings
+    dets = fast_nms(out["loc"][index], out["conf"][index], out["mask"][index], out["priors"],
+                    conf_thresh=s.conf_threshold, nms_thresh=s.nms_threshold, nms_top_k=s.nms_top_k,
+                    max_num_detections=s.max_num_detections, cross_class_nms=s.cross_class_nms)
+    keep = torch.ones(len(dets), dtype=torch.bool, device=dets.scores.device)
+    if s.score_threshold > 0:
+        keep &= dets.scores > s.score_threshold
+    if s.class_keep is not None:
+        keep &= s.class_keep[dets.classes]
+    dets = dets.select(keep)
+    if with_masks:
+        dets.masks = assemble_masks(out["proto"][index], dets.coeffs, dets.boxes)
+    return dets
 
 
-def _pairwise_iou_batched(boxes: torch.Tensor) -> torch.Tensor:
-    """IoU of every pair within each row: boxes [C,M,4] -> [C,M,M] (no crowd handling).
+# -- step 2 -------------------------------------------------------------------------------------
+def to_instances(dets: Detections, proto: torch.Tensor, height: int, width: int, settings: PostprocessSettings,
+                 class_names: tuple[str, ...], mask_iou: "torch.Tensor | None" = None) -> Instances:
+    """Detections of one image (and its prototypes [h,w,K]) -> :class:`Instances` of a
+    ``height`` x ``width`` image.
 
-    Works on contiguous per-coordinate planes so every op is a plain broadcast (fast on CPU).
+    ``mask_iou`` [D]: YOLACT++'s predicted IoU of each detection's mask for its class; the
+    final score is then box score x mask IoU (as the original displays), re-thresholded and
+    re-sorted.  Then the best ``top_k`` are kept and their masks pasted.
     """
-    x1, y1, x2, y2 = (boxes[..., i].contiguous() for i in range(4))
-    iw = (torch.minimum(x2[:, :, None], x2[:, None, :]) - torch.maximum(x1[:, :, None], x1[:, None, :])).clamp_(min=0)
-    ih = (torch.minimum(y2[:, :, None], y2[:, None, :]) - torch.maximum(y1[:, :, None], y1[:, None, :])).clamp_(min=0)
-    inter = iw.mul_(ih)
-    area = (x2 - x1) * (y2 - y1)
-    return inter / (area[:, :, None] + area[:, None, :] - inter)
+    box_scores = scores = dets.scores
+    if mask_iou is not None and len(dets):
+        scores = box_scores * mask_iou
+        keep = scores > settings.score_threshold if settings.score_threshold > 0 else torch.ones_like(scores, dtype=torch.bool)
+        order = torch.argsort(scores.masked_fill(~keep, float("-inf")), descending=True)[: int(keep.sum())]
+    else:
+        order = torch.arange(len(dets), device=scores.device)
+    order = order[: settings.top_k]
+    dets = dets.select(order)
+    scores, box_scores = scores[order], box_scores[order]
+    if len(dets):
+        low_res = dets.masks if dets.masks is not None else assemble_masks(proto, dets.coeffs, dets.boxes)
+        masks = paste_masks(low_res, height, width, dets.boxes)
+    else:
+        masks = torch.zeros((0, height, width), dtype=torch.bool)
+    boxes = boxes_to_pixels(dets.boxes, height, width)
+    return Instances(
+        boxes=boxes.cpu().numpy().astype(np.float32),
+        scores=scores.cpu().numpy().astype(np.float32),
+        class_ids=dets.classes.cpu().numpy().astype(np.int64),
+        masks=masks.cpu().numpy(),
+        box_scores=box_scores.cpu().numpy().astype(np.float32),
+        class_names=class_names,
+    )
 
 
-def detect(
+# -- the parts ----------------------------------------------------------------------------------
+def fast_nms(
     loc: torch.Tensor,
     conf: torch.Tensor,
     coeffs: torch.Tensor,
@@ -90,7 +158,7 @@ def detect(
         best, classes = scores.max(dim=0)
         order = best.topk(top, sorted=True).indices
         prior_idx = cand[order]
-        boxes = decode_boxes(loc[prior_idx], priors[prior_idx])
+        boxes = decode(loc[prior_idx], priors[prior_idx])
         iou = box_iou(boxes, boxes).triu_(diagonal=1)
         keep = iou.max(dim=0).values <= nms_thresh
         out, boxes = order[keep][:max_num_detections], boxes[keep][:max_num_detections]
@@ -100,34 +168,13 @@ def detect(
     # Only the selected candidates are decoded.
     scores, idx = scores.topk(top, dim=1, sorted=True)  # [C-1, top]
     prior_idx = cand[idx]
-    boxes = decode_boxes(loc[prior_idx], priors[prior_idx])  # [C-1, top, 4]
-    iou = _pairwise_iou_batched(boxes).triu_(diagonal=1)
+    boxes = decode(loc[prior_idx], priors[prior_idx])  # [C-1, top, 4]
+    iou = box_iou(boxes, boxes).triu_(diagonal=1)
     keep = iou.max(dim=1).values <= nms_thresh  # [C-1, top]
     classes = torch.arange(scores.shape[0], device=loc.device)[:, None].expand_as(keep)[keep]
     kept_prior, kept_boxes, scores = prior_idx[keep], boxes[keep], scores[keep]
     scores, order = scores.topk(min(max_num_detections, scores.shape[0]), sorted=True)
     return Detections(kept_boxes[order], coeffs[kept_prior[order]], classes[order], scores)
-
-
-def sanitize_coordinates(x1: torch.Tensor, x2: torch.Tensor, size: int, padding: int = 0):
-    """Relative coordinate pair -> pixels, ordered, padded and clamped to [0, size]."""
-    x1 = x1 * size
-    x2 = x2 * size
-    lo = torch.minimum(x1, x2)
-    hi = torch.maximum(x1, x2)
-    return (lo - padding).clamp(min=0), (hi + padding).clamp(max=size)
-
-
-def crop_masks(masks: torch.Tensor, boxes: torch.Tensor, padding: int = 1) -> torch.Tensor:
-    """Zero each mask [K,h,w] outside its relative box [K,4] (padded by ``padding`` mask pixels)."""
-    k, h, w = masks.shape
-    x1, x2 = sanitize_coordinates(boxes[:, 0], boxes[:, 2], w, padding)
-    y1, y2 = sanitize_coordinates(boxes[:, 1], boxes[:, 3], h, padding)
-    cols = torch.arange(w, device=masks.device, dtype=boxes.dtype).view(1, 1, w)
-    rows = torch.arange(h, device=masks.device, dtype=boxes.dtype).view(1, h, 1)
-    inside_x = (cols >= x1.view(k, 1, 1)) & (cols < x2.view(k, 1, 1))
-    inside_y = (rows >= y1.view(k, 1, 1)) & (rows < y2.view(k, 1, 1))
-    return masks * (inside_x & inside_y).to(masks.dtype)
 
 
 def assemble_masks(proto: torch.Tensor, coeffs: torch.Tensor, boxes: torch.Tensor, crop: bool = True) -> torch.Tensor:
@@ -140,7 +187,7 @@ def assemble_masks(proto: torch.Tensor, coeffs: torch.Tensor, boxes: torch.Tenso
 
 
 def paste_masks(masks: torch.Tensor, height: int, width: int, boxes: torch.Tensor | None = None,
-                threshold: float = 0.5, chunk: int = 32) -> torch.Tensor:
+                threshold: float = MASK_THRESHOLD, chunk: int = 32) -> torch.Tensor:
     """Soft low-res masks [D,h,w] -> bool [D,height,width]: bilinear resize (align_corners=False), > threshold.
 
     With ``boxes`` (relative xyxy [D,4], the boxes the masks were cropped with) only a window
@@ -183,11 +230,3 @@ def boxes_to_pixels(boxes: torch.Tensor, height: int, width: int) -> torch.Tenso
     x1, x2 = sanitize_coordinates(boxes[:, 0], boxes[:, 2], width)
     y1, y2 = sanitize_coordinates(boxes[:, 1], boxes[:, 3], height)
     return torch.stack((x1, y1, x2, y2), dim=1)
-
-
-def mask_iou_scores(maskiou_net: torch.nn.Module, masks: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
-    """YOLACT++: predicted IoU of each cropped soft mask [D,h,w] for its class -> [D]."""
-    if masks.shape[0] == 0:
-        return masks.new_zeros((0,))
-    pred = maskiou_net(masks.unsqueeze(1))
-    return pred.gather(1, classes.view(-1, 1)).squeeze(1)

@@ -1,0 +1,37 @@
+"""The ``yolact`` command: one dispatcher, one module per subcommand.
+
+Subcommands are imported only when run, so ``yolact infer`` does not load the trainer.
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+
+#: name -> (module, help); each module has ``main(argv) -> int``
+SUBCOMMANDS = {
+    "infer": ("yolact_ros.cli.infer", "segment images, folders and videos; write overlays + COCO results JSON"),
+    "bench": ("yolact_ros.cli.bench", "per-stage CPU latency of the Segmenter"),
+    "train": ("yolact_ros.cli.train", "train on a COCO-format dataset"),
+    "eval": ("yolact_ros.cli.eval", "box / mask AP on a COCO-format dataset"),
+    "synth": ("yolact_ros.cli.synth", "write a synthetic COCO-format instance dataset"),
+}
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print("usage: yolact {" + ",".join(SUBCOMMANDS) + "} ...\n")
+        for name, (_, helptext) in SUBCOMMANDS.items():
+            print(f"  {name:6s} {helptext}")
+        return 0 if argv else 2
+    name, rest = argv[0], argv[1:]
+    if name not in SUBCOMMANDS:
+        print(f"yolact: unknown command {name!r}; choose from {', '.join(SUBCOMMANDS)}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    return int(importlib.import_module(SUBCOMMANDS[name][0]).main(rest) or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,4 @@
+"""``python -m yolact_ros.cli`` = the ``yolact`` command."""
+from . import main
+
+raise SystemExit(main())

@@ -1,0 +1,328 @@
+"""``Segmenter``: numpy BGR images in, :class:`Instances` out.
+
+The one object the ROS node, the CLI and evaluation call.  It orchestrates only: it owns
+the model on its device, preprocesses on that device, runs one batched forward pass, and
+per image calls the two post-processing steps of :mod:`.postprocess` (with YOLACT++'s
+mask-IoU head, a part of the network, run between them).
+"""
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import torch
+
+from ..model.checkpoint import CheckpointError, config_from_metadata, config_name_from_filename, load_state_into, read_checkpoint
+from ..model.config import YolactConfig, get_config
+from ..model.fuse import optimize_for_inference
+from ..model.transform import resize_and_normalize
+from ..model.yolact import Yolact
+from . import defaults
+from .instances import Instances
+from .postprocess import PostprocessSettings, select_detections, to_instances
+
+log = logging.getLogger(__name__)
+
+STAGES = ("preprocess", "backbone_fpn", "heads", "detect", "masks", "total")
+
+
+def resolve_device(device: "str | torch.device") -> torch.device:
+    """``auto`` -> first CUDA device if present else CPU; ``cuda[:N]`` must exist."""
+    name = str(device).strip().lower()
+    if name in ("", "auto"):
+        if torch.cuda.is_available():
+            return torch.device("cuda:0")
+        log.info("device 'auto': no CUDA device available, running on CPU")
+        return torch.device("cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"invalid device {device!r}: use 'auto', 'cpu', 'cuda' or 'cuda:N'") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {device!r} requested but no CUDA device is available (use 'cpu' or 'auto')")
+        index = dev.index or 0
+        if index >= torch.cuda.device_count():
+            raise ValueError(f"device {device!r} requested but only {torch.cuda.device_count()} CUDA device(s) exist")
+        return torch.device("cuda", index)
+    if dev.type != "cpu":
+        raise ValueError(f"unsupported device {device!r}: use 'auto', 'cpu', 'cuda' or 'cuda:N'")
+    return dev
+
+
+def resolve_config(config: "str | YolactConfig | None", weights: "str | Path") -> tuple[YolactConfig, tuple]:
+    """The config to build (from the argument, the checkpoint's own metadata, or the file
+    name) and the checkpoint read as (state, meta)."""
+    state, meta = read_checkpoint(weights)
+    if config not in (None, ""):
+        return get_config(config), (state, meta)
+    try:
+        cfg = config_from_metadata(meta)
+    except (TypeError, ValueError, KeyError) as exc:
+        raise CheckpointError(f"{weights}: unreadable config in the checkpoint's metadata ({exc})") from None
+    if cfg is not None:
+        return cfg, (state, meta)
+    name = config_name_from_filename(weights)
+    if name is None:
+        raise CheckpointError(
+            f"{weights}: cannot infer the config from the file name; pass config= one of the official "
+            f"names (e.g. yolact_base for yolact_base_54_800000.pth)"
+        )
+    return get_config(name), (state, meta)
+
+
+class Segmenter:
+    """YOLACT / YOLACT++ instance segmentation of BGR uint8 images.
+
+    Parameters: ``config`` (official name, :class:`YolactConfig`, or None to infer from
+    ``weights``), ``weights`` (``.pth`` path; required unless ``model`` is given),
+    ``device`` (``auto``/``cpu``/``cuda``/``cuda:N``), ``score_threshold`` (keep scores
+    strictly above), ``top_k`` (max instances per image), ``nms_threshold`` (None = the
+    config's), ``classes`` (names or 0-based ids to keep; None = all; applied before top_k),
+    ``cross_class_nms``, ``half`` (fp16 autocast, CUDA only), ``warmup`` (run one dummy
+    image at construction), ``num_threads`` (CPU threads; None = leave torch's setting),
+    ``optimize`` (run an inference copy with BatchNorm folded, merged head convs and
+    channels-last layout; same outputs up to float rounding), ``model`` (an already built
+    :class:`Yolact` with its weights, e.g. the test-only
+    :func:`yolact_ros.model.golden_weights.reference_model`; instead of ``weights``).
+    Defaults: :mod:`yolact_ros.inference.defaults`.
+    """
+
+    def __init__(
+        self,
+        config: "str | YolactConfig | None" = None,
+        weights: "str | Path | None" = None,
+        device: str = defaults.DEVICE,
+        score_threshold: float = defaults.SCORE_THRESHOLD,
+        top_k: int = defaults.TOP_K,
+        nms_threshold: float | None = defaults.NMS_THRESHOLD,
+        classes: "Iterable[str | int] | None" = None,
+        cross_class_nms: bool = defaults.CROSS_CLASS_NMS,
+        half: bool = False,
+        warmup: bool = False,
+        num_threads: int | None = None,
+        optimize: bool = True,
+        model: "Yolact | None" = None,
+    ):
+        self.device = resolve_device(device)
+        if num_threads:
+            torch.set_num_threads(int(num_threads))
+        if model is not None:
+            if weights is not None:
+                raise ValueError("pass weights= or model=, not both")
+            if config not in (None, "") and get_config(config) != model.cfg:
+                raise ValueError(f"config {config!r} does not match the given model's config {model.cfg.name!r}")
+            cfg = model.cfg
+            model = model.eval()
+        else:
+            if weights is None or str(weights) == "":
+                raise ValueError("Segmenter needs weights= (a .pth checkpoint: an official YOLACT/YOLACT++ file "
+                                 "or one from 'yolact train')")
+            cfg, (state, meta) = resolve_config(config, weights)
+            model = Yolact(cfg).eval()
+            load_state_into(model, state, meta, weights)
+        self.weights = str(weights) if weights is not None else None
+        self.cfg = cfg
+        if optimize:
+            # Inference copy with BN folded, merged head convs, channels-last weights. ``self.model``
+            # (the checkpoint-layout module) stays on the CPU then, so a GPU holds one copy.
+            self._net = optimize_for_inference(model).to(self.device)
+            self.model = model
+        else:
+            self._net = self.model = model.to(self.device)
+        self.half = bool(half) and self.device.type == "cuda"
+        if half and self.device.type != "cuda":
+            log.warning("half=True needs CUDA; running in float32 on %s", self.device)
+        self.score_threshold = score_threshold
+        self.top_k = top_k
+        self.nms_threshold = nms_threshold
+        self.cross_class_nms = bool(cross_class_nms)
+        self.classes = classes
+        self.timings: dict[str, float] = {}
+        if warmup:
+            self.warmup()
+
+    @property
+    def inference_model(self) -> torch.nn.Module:
+        """The module that actually runs (the optimized copy when ``optimize=True``)."""
+        return self._net
+
+    def with_settings(self, **settings) -> "Segmenter":
+        """A Segmenter sharing this one's network (no copy of the weights) with other settings
+        (``score_threshold``, ``top_k``, ``nms_threshold``, ``classes``, ``cross_class_nms``);
+        this one is left unchanged."""
+        allowed = {"score_threshold", "top_k", "nms_threshold", "classes", "cross_class_nms"}
+        unknown = set(settings) - allowed
+        if unknown:
+            raise TypeError(f"unknown setting(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(allowed))}")
+        other = copy.copy(self)
+        other.timings = {}
+        for name, value in settings.items():
+            setattr(other, name, value)
+        return other
+
+    # -- settings -------------------------------------------------------------------------------
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return self.cfg.class_names
+
+    @property
+    def score_threshold(self) -> float:
+        return self._score_threshold
+
+    @score_threshold.setter
+    def score_threshold(self, value: float) -> None:
+        value = float(value)
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"score_threshold must be in [0, 1], got {value}")
+        self._score_threshold = value
+
+    @property
+    def top_k(self) -> int:
+        return self._top_k
+
+    @top_k.setter
+    def top_k(self, value: int) -> None:
+        if int(value) != value or not 1 <= int(value) <= self.cfg.max_num_detections:
+            raise ValueError(f"top_k must be an integer in [1, {self.cfg.max_num_detections}], got {value}")
+        self._top_k = int(value)
+
+    @property
+    def nms_threshold(self) -> float:
+        return self._nms_threshold
+
+    @nms_threshold.setter
+    def nms_threshold(self, value: float | None) -> None:
+        value = self.cfg.nms_thresh if value is None else float(value)
+        if not 0.0 < value <= 1.0:
+            raise ValueError(f"nms_threshold must be in (0, 1], got {value}")
+        self._nms_threshold = value
+
+    @property
+    def classes(self) -> tuple[int, ...] | None:
+        """0-based class ids kept (None = all)."""
+        return self._classes
+
+    @classes.setter
+    def classes(self, value: "Iterable[str | int] | None") -> None:
+        if value is None:
+            self._classes = None
+            self._class_keep = None
+            return
+        ids = []
+        for c in value:
+            if isinstance(c, str) and not c.strip().isdigit():
+                if c not in self.class_names:
+                    raise ValueError(f"unknown class name {c!r}; known: {', '.join(self.class_names)}")
+                ids.append(self.class_names.index(c))
+            else:
+                i = int(c)
+                if not 0 <= i < len(self.class_names):
+                    raise ValueError(f"class id {i} out of range [0, {len(self.class_names) - 1}]")
+                ids.append(i)
+        if not ids:
+            self._classes = None
+            self._class_keep = None
+            return
+        self._classes = tuple(sorted(set(ids)))
+        keep = torch.zeros(len(self.class_names), dtype=torch.bool)
+        keep[list(self._classes)] = True
+        self._class_keep = keep.to(self.device)
+
+    @property
+    def postprocess_settings(self) -> PostprocessSettings:
+        """The current settings as post-processing takes them."""
+        return PostprocessSettings(
+            score_threshold=self.score_threshold, top_k=self.top_k, nms_threshold=self.nms_threshold,
+            conf_threshold=self.cfg.nms_conf_thresh, nms_top_k=self.cfg.nms_top_k,
+            max_num_detections=self.cfg.max_num_detections, cross_class_nms=self.cross_class_nms,
+            class_keep=self._class_keep,
+        )
+
+    # -- inference ------------------------------------------------------------------------------
+    def warmup(self, size: tuple[int, int] = (480, 640)) -> None:
+        """One forward on a dummy image so the first real frame does not pay for allocation."""
+        self(np.zeros((size[0], size[1], 3), np.uint8))
+
+    def __call__(self, images: "np.ndarray | Sequence[np.ndarray]") -> "Instances | list[Instances]":
+        single = isinstance(images, np.ndarray)
+        batch = [images] if single else list(images)
+        if not batch:
+            return []
+        for img in batch:
+            _check_image(img)
+        with torch.inference_mode():
+            results = self._run(batch)
+        return results[0] if single else results
+
+    def _sync(self):
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    def _run(self, batch: list[np.ndarray]) -> list[Instances]:
+        t = {s: 0.0 for s in STAGES}
+        t0 = time.perf_counter()
+        x = self.preprocess(batch)
+        self._sync()
+        t1 = time.perf_counter()
+        t["preprocess"] = t1 - t0
+        with torch.autocast("cuda", dtype=torch.float16, enabled=self.half):
+            feats = self._net.features(x)
+            self._sync()
+            t2 = time.perf_counter()
+            t["backbone_fpn"] = t2 - t1
+            out = self._net.heads(feats, x.device)
+            self._sync()
+            t["heads"] = time.perf_counter() - t2
+        out = {k: v.float() for k, v in out.items()}
+        settings = self.postprocess_settings
+        rescore = self.cfg.use_maskiou
+        results = []
+        for i, img in enumerate(batch):
+            t3 = time.perf_counter()
+            dets = select_detections(out, i, settings, with_masks=rescore)
+            mask_iou = self._net.mask_iou(dets.masks, dets.classes) if rescore else None
+            t4 = time.perf_counter()
+            results.append(to_instances(dets, out["proto"][i], img.shape[0], img.shape[1], settings,
+                                        self.class_names, mask_iou))
+            t["detect"] += t4 - t3
+            t["masks"] += time.perf_counter() - t4
+        t["total"] = time.perf_counter() - t0
+        self.timings = {k: v * 1000.0 for k, v in t.items()}
+        return results
+
+    def preprocess(self, batch: list[np.ndarray]) -> torch.Tensor:
+        """BGR uint8 HxWx3 (or HxW mono) images -> network input [N,3,S,S] on the device."""
+        s = self.cfg.max_size
+        tensors = []
+        for img in batch:
+            if img.ndim == 3 and img.shape[2] == 1:
+                img = img[:, :, 0]
+            if img.ndim == 2:
+                img = np.repeat(img[:, :, None], 3, axis=2)
+            elif img.shape[2] == 4:
+                img = img[:, :, :3]
+            if not img.flags.writeable or not img.flags.c_contiguous:
+                img = np.array(img, order="C")  # e.g. a read-only ROS message buffer: torch wants its own
+            x = torch.from_numpy(img).to(self.device, non_blocking=True)
+            x = x.permute(2, 0, 1).unsqueeze(0).float()
+            tensors.append(resize_and_normalize(x, s, self.cfg.backbone))
+        x = torch.cat(tensors, 0)
+        if getattr(self._net, "channels_last", False):
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+
+def _check_image(img) -> None:
+    if not isinstance(img, np.ndarray):
+        raise TypeError(f"expected a numpy array, got {type(img).__name__}")
+    if img.dtype != np.uint8:
+        raise ValueError(f"expected a uint8 image, got dtype {img.dtype}")
+    if img.ndim not in (2, 3) or (img.ndim == 3 and img.shape[2] not in (1, 3, 4)):
+        raise ValueError(f"expected an HxWx3 BGR image (or HxW / HxWx1 mono, HxWx4 BGRA), got shape {img.shape}")
+    if img.shape[0] < 1 or img.shape[1] < 1:
+        raise ValueError(f"empty image of shape {img.shape}")
