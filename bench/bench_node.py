@@ -27,10 +27,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "test" / "ros"))
-
-import ros_helpers as rh  # noqa: E402
+from yolact_ros.ros.diagnostics import Key, stamp_text
+from yolact_ros.ros.harness import Client, NodeProcess, image_message, ros_problem, stamp_to_ns
 
 NS = "/yolact_bench"
 NODE = "yolact_node"
@@ -56,7 +54,14 @@ def make_weights(directory: Path, max_size: int) -> Path:
 
 
 def frame(width: int, height: int) -> np.ndarray:
-    return cv2.resize(rh.photo_rgb("astronaut"), (width, height), interpolation=cv2.INTER_AREA)
+    """The astronaut photo (RGB) at width x height."""
+    import skimage.data
+
+    return cv2.resize(skimage.data.astronaut(), (width, height), interpolation=cv2.INTER_AREA)
+
+
+def rgb_msg(rgb: np.ndarray):
+    return image_message(rgb, "rgb8", frame_id="bench")
 
 
 def now_msg(client):
@@ -64,8 +69,7 @@ def now_msg(client):
 
 
 def ms_since(client, stamp) -> float:
-    t = client.node.get_clock().now().nanoseconds
-    return (t - (stamp.sec * 1_000_000_000 + stamp.nanosec)) / 1e6
+    return (client.node.get_clock().now().nanoseconds - stamp_to_ns(stamp)) / 1e6
 
 
 def diag(client, pred=lambda v: True, timeout=15.0) -> dict:
@@ -77,15 +81,14 @@ def latency_block(client, rgb: np.ndarray, frames: int) -> dict:
     (the diagnostics' "last frame" values carry the frame's stamp)."""
     rows = []
     for _ in range(frames):
-        msg = rh.image_msg(rgb, "rgb8", frame_id="bench")
+        msg = rgb_msg(rgb)
         msg.header.stamp = now_msg(client)
         dets, _ = client.send(msg, timeout=60.0, resend=30.0)
         e2e = ms_since(client, msg.header.stamp)
-        key = f"{msg.header.stamp.sec}.{msg.header.stamp.nanosec:09d}"
-        d = diag(client, lambda v: v.get("last frame stamp") == key)
-        rows.append((e2e, float(d["last frame segmenter (ms)"]), float(d["last frame overhead (ms)"]),
-                     float(d["last frame visualization (ms)"]), len(dets.detections),
-                     float(d["last frame overhead_cpu (ms)"])))
+        key = stamp_text(msg.header.stamp)
+        d = diag(client, lambda v: v.get(Key.LAST_STAMP) == key)
+        rows.append((e2e, float(d[Key.LAST_SEGMENTER]), float(d[Key.LAST_OVERHEAD]),
+                     float(d[Key.LAST_VISUALIZATION]), len(dets.detections), float(d[Key.LAST_OVERHEAD_CPU])))
     a = np.array(rows)
     return {
         "e2e_p50": float(np.median(a[:, 0])), "segmenter_p50": float(np.median(a[:, 1])),
@@ -105,21 +108,21 @@ def stream(client, rgb: np.ndarray, rate: float, duration: float) -> dict:
     seen = set()
     results = []  # (t since start at publish, latency ms)
     stamps = {}
-    msg = rh.image_msg(rgb, "rgb8", frame_id="bench")
+    msg = rgb_msg(rgb)
     while time.monotonic() - start < duration:
         now = time.monotonic()
         if now >= next_t:
             msg.header.stamp = now_msg(client)
             stamps[(msg.header.stamp.sec, msg.header.stamp.nanosec)] = now - start
-            client.pub.publish(msg)
+            client.publish(msg)
             sent += 1
             next_t += period
-        client.executor.spin_once(timeout_sec=max(0.0, min(period, next_t - time.monotonic())))
+        client.spin_once(max(0.0, min(period, next_t - time.monotonic())))
         for d in client.detections[-5:]:
             key = (d.header.stamp.sec, d.header.stamp.nanosec)
             if key not in seen and key in stamps:
                 seen.add(key)
-                results.append((stamps[key], ms_since(client, d.header.stamp), f"{key[0]}.{key[1]:09d}"))
+                results.append((stamps[key], ms_since(client, d.header.stamp), stamp_text(d.header.stamp)))
         if len(client.detections) > 50:
             del client.detections[:-10]
             del client.masks[:]
@@ -130,7 +133,7 @@ def stream(client, rgb: np.ndarray, rate: float, duration: float) -> dict:
         key = (d.header.stamp.sec, d.header.stamp.nanosec)
         if key not in seen and key in stamps:
             seen.add(key)
-            results.append((stamps[key], ms_since(client, d.header.stamp), f"{key[0]}.{key[1]:09d}"))
+            results.append((stamps[key], ms_since(client, d.header.stamp), stamp_text(d.header.stamp)))
     _collect_segmenter_times(client, seg_ms)
     results.sort()
     first = [lat for t, lat, _ in results if t < 10.0]
@@ -144,19 +147,16 @@ def stream(client, rgb: np.ndarray, rate: float, duration: float) -> dict:
         "last10_p50": float(np.median(last)) if last else float("nan"), "n_first": len(first), "n_last": len(last),
         "wait_first10_p50": float(np.median(wait_first)) if wait_first else float("nan"),
         "wait_last10_p50": float(np.median(wait_last)) if wait_last else float("nan"),
-        "dropped": int(d["frames dropped"]) - int(d0["frames dropped"]),
-        "received": int(d["frames received"]) - int(d0["frames received"]),
-        "segmenter_p50_last5s": float(d["segmenter p50 (ms)"]),
+        "dropped": int(d[Key.FRAMES_DROPPED]) - int(d0[Key.FRAMES_DROPPED]),
+        "received": int(d[Key.FRAMES_RECEIVED]) - int(d0[Key.FRAMES_RECEIVED]),
+        "segmenter_p50_last5s": float(d[Key.SEGMENTER_P50]),
         "output_rate": len(results) / duration,
     }
 
 
 def _collect_segmenter_times(client, out: dict) -> None:
-    for arr in client.diagnostics:
-        for st in arr.status:
-            values = {kv.key: kv.value for kv in st.values}
-            if "last frame stamp" in values:
-                out[values["last frame stamp"]] = float(values["last frame segmenter (ms)"])
+    for values in client.statuses(NODE, lambda v: Key.LAST_STAMP in v):
+        out[values[Key.LAST_STAMP]] = float(values[Key.LAST_SEGMENTER])
     del client.diagnostics[:]
 
 
@@ -170,7 +170,7 @@ def main(argv=None) -> int:
     ap.add_argument("--num-threads", type=int, default=0, help="node's torch threads (0 = default)")
     args = ap.parse_args(argv)
 
-    problem = rh.ros_problem()
+    problem = ros_problem()
     if problem:
         print(f"cannot run: {problem}", file=sys.stderr)
         return 1
@@ -180,13 +180,13 @@ def main(argv=None) -> int:
     weights = Path(args.weights) if args.weights else make_weights(tmp, args.max_size)
     params = {"weights": weights, "device": "cpu", "score_threshold": 0.0, "top_k": 15,
               "num_threads": args.num_threads, "diagnostics_period": 0.5}
-    proc = rh.NodeProcess(NODE, NS, params, remaps={"image": CAMERA})
+    proc = NodeProcess(NODE, NS, params, remaps={"image": CAMERA})
     client = None
     try:
         if not proc.wait_for_output("active:", 300):
             print(proc.output, file=sys.stderr)
             return 1
-        client = rh.Client(NS, CAMERA)
+        client = Client(NS, CAMERA)
         assert client.wait_for_node_input(60)
         print(f"# yolact_node benchmark: {weights.name}, CPU, torch threads "
               f"{args.num_threads or 'default'}, {os.cpu_count()} cores, ROS_DOMAIN_ID={os.environ.get('ROS_DOMAIN_ID')}")

@@ -12,22 +12,12 @@ from __future__ import annotations
 
 import argparse
 
-import numpy as np
 import rclpy
 from rclpy.node import Node
 from vision_msgs.msg import Detection2DArray
 
 from yolact_ros.msg import InstanceMaskArray
-
-
-def full_frame_mask(item, height: int, width: int) -> np.ndarray:
-    """InstanceMask (ROI + mono8 crop) -> bool [height, width]."""
-    m = item.mask
-    crop = np.frombuffer(m.data, np.uint8).reshape(m.height, m.step)[:, : m.width] > 127
-    out = np.zeros((height, width), bool)
-    r = item.roi
-    out[r.y_offset:r.y_offset + r.height, r.x_offset:r.x_offset + r.width] = crop
-    return out
+from yolact_ros.ros.messages import full_frame_mask  # InstanceMask (ROI + mono8 crop) -> bool [H, W]
 
 
 class Consumer(Node):

@@ -11,7 +11,7 @@ import pytest
 import skimage.data
 import torch
 
-from yolact_ros.instances import Instances
+from yolact_ros.inference.instances import Instances
 from yolact_ros.model import OFFICIAL_CONFIGS, build_yolact
 from yolact_ros.model.checkpoint import save_checkpoint
 from yolact_ros.inference.postprocess import fast_nms, paste_masks

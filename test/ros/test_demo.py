@@ -12,7 +12,6 @@ import os
 import signal
 import subprocess
 import sys
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -49,7 +48,7 @@ def _run(cmd: list[str], timeout: float) -> subprocess.CompletedProcess:
 
 # -- the scene and the bookkeeping (no ROS needed) --------------------------------------------------
 def test_scene_is_deterministic_and_has_the_model_classes():
-    from yolact_ros.ros.demo import DemoScene
+    from yolact_ros.data.scene import DemoScene
 
     classes = ("disc", "triangle", "star")
     a = DemoScene(classes, size=(320, 240), rate=10, seed=3)
@@ -73,65 +72,61 @@ def test_scene_is_deterministic_and_has_the_model_classes():
         DemoScene(("person",))
 
 
-def _stamp(ns):
-    return SimpleNamespace(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
-
-
 def _dets(n, names=("disc",)):
-    return SimpleNamespace(detections=[
-        SimpleNamespace(id=str(i), results=[SimpleNamespace(hypothesis=SimpleNamespace(class_id=names[i % len(names)],
-                                                                                          score=0.9))])
-        for i in range(n)])
+    from yolact_ros.evaluation.stream import Detection
+
+    return [Detection(str(i), names[i % len(names)], 0.9) for i in range(n)]
 
 
 def test_summary_accounting_and_problems():
     """summarise(): processed + dropped == in, and every inconsistency becomes a problem."""
-    from yolact_ros.ros.demo import FrameRecord, Received, StreamStats, summarise
+    from yolact_ros.evaluation.stream import NodeCounts, StreamStats, summarise
 
-    st = StreamStats()
+    st = StreamStats(frame_id="cam")
     base = 1_700_000_000_000_000_000
+    disc = np.zeros((48, 64), bool)
+    disc[10:30, 10:35] = True  # 500 pixels: counted
     for i in range(6):
-        st.frames.append(FrameRecord(i, base + i * 100_000_000, [("disc", {"area": 500})]))
-        st.by_stamp[base + i * 100_000_000] = i
+        st.add_frame(i, base + i * 100_000_000, [("disc", disc)])
     for i in (1, 4):
-        st.received[base + i * 100_000_000] = Received(_dets(2), base + i * 100_000_000 + 50_000_000)
-    kwargs = dict(size=(64, 48), rate=10.0, stream_s=0.6, model={}, diagnostics={}, score_ground_truth=False)
+        st.on_detections(base + i * 100_000_000, "cam", base + i * 100_000_000 + 50_000_000, _dets(2))
+        st.on_masks(base + i * 100_000_000, "cam", ["0", "1"], lambda: [disc, disc])
+    st.on_visualization(base + 100_000_000, "cam")
+    kwargs = dict(size=(64, 48), stream_s=0.6, model={}, diagnostics={}, score_ground_truth=False)
     s, rows, problems = summarise(st, **kwargs)
     assert problems == []
     assert (s["frames_in"], s["frames_processed"], s["frames_dropped"]) == (6, 2, 4)
     assert s["latency_ms_p50"] == 50.0 and s["instances_per_frame"] == 2.0
     assert [r["processed"] for r in rows] == [False, True, False, False, True, False]
+    assert [r.get("masks") for r in rows] == [None, 2, None, None, 2, None]
     assert s["frames_processed_with_objects_and_detections"] == 2
+    assert s["outputs_with_input_stamps"]["visualization"] == 1
+    assert st.stamps_received()["detections"] == ["1700000000.100000000", "1700000000.400000000"]
 
-    st.foreign["masks"] += 1
-    st.duplicates["detections"] += 1
-    st.frame_id_mismatch["visualization"] += 1
+    counts = NodeCounts(received=5, processed=2, dropped=2, rejected=1, errors=0)
+    assert counts.idle
+    s, _, _ = summarise(st, **dict(kwargs, node_counts=counts))
+    assert s["frames_dropped_detail"] == {"lost_before_node": 1, "dropped_by_node": 2, "rejected_by_node": 1,
+                                          "inference_errors": 0, "node_processed_not_received": 0}
+
+    st.on_masks(base + 99, "cam", [], list)  # never published
+    st.on_detections(base + 100_000_000, "cam", base, _dets(2))  # answered twice
+    st.on_visualization(base + 400_000_000, "other_cam")
+    st.on_masks(base + 400_000_000, "cam", ["1", "0"], list)  # a second, misaligned masks message
     _, _, problems = summarise(st, **kwargs)
-    assert len(problems) == 3 and any("never published" in p for p in problems)
+    assert len(problems) == 5 and any("never published" in p for p in problems)
+    assert any("not index-aligned" in p for p in problems) and any("'cam'" in p for p in problems)
 
     empty = StreamStats()
-    empty.frames.append(FrameRecord(0, base, []))
-    empty.by_stamp[base] = 0
+    empty.add_frame(0, base)
     s, _, problems = summarise(empty, **kwargs)
     assert s["frames_dropped"] == 1 and any("no frame was processed" in p for p in problems)
-
-
-def _mask_item(i, full: np.ndarray):
-    """An InstanceMask-like item: the ROI of ``full`` and the mono8 crop (rows padded by 3)."""
-    ys, xs = np.nonzero(full)
-    x0, y0, x1, y1 = xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
-    crop = np.where(full[y0:y1, x0:x1], 255, 0).astype(np.uint8)
-    padded = np.concatenate([crop, np.zeros((crop.shape[0], 3), np.uint8)], axis=1)
-    return SimpleNamespace(id=str(i), roi=SimpleNamespace(x_offset=int(x0), y_offset=int(y0), width=int(x1 - x0),
-                                                          height=int(y1 - y0)),
-                           mask=SimpleNamespace(data=padded.tobytes(), height=crop.shape[0], width=crop.shape[1],
-                                                step=padded.shape[1]))
 
 
 def test_ground_truth_scoring():
     from pycocotools import mask as mask_utils
 
-    from yolact_ros.ros.demo import _match_figures, score_frame
+    from yolact_ros.evaluation.stream import Detection, match_figures, score_frame
 
     h, w = 60, 80
     disc = np.zeros((h, w), bool)
@@ -143,21 +138,20 @@ def test_ground_truth_scoring():
     shifted = np.zeros((h, w), bool)
     shifted[12:32, 11:31] = True  # IoU with the disc ~0.75
     det_specs = [("disc", 0.9, shifted), ("disc", 0.3, disc), ("triangle", 0.8, star), ("star", 0.2, star)]
-    dets = SimpleNamespace(detections=[
-        SimpleNamespace(id=str(i), results=[SimpleNamespace(hypothesis=SimpleNamespace(class_id=c, score=s))])
-        for i, (c, s, _) in enumerate(det_specs)])
-    masks = SimpleNamespace(instances=[_mask_item(i, m) for i, (_, _, m) in enumerate(det_specs)])
-    n_gt, matches = score_frame(objects, dets, masks, h, w)
+    dets = [Detection(str(i), c, s) for i, (c, s, _) in enumerate(det_specs)]
+    n_gt, matches = score_frame(objects, dets, [m for _, _, m in det_specs])
     assert n_gt == 2
     # by descending score: disc 0.9 matches the disc; triangle 0.8 has the wrong class;
     # disc 0.3 finds the disc taken (a duplicate); star 0.2 matches the star exactly
     assert [(round(s, 1), m) for s, m, _, _ in matches] == [(0.9, True), (0.8, False), (0.3, False), (0.2, True)]
     assert abs(matches[0][3] - (np.logical_and(disc, shifted).sum() / np.logical_or(disc, shifted).sum())) < 1e-9
     assert matches[3][3] == 1.0
-    all_dets = _match_figures(n_gt, matches, 0.0)
+    all_dets = match_figures(n_gt, matches, 0.0)
     assert (all_dets["recall"], all_dets["precision"]) == (1.0, 0.5)
-    confident = _match_figures(n_gt, matches, 0.5)
+    confident = match_figures(n_gt, matches, 0.5)
     assert (confident["recall"], confident["precision"], confident["detections"]) == (0.5, 0.5, 2)
+    # detections without their masks match nothing
+    assert [m[1] for m in score_frame(objects, dets, [])[1]] == [False] * 4
 
 
 # -- the real thing ----------------------------------------------------------------------------------

@@ -12,6 +12,9 @@ import pytest
 
 import ros_helpers as rh
 
+from yolact_ros.ros.diagnostics import Key
+from yolact_ros.ros.harness import Client, NodeProcess
+
 NS = "/yolact_e2e"
 NODE = "yolact_node"
 FQN = f"{NS}/{NODE}"
@@ -21,9 +24,9 @@ CAMERA = "/e2e_camera/image_raw"
 @pytest.fixture(scope="module")
 def node(ros_runtime, ros_log_dir, small_weights):
     # The input QoS is overridden to reliable (qos_overrides), so no test frame is lost.
-    proc = rh.NodeProcess(NODE, NS, {"weights": small_weights, "num_threads": 1, "device": "cpu",
-                                     f"qos_overrides.{CAMERA}.subscription.reliability": "reliable"},
-                          remaps={"image": CAMERA})
+    proc = NodeProcess(NODE, NS, {"weights": small_weights, "num_threads": 1, "device": "cpu",
+                                  f"qos_overrides.{CAMERA}.subscription.reliability": "reliable"},
+                       remaps={"image": CAMERA})
     assert proc.wait_for_output("active:", 120), f"node did not become active:\n{proc.output}"
     yield proc
     if proc.proc.poll() is None:
@@ -32,7 +35,7 @@ def node(ros_runtime, ros_log_dir, small_weights):
 
 @pytest.fixture(scope="module")
 def client(node):
-    c = rh.Client(NS, CAMERA, reliable=True)
+    c = Client(NS, CAMERA, reliable=True)
     assert c.wait_for_node_input(), "the node's image subscription never matched"
     yield c
     c.close()
@@ -110,7 +113,7 @@ def test_runtime_parameters(client, photo, reference_segmenter):
 
 
 def _rejected(client) -> int:
-    return int(client.latest_diagnostics(NODE)["frames rejected"])
+    return int(client.latest_diagnostics(NODE)[Key.FRAMES_REJECTED])
 
 
 def test_bad_input_is_rejected_and_survived(client, node, photo):
@@ -130,13 +133,13 @@ def test_bad_input_is_rejected_and_survived(client, node, photo):
     bads = [unknown, short, zero, bad_step]
     for i, bad in enumerate(bads):
         client.send(bad, expect_output=False)
-        client.latest_diagnostics(NODE, lambda v: int(v["frames rejected"]) >= before + i + 1, timeout=15)
+        client.latest_diagnostics(NODE, lambda v: int(v[Key.FRAMES_REJECTED]) >= before + i + 1, timeout=15)
         # the node keeps serving: the next good frame is answered
         dets, _ = client.send(rh.image_msg(photo[::2, ::2].copy()))
         assert dets is not None
         assert node.proc.poll() is None
-    vals = client.latest_diagnostics(NODE, lambda v: int(v["frames rejected"]) >= before + len(bads), timeout=15)
-    assert int(vals["frames rejected"]) == before + len(bads)
+    vals = client.latest_diagnostics(NODE, lambda v: int(v[Key.FRAMES_REJECTED]) >= before + len(bads), timeout=15)
+    assert int(vals[Key.FRAMES_REJECTED]) == before + len(bads)
     assert "rejected a frame" in node.output
     assert "unsupported encoding 'yuv422_weird'" in node.output
     assert "Traceback" not in node.output
@@ -145,7 +148,7 @@ def test_bad_input_is_rejected_and_survived(client, node, photo):
 
 def test_visualization_only_while_subscribed(client, photo):
     def published():
-        return int(client.latest_diagnostics(NODE)["visualizations published"])
+        return int(client.latest_diagnostics(NODE)[Key.VISUALIZATIONS])
 
     client.send(rh.image_msg(photo[::2, ::2].copy()))
     client.send(rh.image_msg(photo[::2, ::2].copy()))
@@ -183,12 +186,12 @@ def test_visualization_only_while_subscribed(client, photo):
 
 def test_diagnostics_report_rates_and_model(client, photo):
     client.send(rh.image_msg(photo[::2, ::2].copy()))
-    vals = client.latest_diagnostics(NODE, lambda v: int(v["frames processed"]) > 0)
-    assert vals["state"] == "active"
-    assert vals["device"] == "cpu" and vals["model"] == "test_small"
-    for key in ("input rate (Hz)", "output rate (Hz)", "latency stamp->publish p50 (ms)", "frames dropped"):
+    vals = client.latest_diagnostics(NODE, lambda v: int(v[Key.FRAMES_PROCESSED]) > 0)
+    assert vals[Key.STATE] == "active"
+    assert vals[Key.DEVICE] == "cpu" and vals[Key.MODEL] == "test_small"
+    for key in (Key.INPUT_RATE, Key.OUTPUT_RATE, Key.LATENCY_P50, Key.FRAMES_DROPPED):
         assert key in vals
-    assert int(vals["frames received"]) >= int(vals["frames processed"])
+    assert int(vals[Key.FRAMES_RECEIVED]) >= int(vals[Key.FRAMES_PROCESSED])
 
 
 def test_example_consumer_rebuilds_full_frame_masks(client, photo):

@@ -10,6 +10,9 @@ import pytest
 
 import ros_helpers as rh
 
+from yolact_ros.ros.diagnostics import Key
+from yolact_ros.ros.harness import Client, NodeProcess
+
 NS = "/yolact_lc"
 NODE = "seg_lc"
 FQN = f"{NS}/{NODE}"
@@ -29,10 +32,10 @@ def _compressed(bgr: np.ndarray, fmt: str = "jpeg"):
 
 
 def test_lifecycle_compressed_input_and_sigterm(ros_runtime, ros_log_dir, small_weights, reference_segmenter):
-    proc = rh.NodeProcess(NODE, NS, {"weights": small_weights, "num_threads": 1, "device": "auto",
-                                     "autostart": False, "image_transport": "compressed"},
-                          remaps={"image/compressed": CAMERA + "/compressed"})
-    client = rh.Client(NS, CAMERA + "/compressed", compressed=True)
+    proc = NodeProcess(NODE, NS, {"weights": small_weights, "num_threads": 1, "device": "auto",
+                                  "autostart": False, "image_transport": "compressed"},
+                       remaps={"image/compressed": CAMERA + "/compressed"})
+    client = Client(NS, CAMERA + "/compressed", compressed=True)
     try:
         assert client.lifecycle(FQN) == "unconfigured"
         assert client.count_subscribers(CAMERA + "/compressed") == 0
@@ -68,7 +71,7 @@ def test_lifecycle_compressed_input_and_sigterm(ros_runtime, ros_log_dir, small_
         empty.data = b""
         for i, bad in enumerate((corrupt, empty)):
             client.send(bad, expect_output=False)
-            client.latest_diagnostics(NODE, lambda v: int(v["frames rejected"]) >= i + 1, timeout=15)
+            client.latest_diagnostics(NODE, lambda v: int(v[Key.FRAMES_REJECTED]) >= i + 1, timeout=15)
             assert client.send(_compressed(bgr))[0] is not None
         assert "cannot decode compressed image" in proc.output
 
@@ -91,7 +94,7 @@ def test_lifecycle_compressed_input_and_sigterm(ros_runtime, ros_log_dir, small_
 
 
 def _run_failing(params: dict, name: str) -> tuple[int, str]:
-    proc = rh.NodeProcess(name, "/yolact_err", params)
+    proc = NodeProcess(name, "/yolact_err", params)
     code = proc.wait(120)
     return code, proc.output
 
@@ -117,7 +120,7 @@ def test_weights_and_device_errors_are_one_clear_line(ros_runtime, ros_log_dir, 
     ]
     if not torch.cuda.is_available():
         cases.append(({"weights": str(small_weights), "device": "cuda"}, "cannot use device 'cuda'", "no CUDA device"))
-    procs = [(rh.NodeProcess(f"err{i}", "/yolact_err", dict(p, warmup=False)), needle, reason)
+    procs = [(NodeProcess(f"err{i}", "/yolact_err", dict(p, warmup=False)), needle, reason)
              for i, (p, needle, reason) in enumerate(cases)]
     for proc, needle, reason in procs:
         code = proc.wait(180)

@@ -90,7 +90,7 @@ def test_bgr_to_image_roundtrip(rgb):
 
 
 def _instances(h=60, w=80):
-    from yolact_ros.instances import Instances
+    from yolact_ros.inference.instances import Instances
 
     boxes = np.array([[10.4, 5.2, 30.7, 25.9], [0.0, 0.0, 80.0, 60.0], [70.5, 50.5, 79.9, 59.9]], np.float32)
     masks = np.zeros((3, h, w), bool)
@@ -121,7 +121,7 @@ def test_detections_layout():
     assert d.results[0].hypothesis.class_id == "class0"
     assert d.results[0].hypothesis.score == pytest.approx(0.9)
     assert msg.detections[2].results[0].hypothesis.class_id == "class79"
-    from yolact_ros.instances import Instances
+    from yolact_ros.inference.instances import Instances
 
     empty = instances_to_detections(Instances.empty(60, 80, inst.class_names), header)
     assert empty.detections == [] and empty.header == header
@@ -130,7 +130,7 @@ def test_detections_layout():
 def test_masks_cropped_to_roi_and_index_aligned():
     from std_msgs.msg import Header
 
-    from yolact_ros.ros.messages import instances_to_masks
+    from yolact_ros.ros.messages import full_frame_mask, instances_to_masks
 
     inst = _instances()
     msg = instances_to_masks(inst, Header(frame_id="cam"))
@@ -151,12 +151,29 @@ def test_masks_cropped_to_roi_and_index_aligned():
         r = item.roi
         expected = full[r.y_offset:r.y_offset + r.height, r.x_offset:r.x_offset + r.width]
         np.testing.assert_array_equal(data.reshape(r.height, r.width) == 255, expected)
-    rebuilt = rh.full_mask(msg.instances[0], 60, 80)
+    rebuilt = full_frame_mask(msg.instances[0], 60, 80)
     assert rebuilt.sum() == 12 * 16  # the pixels outside the box are not in the message
-    from yolact_ros.instances import Instances
+    from yolact_ros.inference.instances import Instances
 
     empty = instances_to_masks(Instances.empty(60, 80), Header())
     assert empty.instances == [] and (empty.image_height, empty.image_width) == (60, 80)
+
+
+def test_full_frame_mask_honours_row_padding():
+    from sensor_msgs.msg import RegionOfInterest
+
+    from yolact_ros.msg import InstanceMask
+    from yolact_ros.ros.harness import image_message
+    from yolact_ros.ros.messages import full_frame_mask
+
+    full = np.zeros((60, 80), bool)
+    full[12:30, 20:45] = True
+    full[15, 25] = False
+    crop = np.where(full[12:30, 20:45], 255, 0).astype(np.uint8)
+    item = InstanceMask(id="0", roi=RegionOfInterest(x_offset=20, y_offset=12, width=25, height=18),
+                        mask=image_message(crop, "mono8", pad=3))
+    assert item.mask.step == 28
+    np.testing.assert_array_equal(full_frame_mask(item, 60, 80), full)
 
 
 def test_box_to_roi_clips_and_never_empties():
@@ -205,7 +222,7 @@ def test_diagnostics_message():
     from builtin_interfaces.msg import Time
     from diagnostic_msgs.msg import DiagnosticStatus
 
-    from yolact_ros.ros.diagnostics import FrameStats, build_diagnostics
+    from yolact_ros.ros.diagnostics import FrameStats, Key, build_diagnostics, status_name
 
     stats = FrameStats()
     for dropped in (False, True, False):
@@ -215,10 +232,14 @@ def test_diagnostics_message():
                        overhead_ms=2.0, visualization_ms=0.0)
     snap = stats.snapshot()
     assert (snap["received"], snap["dropped"], snap["processed"], snap["rejected"]) == (3, 1, 1, 1)
-    arr = build_diagnostics("n: yolact", "m@cpu", Time(sec=5), "active", snap,
-                            {"rejected_recently": True, "device": "cpu"})
+    arr = build_diagnostics("n", "m@cpu", Time(sec=5), "active", snap, {Key.DEVICE: "cpu"}, rejected_recently=True)
     st = arr.status[0]
+    assert st.name == status_name("n") == "n: yolact"
     values = {kv.key: kv.value for kv in st.values}
     assert st.level == DiagnosticStatus.WARN and "rejected" in st.message
-    assert values["frames dropped"] == "1" and values["frames rejected"] == "1" and values["device"] == "cpu"
-    assert values["last frame stamp"] == "1.000000002" and float(values["last frame segmenter (ms)"]) == 20.0
+    assert values[Key.FRAMES_DROPPED] == "1" and values[Key.FRAMES_REJECTED] == "1" and values[Key.DEVICE] == "cpu"
+    assert values[Key.LAST_STAMP] == "1.000000002" and float(values[Key.LAST_SEGMENTER]) == 20.0
+    # every value the node publishes has its constant: readers never spell a display string
+    constants = {v for k, v in vars(Key).items() if k.isupper()}
+    assert set(values) <= constants, set(values) - constants
+    assert build_diagnostics("n", "m@cpu", Time(sec=5), "active", snap, {}).status[0].level == DiagnosticStatus.OK

@@ -61,7 +61,11 @@ class Answer:
     received_ns: int = 0  # system time when the detections arrived
     mask_ids: list[str] | None = None  # None: no masks (yet)
     decode_masks: Callable[[], list[np.ndarray]] | None = None  # -> the masks, full-frame bool [H,W]
-    visualization: bool = False
+    topics: set[str] = field(default_factory=set)  # the TOPICS that answered
+
+    @property
+    def visualization(self) -> bool:
+        return "visualization" in self.topics
 
 
 @dataclass(frozen=True)
@@ -112,14 +116,19 @@ class StreamStats:
 
     # -- receiving side ---------------------------------------------------------------------------
     def _answer(self, topic: str, stamp_ns: int, frame_id: str) -> Answer | None:
-        """The answer of a published stamp (None for a foreign one); the lock is held."""
+        """The answer of a published stamp that ``topic`` just brought, counting what is wrong
+        with it; None for a stamp never published. The lock is held."""
         self.stamps_seen[topic].append(stamp_ns)
         if stamp_ns not in self.by_stamp:
             self.foreign[topic] += 1
             return None
         if frame_id != self.frame_id:
             self.frame_id_mismatch[topic] += 1
-        return self.received.setdefault(stamp_ns, Answer())
+        r = self.received.setdefault(stamp_ns, Answer())
+        if topic in r.topics:
+            self.duplicates[topic] += 1
+        r.topics.add(topic)
+        return r
 
     def _check_alignment(self, r: Answer) -> None:
         if r.detections is not None and r.mask_ids is not None and [d.id for d in r.detections] != r.mask_ids:
@@ -130,37 +139,25 @@ class StreamStats:
         """Detections arrived; ``items_carry_stamp``: every detection has the array's stamp."""
         with self.lock:
             r = self._answer("detections", stamp_ns, frame_id)
-            if r is None:
-                return
-            if r.detections is not None:
-                self.duplicates["detections"] += 1
-            r.detections, r.received_ns = list(detections), received_ns
-            if not items_carry_stamp:
-                self.foreign["detections"] += 1
-            self._check_alignment(r)
+            if r is not None:
+                r.detections, r.received_ns = list(detections), received_ns
+                self.foreign["detections"] += int(not items_carry_stamp)
+                self._check_alignment(r)
 
     def on_masks(self, stamp_ns: int, frame_id: str, ids: Sequence[str],
                  decode: Callable[[], list[np.ndarray]]) -> None:
         """Masks arrived: their ids, and how to decode them (later, when scoring)."""
         with self.lock:
             r = self._answer("masks", stamp_ns, frame_id)
-            if r is None:
-                return
-            if r.mask_ids is not None:
-                self.duplicates["masks"] += 1
-            r.mask_ids, r.decode_masks = list(ids), decode
-            self._check_alignment(r)
+            if r is not None:
+                r.mask_ids, r.decode_masks = list(ids), decode
+                self._check_alignment(r)
 
     def on_visualization(self, stamp_ns: int, frame_id: str) -> int | None:
         """An overlay arrived; the index of its frame, None when the stamp was never published."""
         with self.lock:
             r = self._answer("visualization", stamp_ns, frame_id)
-            if r is None:
-                return None
-            if r.visualization:
-                self.duplicates["visualization"] += 1
-            r.visualization = True
-            return self.by_stamp[stamp_ns]
+            return None if r is None else self.by_stamp[stamp_ns]
 
     def processed(self) -> int:
         """How many published frames have their detections back."""

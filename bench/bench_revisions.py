@@ -1,0 +1,96 @@
+"""Segmenter latency of this working tree vs another git revision, alternated in one process.
+
+    .venv/bin/python bench/bench_revisions.py --rev HEAD~1 [--configs yolact_resnet50 ...] [--runs 7]
+
+The other revision's ``yolact_ros`` package is exported with ``git archive`` into a temporary
+folder under another name (``yolact_ros_rev``), so both versions are imported side by side and
+called in turn on the same image with the same reference weights: machine noise hits both
+alike and the ratio is a fair speed comparison.  Prints per-config medians (ms) and the ratio
+this/rev; asserts nothing.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import io
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+
+import torch
+
+from yolact_ros.cli.bench import SETTINGS, load_image
+from yolact_ros.inference.segmenter import Segmenter
+from yolact_ros.model.golden_weights import reference_model
+
+REPO = Path(__file__).resolve().parents[1]
+ALIAS = "yolact_ros_rev"
+
+
+def import_revision(rev: str, into: Path):
+    """Import ``rev``'s yolact_ros package as :data:`ALIAS` (relative imports keep it self-contained)."""
+    blob = subprocess.run(["git", "-C", str(REPO), "archive", "--format=tar", rev, "yolact_ros"],
+                          check=True, capture_output=True).stdout
+    with tarfile.open(fileobj=io.BytesIO(blob)) as tar:
+        tar.extractall(into, filter="data")
+    (into / "yolact_ros").rename(into / ALIAS)
+    sys.path.insert(0, str(into))
+    return importlib.import_module(ALIAS)
+
+
+def revision_segmenter(pkg, config: str, settings: dict):
+    """A Segmenter of the other revision with the reference weights, whichever API it has."""
+    try:
+        module = importlib.import_module(f"{pkg.__name__}.inference.segmenter")
+        weights = importlib.import_module(f"{pkg.__name__}.model.golden_weights")
+        return module.Segmenter(model=weights.reference_model(config), device="cpu", **settings)
+    except ModuleNotFoundError:  # before the layered layout: weights=None meant the reference weights
+        module = importlib.import_module(f"{pkg.__name__}.segmenter")
+        return module.Segmenter(config=config, weights=None, device="cpu", **settings)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--rev", default="HEAD~1", help="git revision to compare with (default HEAD~1)")
+    p.add_argument("--configs", nargs="+", default=["yolact_resnet50", "yolact_plus_resnet50"])
+    p.add_argument("--settings", nargs="+", default=["all100", "default"], choices=list(SETTINGS))
+    p.add_argument("--image", default="astronaut", help="a skimage.data image name")
+    p.add_argument("--runs", type=int, default=7, help="timed rounds after one warm-up (medians reported)")
+    p.add_argument("--threads", type=int, default=2)
+    a = p.parse_args(argv)
+    torch.set_num_threads(a.threads)
+    bgr = load_image(a.image)
+    rev = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", a.rev], check=True,
+                         capture_output=True, text=True).stdout.strip()
+    with tempfile.TemporaryDirectory() as tmp:
+        pkg = import_revision(a.rev, Path(tmp))
+        variants = {}
+        for cfg in a.configs:
+            for s in a.settings:
+                variants[(cfg, s, "this")] = Segmenter(model=reference_model(cfg), device="cpu", **SETTINGS[s])
+                variants[(cfg, s, rev)] = revision_segmenter(pkg, cfg, SETTINGS[s])
+        for seg in variants.values():
+            seg(bgr)  # warm-up
+        samples = {k: [] for k in variants}
+        counts = {}
+        for _ in range(a.runs):  # alternate variant by variant, round by round
+            for key, seg in variants.items():
+                counts[key] = len(seg(bgr))
+                samples[key].append(seg.timings["total"])
+    print(f"# this tree vs {a.rev} ({rev}): torch {torch.__version__}, {a.threads} threads, image {a.image}, "
+          f"median of {a.runs} alternated runs (ms)")
+    for cfg in a.configs:
+        for s in a.settings:
+            mine = statistics.median(samples[(cfg, s, "this")])
+            theirs = statistics.median(samples[(cfg, s, rev)])
+            same = counts[(cfg, s, "this")] == counts[(cfg, s, rev)]
+            print(f"{cfg:22s} {s:8s} this={mine:7.1f}  {rev}={theirs:7.1f}  this/{rev}={mine / theirs:5.3f}  "
+                  f"instances {counts[(cfg, s, 'this')]}/{counts[(cfg, s, rev)]}" + ("" if same else "  (DIFFERENT)"))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
