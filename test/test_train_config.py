@@ -174,3 +174,18 @@ def test_trainer_checkpoint_keys_equal_the_official_layout(tmp_path, name):
     assert keys == [list(k) for k in golden]
     assert YolactConfig.from_dict(json.loads(meta["config_json"])) == OFFICIAL_CONFIGS[name]
     assert (tmp_path / f"{name}_1_7_state.pth").is_file()  # optimizer state lives apart
+
+
+def test_trainer_leaves_the_global_rng_alone_and_is_reproducible(tmp_path):
+    """The trainer's randomness runs on its own seeded copy of torch's RNG."""
+    from yolact_ros.train.trainer import Trainer, TrainOptions
+
+    cfg = OFFICIAL_CONFIGS["yolact_resnet50"].replace(name="rng_check", max_size=128)
+    torch.manual_seed(1234)
+    before = torch.get_rng_state()
+    a = Trainer(cfg, [], TrainOptions(out_dir=tmp_path / "a", device="cpu", progress=False, seed=5))
+    assert torch.equal(torch.get_rng_state(), before)
+    b = Trainer(cfg, [], TrainOptions(out_dir=tmp_path / "b", device="cpu", progress=False, seed=5))
+    c = Trainer(cfg, [], TrainOptions(out_dir=tmp_path / "c", device="cpu", progress=False, seed=6))
+    wa, wb, wc = (t.model.prediction_layers[0].conf_layer.weight for t in (a, b, c))
+    assert torch.equal(wa, wb) and not torch.equal(wa, wc)

@@ -132,3 +132,33 @@ def test_weights_and_device_errors_are_one_clear_line(ros_runtime, ros_log_dir, 
         assert needle in first and reason in first, out
         # one line that says it all, then at most the line saying the node exits
         assert len(errors) <= 2, out
+
+
+#: transitions valid from each primary state; every other id must be refused, not crash the node
+_VALID = {"unconfigured": {1, 5}, "inactive": {2, 3, 6}, "active": {4, 7}}
+_IDS = list(range(0, 9)) + [10, 11, 12, 13, 14, 99]
+
+
+def test_invalid_transition_ids_are_refused_in_every_state(ros_runtime, ros_log_dir, small_weights):
+    """rclpy 7.1 raises out of the executor for an invalid id (ros2/rclpy#1209): the node must
+    answer success=false, stay in its state and keep serving."""
+    proc = NodeProcess("seg_ids", NS, {"weights": small_weights, "num_threads": 1, "autostart": False,
+                                       "warmup": False})
+    client = Client(NS, CAMERA)
+    fqn = f"{NS}/seg_ids"
+    try:
+        for state, step in (("unconfigured", "configure"), ("inactive", "activate"), ("active", None)):
+            assert client.lifecycle(fqn) == state
+            for tid in _IDS:
+                if tid in _VALID[state]:
+                    continue
+                assert client.lifecycle(fqn, tid) is False, (state, tid)
+                assert proc.proc.poll() is None, f"node died on transition id {tid} in {state}:\n{proc.output}"
+                assert client.lifecycle(fqn) == state
+            if step:
+                assert client.lifecycle(fqn, step) is True
+        assert "refused lifecycle transition id" in proc.output
+        assert "Traceback" not in proc.output and "FATAL" not in proc.output, proc.output
+    finally:
+        client.close()
+        assert proc.stop() == 0, proc.output

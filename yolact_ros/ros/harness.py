@@ -420,16 +420,17 @@ class Client:
         req.parameters = [Parameter(k.replace("__", "."), value=v).to_parameter_msg() for k, v in values.items()]
         return self._call(SetParameters, f"{node_fqn}/set_parameters", req, 20.0, 20.0).results
 
-    def lifecycle(self, node_fqn: str, transition: str | None = None):
-        """Trigger a lifecycle transition (configure, activate, ...; True when it succeeded) or,
-        without one, return the current state label."""
+    def lifecycle(self, node_fqn: str, transition: "str | int | None" = None):
+        """Trigger a lifecycle transition by name (configure, activate, ...) or raw transition id,
+        sent by id (True when it succeeded), or, without one, return the current state label."""
         from lifecycle_msgs.msg import Transition
         from lifecycle_msgs.srv import ChangeState, GetState
 
         if transition is None:
             return self._call(GetState, f"{node_fqn}/get_state", GetState.Request(), 30.0, 60.0).current_state.label
         req = ChangeState.Request()
-        req.transition = Transition(id=getattr(Transition, f"TRANSITION_{transition.upper()}"))
+        tid = transition if isinstance(transition, int) else getattr(Transition, f"TRANSITION_{transition.upper()}")
+        req.transition = Transition(id=tid)
         return self._call(ChangeState, f"{node_fqn}/change_state", req, 30.0, 60.0).success
 
     def close(self) -> None:

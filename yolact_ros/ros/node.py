@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import rclpy
 from rclpy.exceptions import ParameterUninitializedException
+from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
@@ -35,6 +36,8 @@ from .diagnostics import FrameStats, Key, build_diagnostics, stamp_text
 from .image_conversion import ImageConversionError, bgr_to_image, compressed_to_bgr, image_to_bgr, to_bgr3
 from ..inference.defaults import MASK_ALPHA
 from .params import LOAD_PARAMS, PARAMS, RUNTIME_PARAMS, validate_value
+
+RCLError = _rclpy.RCLError
 
 __all__ = ["YolactNode", "LatestFrame", "main", "input_qos"]
 
@@ -116,6 +119,7 @@ class YolactNode(LifecycleNode):
         for p in PARAMS:
             self._declare(p)
         self.add_on_set_parameters_callback(self._on_set_parameters)
+        self._guard_change_state_service()
         self._segmenter = None
         self._model_name = ""
         self._settings_lock = threading.Lock()
@@ -133,6 +137,30 @@ class YolactNode(LifecycleNode):
         self._warned: dict[str, float] = {}
         self._diag_counts = (0, 0)
         self._input_topic = ""
+
+    def _guard_change_state_service(self) -> None:
+        """Refuse invalid ChangeState requests instead of dying on them.
+
+        rclpy 7.1 (Jazzy) raises RCLError out of the executor when a transition *id* is not
+        valid in the current state (ros2/rclpy#1209; by label it already answers
+        success=false), which would end the node on one stray lifecycle-manager call."""
+        service = getattr(self, "_service_change_state", None)
+        if service is None:
+            return
+        handle = service.callback
+
+        def change_state(request, response):
+            try:
+                return handle(request, response)
+            except RCLError:
+                self.get_logger().warning(
+                    f"refused lifecycle transition id {request.transition.id}"
+                    f"{' (' + request.transition.label + ')' if request.transition.label else ''}: "
+                    f"not valid in state '{self._state_name()}'")
+                response.success = False
+                return response
+
+        service.callback = change_state
 
     # -- parameters -------------------------------------------------------------------------------
     def _declare(self, p) -> None:
