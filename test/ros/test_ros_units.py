@@ -185,18 +185,18 @@ def test_box_to_roi_clips_and_never_empties():
 
 
 def test_latest_frame_mailbox_keeps_only_the_newest():
-    from yolact_ros.ros.node import LatestFrame, _Frame
+    from yolact_ros.ros.mailbox import Frame, LatestFrame
 
     box = LatestFrame()
     assert box.take(0.01) is None
-    assert box.put(_Frame("a", 0.0)) is False
-    assert box.put(_Frame("b", 0.0)) is True  # "a" dropped, counted by the caller
+    assert box.put(Frame("a", 0.0)) is False
+    assert box.put(Frame("b", 0.0)) is True  # "a" dropped, counted by the caller
     assert box.take(0.01).msg == "b"
     assert box.take(0.01) is None  # never handed out twice
     got = []
     t = threading.Thread(target=lambda: got.append(box.take(5.0)))
     t.start()
-    box.put(_Frame("c", 0.0))
+    box.put(Frame("c", 0.0))
     t.join(5)
     assert got[0].msg == "c"
     box.close()

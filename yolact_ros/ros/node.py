@@ -17,7 +17,6 @@ import os
 import sys
 import threading
 import time
-from dataclasses import dataclass
 
 import rclpy
 from rclpy.exceptions import ParameterUninitializedException
@@ -32,14 +31,15 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 from diagnostic_msgs.msg import DiagnosticArray
 from sensor_msgs.msg import CompressedImage, Image
 
+from ..inference.defaults import MASK_ALPHA
 from .diagnostics import FrameStats, Key, build_diagnostics, stamp_text
 from .image_conversion import ImageConversionError, bgr_to_image, compressed_to_bgr, image_to_bgr, to_bgr3
-from ..inference.defaults import MASK_ALPHA
+from .mailbox import Frame, LatestFrame
 from .params import LOAD_PARAMS, PARAMS, RUNTIME_PARAMS, validate_value
 
 RCLError = _rclpy.RCLError
 
-__all__ = ["YolactNode", "LatestFrame", "main", "input_qos"]
+__all__ = ["YolactNode", "main", "input_qos"]
 
 _TYPES = {
     "bool": ParameterType.PARAMETER_BOOL,
@@ -65,50 +65,6 @@ def output_qos(depth: int = 5) -> QoSProfile:
         history=QoSHistoryPolicy.KEEP_LAST, depth=depth,
         reliability=QoSReliabilityPolicy.RELIABLE, durability=QoSDurabilityPolicy.VOLATILE,
     )
-
-
-@dataclass
-class _Frame:
-    msg: object
-    received: float  # time.monotonic() at arrival
-
-
-class LatestFrame:
-    """A one-slot mailbox: ``put`` replaces the waiting frame (returns True if one was
-    dropped), ``take`` removes and returns it, so every frame is handed out at most once."""
-
-    def __init__(self):
-        self._cv = threading.Condition()
-        self._item: _Frame | None = None
-        self._closed = False
-
-    def put(self, item: _Frame) -> bool:
-        with self._cv:
-            dropped = self._item is not None
-            self._item = item
-            self._cv.notify()
-            return dropped
-
-    def take(self, timeout: float) -> _Frame | None:
-        with self._cv:
-            if self._item is None and not self._closed:
-                self._cv.wait(timeout)
-            item, self._item = self._item, None
-            return item
-
-    def clear(self) -> None:
-        with self._cv:
-            self._item = None
-
-    def close(self) -> None:
-        with self._cv:
-            self._closed = True
-            self._item = None
-            self._cv.notify_all()
-
-    def open(self) -> None:
-        with self._cv:
-            self._closed = False
 
 
 class YolactNode(LifecycleNode):
@@ -401,7 +357,7 @@ class YolactNode(LifecycleNode):
     # -- data path --------------------------------------------------------------------------------
     def _on_image(self, msg) -> None:
         """Executor thread: only stores the frame (never waits for inference)."""
-        dropped = self._mailbox.put(_Frame(msg, time.monotonic()))
+        dropped = self._mailbox.put(Frame(msg, time.monotonic()))
         self._stats.on_received(dropped)
 
     def _work(self) -> None:
@@ -418,7 +374,7 @@ class YolactNode(LifecycleNode):
                 self._stats.on_error(f"{type(exc).__name__}: {exc}")
                 self._warn_throttled("error", f"inference failed on a frame ({type(exc).__name__}: {exc})", error=True)
 
-    def _process(self, frame: _Frame) -> None:
+    def _process(self, frame: Frame) -> None:
         self._apply_pending()
         t0 = time.perf_counter()
         c0 = time.thread_time()  # CPU time of this thread: the overhead without other processes' share
