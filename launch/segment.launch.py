@@ -8,17 +8,23 @@ Only the arguments you give are passed to the node, after the params file: a par
 never overridden by an argument you did not give. The arguments, and what is passed, are
 defined in yolact_ros/ros/launch_args.py (`ros2 launch yolact_ros segment.launch.py -s` lists
 them). Outputs (default namespace /yolact): detections, masks, visualization; /diagnostics.
+When the node exits, launch shuts down; if it failed (non-zero exit code, e.g. bad weights
+with autostart), `ros2 launch` reports why and exits non-zero too.
 Works on Humble and Jazzy (launch, launch_ros only).
 """
 import os
 
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.actions import DeclareLaunchArgument, EmitEvent, OpaqueFunction, RegisterEventHandler
+from launch.event_handlers import OnProcessExit
+from launch.events import Shutdown
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
 
-from yolact_ros.ros.launch_args import LAUNCH_ARGUMENTS, NODE_NAME, given_arguments, node_parameters, ros_arguments
+from yolact_ros.ros.launch_args import (
+    LAUNCH_ARGUMENTS, NODE_NAME, given_arguments, node_exit_failure, node_parameters, ros_arguments,
+)
 
 
 def generate_launch_description():
@@ -40,7 +46,7 @@ def generate_launch_description():
              for name, value in item.items()} if isinstance(item, dict) else item
             for item in node_parameters(given, config["params_file"])
         ]
-        return [Node(
+        node = Node(
             package="yolact_ros",
             executable="yolact_node",
             name=NODE_NAME,
@@ -53,7 +59,15 @@ def generate_launch_description():
                 ("image", image),
                 ("image/compressed", image + "/compressed"),
             ],
-        )]
+        )
+        return [node, RegisterEventHandler(OnProcessExit(target_action=node, on_exit=node_exited))]
+
+    def node_exited(event, context):
+        failure = node_exit_failure(event.returncode)
+        if failure:
+            # launch logs an exception raised here and makes `ros2 launch` exit with code 1
+            raise RuntimeError(failure)
+        return [EmitEvent(event=Shutdown(reason=f"{NODE_NAME} exited"))]
 
     declarations = [
         DeclareLaunchArgument(arg.name, default_value=defaults.get(arg.name, arg.default),

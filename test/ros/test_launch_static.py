@@ -158,7 +158,8 @@ class _Context:
 def _fake_modules(share: Path) -> dict[str, types.ModuleType]:
     """Stand-ins with the upstream (Humble/Jazzy) signatures; keyword-only where upstream is."""
     mods = {name: types.ModuleType(name) for name in (
-        "launch", "launch.actions", "launch.substitutions", "launch_ros", "launch_ros.actions",
+        "launch", "launch.actions", "launch.substitutions", "launch.event_handlers", "launch.events",
+        "launch_ros", "launch_ros.actions",
         "launch_ros.parameter_descriptions", "ament_index_python", "ament_index_python.packages")}
 
     class LaunchDescription:
@@ -179,6 +180,23 @@ def _fake_modules(share: Path) -> dict[str, types.ModuleType]:
     class OpaqueFunction:
         def __init__(self, *, function, args=None, kwargs=None):
             self.function, self.args, self.kwargs = function, args or [], kwargs or {}
+
+    class RegisterEventHandler:
+        def __init__(self, event_handler, **kwargs):
+            self.event_handler = event_handler
+
+    class OnProcessExit:
+        def __init__(self, *, target_action=None, on_exit, **kwargs):
+            assert callable(on_exit) or isinstance(on_exit, list)
+            self.target_action, self.on_exit = target_action, on_exit
+
+    class Shutdown:
+        def __init__(self, *, reason="reason not given", due_to_sigint=False):
+            self.reason = reason
+
+    class EmitEvent:
+        def __init__(self, *, event, **kwargs):
+            self.event = event
 
     class LaunchConfiguration:
         def __init__(self, variable_name, *, default=None):
@@ -208,6 +226,10 @@ def _fake_modules(share: Path) -> dict[str, types.ModuleType]:
     mods["launch"].LaunchDescription = LaunchDescription
     mods["launch.actions"].DeclareLaunchArgument = DeclareLaunchArgument
     mods["launch.actions"].OpaqueFunction = OpaqueFunction
+    mods["launch.actions"].RegisterEventHandler = RegisterEventHandler
+    mods["launch.actions"].EmitEvent = EmitEvent
+    mods["launch.event_handlers"].OnProcessExit = OnProcessExit
+    mods["launch.events"].Shutdown = Shutdown
     mods["launch.substitutions"].LaunchConfiguration = LaunchConfiguration
     mods["launch_ros.actions"].Node = Node
     mods["launch_ros.parameter_descriptions"].ParameterValue = ParameterValue
@@ -228,7 +250,7 @@ def launch_file(monkeypatch):
 
     def run(given: dict[str, str]):
         context = _Context(given)
-        declared, nodes = [], []
+        declared, nodes, handlers = [], [], []
 
         def visit(entity):
             if isinstance(entity, mods["launch"].LaunchDescription):
@@ -242,12 +264,15 @@ def launch_file(monkeypatch):
                     visit(e)
             elif isinstance(entity, ros_mods.Node):
                 nodes.append(entity)
+            elif isinstance(entity, actions.RegisterEventHandler):
+                handlers.append(entity.event_handler)
             else:
                 raise TypeError(f"unexpected launch entity {entity!r}")
 
         visit(module.generate_launch_description())
         assert len(nodes) == 1
         return types.SimpleNamespace(node=nodes[0], declared=declared, read=context.launch_configurations.read,
+                                     handlers=handlers, mods=mods,
                                      ParameterValue=mods["launch_ros.parameter_descriptions"].ParameterValue)
 
     return run
@@ -528,3 +553,19 @@ def test_package_manifest_and_build_files():
     code_lines = [ln for ln in cmake.splitlines() if not ln.strip().startswith("#")]
     # collides with rosidl's Python target on Humble/Jazzy (rosidl_python#141)
     assert not any("ament_python_install_package(" in ln for ln in code_lines)
+
+
+def test_launch_exits_non_zero_when_the_node_fails(launch_file):
+    """The node's exit ends the launch: cleanly for code 0, with a raised reason (which makes
+    `ros2 launch` exit 1) for any other code or a signal."""
+    run = launch_file({"weights": "/w.pth"})
+    (handler,) = run.handlers
+    assert handler.target_action is run.node
+    done = handler.on_exit(types.SimpleNamespace(returncode=0, action=run.node), None)
+    (emit,) = done
+    assert isinstance(emit, run.mods["launch.actions"].EmitEvent)
+    assert isinstance(emit.event, run.mods["launch.events"].Shutdown)
+    for code, text in ((1, "exited with code 1"), (2, "exited with code 2"), (-9, "killed by SIGKILL")):
+        with pytest.raises(RuntimeError, match=text):
+            handler.on_exit(types.SimpleNamespace(returncode=code, action=run.node), None)
+    assert launch_args.node_exit_failure(0) is None

@@ -70,12 +70,53 @@ def test_compressed_roundtrip_and_corrupt(rgb):
 
     bgr = np.ascontiguousarray(rgb[:, :, ::-1])
     png = CompressedImage(format="png", data=cv2.imencode(".png", bgr)[1].tobytes())
-    np.testing.assert_array_equal(compressed_to_bgr(png), bgr)
+    decoded, messages = compressed_to_bgr(png)
+    np.testing.assert_array_equal(decoded, bgr)
+    assert messages == []
     jpg = CompressedImage(format="jpeg", data=cv2.imencode(".jpg", bgr)[1].tobytes())
-    assert compressed_to_bgr(jpg).shape == bgr.shape
-    for data in (b"", b"\xff\xd8\xff\xe0 not really a jpeg" * 3):
-        with pytest.raises(ImageConversionError):
+    assert compressed_to_bgr(jpg)[0].shape == bgr.shape
+    for data, kind in ((b"", "layout"), (b"\xff\xd8\xff\xe0 not really a jpeg" * 3, "format"),
+                       (b"GIF89a" + bytes(40), "format"), (bytes(jpg.data)[:300], "decode")):
+        with pytest.raises(ImageConversionError) as err:
             compressed_to_bgr(CompressedImage(format="jpeg", data=data))
+        assert err.value.kind == kind, (data[:10], err.value)
+
+
+def test_declared_size_and_max_pixels(rgb):
+    """The size comes from the header (PNG IHDR, JPEG SOF, progressive too) before decoding."""
+    import cv2
+    from sensor_msgs.msg import CompressedImage
+
+    from yolact_ros.ros.image_conversion import ImageConversionError, compressed_to_bgr, declared_size
+
+    bgr = np.ascontiguousarray(rgb[:37, :53, ::-1])
+    assert declared_size(cv2.imencode(".png", bgr)[1].tobytes()) == ("png", 53, 37)
+    assert declared_size(cv2.imencode(".jpg", bgr)[1].tobytes()) == ("jpeg", 53, 37)
+    progressive = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_PROGRESSIVE, 1])[1].tobytes()
+    assert declared_size(progressive) == ("jpeg", 53, 37)
+    png = CompressedImage(format="png", data=cv2.imencode(".png", bgr)[1].tobytes())
+    with pytest.raises(ImageConversionError, match="max_image_pixels") as err:
+        compressed_to_bgr(png, max_pixels=53 * 37 - 1)
+    assert err.value.kind == "too_large"
+    assert compressed_to_bgr(png, max_pixels=53 * 37)[0].shape == bgr.shape
+
+
+def test_corrupt_jpeg_messages_are_collected_not_printed(rgb, capfd):
+    """libjpeg's warning for a corrupt-but-decodable JPEG comes back with the image; nothing
+    reaches the process's stderr."""
+    import cv2
+    from sensor_msgs.msg import CompressedImage
+
+    from yolact_ros.ros.image_conversion import compressed_to_bgr
+
+    data = bytearray(cv2.imencode(".jpg", np.ascontiguousarray(rgb[:, :, ::-1]))[1].tobytes())
+    for i in range(2000, len(data) - 2, 997):
+        data[i] = 0xD9 if i % 2 else 0x00
+    capfd.readouterr()
+    image, messages = compressed_to_bgr(CompressedImage(format="jpeg", data=bytes(data)))
+    assert image.shape == rgb.shape
+    assert messages and "JPEG" in messages[0], messages
+    assert capfd.readouterr().err == ""
 
 
 def test_bgr_to_image_roundtrip(rgb):

@@ -26,7 +26,8 @@ class Key:
     """The keys of the node's diagnostic values (``KeyValue.key``); the values are text."""
 
     STATE = "state"  # lifecycle state label
-    INPUT_RATE = "input rate (Hz)"
+    INPUT_RATE = "input rate (Hz)"  # 0 once the input stopped (see FrameStats.stopped_after)
+    INPUT_AGE = "seconds since last input"  # '' before the first frame
     OUTPUT_RATE = "output rate (Hz)"
     LATENCY_P50 = "latency stamp->publish p50 (ms)"
     LATENCY_MAX = "latency stamp->publish max (ms)"
@@ -40,6 +41,7 @@ class Key:
     FRAMES_PROCESSED = "frames processed"
     FRAMES_DROPPED = "frames dropped"
     FRAMES_REJECTED = "frames rejected"
+    FRAMES_DECODED_WITH_ERRORS = "frames decoded with errors"  # corrupt but decodable: processed
     INFERENCE_ERRORS = "inference errors"
     VISUALIZATIONS = "visualizations published"
     INSTANCES = "instances (last frame)"
@@ -76,7 +78,11 @@ def stamp_text(stamp) -> str:
 
 
 class FrameStats:
-    """Counts (since configure) and a rolling window of per-frame timings (last ``window`` s)."""
+    """Counts (since configure) and a rolling window of per-frame timings (last ``window`` s).
+
+    The input counts as stopped once no frame came for :meth:`stopped_after` seconds (2.5
+    frame intervals of the recent rate, at least 0.25 s): the rates then read 0 at once
+    instead of decaying over the window."""
 
     def __init__(self, window: float = 5.0):
         self.window = float(window)
@@ -89,6 +95,8 @@ class FrameStats:
             self.processed = 0
             self.dropped = 0
             self.rejected = 0
+            self.decoder_warnings = 0
+            self.last_decoder_warning = ""
             self.errors = 0
             self.last_error = ""
             self.last_rejection = ""
@@ -96,6 +104,7 @@ class FrameStats:
             self.visualizations = 0
             self.last_frame: dict = {}
             self._in_times: deque[float] = deque()
+            self._last_in: float | None = None
             self._out: deque[tuple[float, dict]] = deque()
 
     def _trim(self, now: float) -> None:
@@ -104,9 +113,18 @@ class FrameStats:
         while self._out and now - self._out[0][0] > self.window:
             self._out.popleft()
 
+    @staticmethod
+    def stopped_after(in_times: list[float]) -> float:
+        """Seconds without a frame after which the input counts as stopped."""
+        if len(in_times) < 2:
+            return 1.0
+        interval = (in_times[-1] - in_times[0]) / (len(in_times) - 1)
+        return max(0.25, 2.5 * interval)
+
     def on_received(self, dropped_previous: bool) -> None:
         now = time.monotonic()
         with self._lock:
+            self._last_in = now
             self.received += 1
             if dropped_previous:
                 self.dropped += 1
@@ -117,6 +135,11 @@ class FrameStats:
         with self._lock:
             self.rejected += 1
             self.last_rejection = reason
+
+    def on_decoder_warning(self, message: str) -> None:
+        with self._lock:
+            self.decoder_warnings += 1
+            self.last_decoder_warning = message
 
     def on_error(self, reason: str) -> None:
         with self._lock:
@@ -140,15 +163,21 @@ class FrameStats:
         """Counters, input/output rates (Hz over the window) and p50/max of each timing."""
         now = time.monotonic()
         with self._lock:
+            in_times = list(self._in_times)
+            last_in = self._last_in
             self._trim(now)
+            age = now - last_in if last_in is not None else None
+            stopped = age is not None and age > self.stopped_after(in_times)
             snap = {
                 "received": self.received, "processed": self.processed, "dropped": self.dropped,
                 "rejected": self.rejected, "errors": self.errors, "last_instances": self.last_instances,
+                "decoder_warnings": self.decoder_warnings, "last_decoder_warning": self.last_decoder_warning,
                 "visualizations": self.visualizations,
                 "last_frame": dict(self.last_frame),
                 "last_rejection": self.last_rejection, "last_error": self.last_error,
-                "input_rate_hz": _rate(list(self._in_times), now, self.window),
-                "output_rate_hz": _rate([t for t, _ in self._out], now, self.window),
+                "input_age_s": age, "input_stopped": stopped,
+                "input_rate_hz": 0.0 if stopped else _rate(list(self._in_times), now, self.window),
+                "output_rate_hz": 0.0 if stopped else _rate([t for t, _ in self._out], now, self.window),
             }
             for key in _TIMINGS:
                 vals = [d[key] for _, d in self._out if key in d]
@@ -177,8 +206,10 @@ def build_diagnostics(node_name: str, hardware_id: str, stamp, state: str, snap:
     status.hardware_id = hardware_id
     level, message = DiagnosticStatus.OK, f"{state}"
     if state == "active":
-        if snap["received"] == 0 or snap["input_rate_hz"] == 0.0:
+        if snap["received"] == 0:
             level, message = DiagnosticStatus.WARN, "active, no input images"
+        elif snap.get("input_stopped") or snap["input_rate_hz"] == 0.0:
+            level, message = DiagnosticStatus.WARN, f"active, input stopped (last frame {snap['input_age_s']:.1f} s ago)"
         else:
             message = f"active, {snap['output_rate_hz']:.1f} Hz out of {snap['input_rate_hz']:.1f} Hz in"
     if rejected_recently:
@@ -202,6 +233,8 @@ def build_diagnostics(node_name: str, hardware_id: str, stamp, state: str, snap:
         Key.FRAMES_PROCESSED: str(snap["processed"]),
         Key.FRAMES_DROPPED: str(snap["dropped"]),
         Key.FRAMES_REJECTED: str(snap["rejected"]),
+        Key.FRAMES_DECODED_WITH_ERRORS: str(snap.get("decoder_warnings", 0)),
+        Key.INPUT_AGE: "" if snap.get("input_age_s") is None else f"{snap['input_age_s']:.2f}",
         Key.INFERENCE_ERRORS: str(snap["errors"]),
         Key.VISUALIZATIONS: str(snap["visualizations"]),
         Key.INSTANCES: str(snap["last_instances"]),

@@ -25,7 +25,7 @@ import subprocess
 import threading
 import time
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -99,7 +99,25 @@ class NodeProcess:
     with the prefix ``echo``."""
 
     def __init__(self, name: str, namespace: str, params: Mapping[str, object] | None = None,
-                 remaps: Mapping[str, str] | None = None, *, log_path: Path | None = None, echo: str | None = None):
+                 remaps: Mapping[str, str] | None = None, *, log_path: Path | None = None, echo: str | None = None,
+                 ros_args: Sequence[str] = (), env: Mapping[str, str] | None = None):
+        self.cmd = cmd = self.command(name, namespace, params, remaps, ros_args)
+        self.name = name
+        self.namespace = namespace
+        self.lines: list[str] = []
+        self._lock = threading.Lock()
+        self._log = open(log_path, "w", encoding="utf-8") if log_path else None  # noqa: SIM115 - closed in _finish
+        self._echo = echo
+        env = dict(os.environ, PYTHONUNBUFFERED="1", RCUTILS_LOGGING_BUFFERED_STREAM="0", **(env or {}))
+        self.started = time.monotonic()
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    @staticmethod
+    def command(name: str, namespace: str, params: Mapping[str, object] | None = None,
+                remaps: Mapping[str, str] | None = None, ros_args: Sequence[str] = ()) -> list[str]:
+        """The command line: the installed params file, then ``-p`` overrides and remaps."""
         exe, yaml = node_executable(), params_file()
         if exe is None:
             raise FileNotFoundError(ros_problem() or "yolact_node is not installed")
@@ -109,17 +127,7 @@ class NodeProcess:
         cmd += ["-r", f"__node:={name}", "-r", f"__ns:={namespace}"]
         for src, dst in (remaps or {}).items():
             cmd += ["-r", f"{src}:={dst}"]
-        self.cmd = cmd
-        self.name = name
-        self.namespace = namespace
-        self.lines: list[str] = []
-        self._lock = threading.Lock()
-        self._log = open(log_path, "w", encoding="utf-8") if log_path else None  # noqa: SIM115 - closed in _finish
-        self._echo = echo
-        env = dict(os.environ, PYTHONUNBUFFERED="1", RCUTILS_LOGGING_BUFFERED_STREAM="0")
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
+        return cmd + list(ros_args)
 
     def _read(self) -> None:
         for line in self.proc.stdout:
@@ -420,9 +428,10 @@ class Client:
         req.parameters = [Parameter(k.replace("__", "."), value=v).to_parameter_msg() for k, v in values.items()]
         return self._call(SetParameters, f"{node_fqn}/set_parameters", req, 20.0, 20.0).results
 
-    def lifecycle(self, node_fqn: str, transition: "str | int | None" = None):
+    def lifecycle(self, node_fqn: str, transition: "str | int | None" = None, *, by_label: bool = False):
         """Trigger a lifecycle transition by name (configure, activate, ...) or raw transition id,
-        sent by id (True when it succeeded), or, without one, return the current state label."""
+        sent by id, or by its label with ``by_label`` (True when it succeeded), or, without one,
+        return the current state label."""
         from lifecycle_msgs.msg import Transition
         from lifecycle_msgs.srv import ChangeState, GetState
 
@@ -430,7 +439,7 @@ class Client:
             return self._call(GetState, f"{node_fqn}/get_state", GetState.Request(), 30.0, 60.0).current_state.label
         req = ChangeState.Request()
         tid = transition if isinstance(transition, int) else getattr(Transition, f"TRANSITION_{transition.upper()}")
-        req.transition = Transition(id=tid)
+        req.transition = Transition(label=transition) if by_label else Transition(id=tid)
         return self._call(ChangeState, f"{node_fqn}/change_state", req, 30.0, 60.0).success
 
     def close(self) -> None:

@@ -12,6 +12,7 @@ import, so it is tested without a ROS runtime.
 from __future__ import annotations
 
 import os
+import signal
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -26,6 +27,7 @@ __all__ = [
     "LOG_LEVELS",
     "NODE_NAME",
     "given_arguments",
+    "node_exit_failure",
     "node_parameters",
     "ros_arguments",
 ]
@@ -168,3 +170,20 @@ def ros_arguments(given: Mapping[str, str]) -> list[str]:
     if level not in LOG_LEVELS:
         raise LaunchArgumentError(f"launch argument log_level:={text!r}: expected one of {' | '.join(LOG_LEVELS)}")
     return ["--log-level", level]
+
+
+def node_exit_failure(returncode: int | None) -> str | None:
+    """What the launch file does when ``yolact_node`` exits: None for exit code 0 (SIGINT/SIGTERM
+    or the shutdown transition; launch then shuts down), else the one-line reason it raises,
+    which makes ``ros2 launch`` report it and exit with a non-zero code."""
+    if returncode == 0:
+        return None
+    if returncode is None:
+        return f"{NODE_NAME} ended without an exit code"
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        return f"{NODE_NAME} was killed by {name}"
+    return f"{NODE_NAME} exited with code {returncode} (its reason is in the node's log above)"

@@ -7,11 +7,18 @@ the Segmenter and publishes. So callbacks never wait for inference, a slow model
 instead of queueing them, and no frame is processed twice.
 
 Lifecycle: configure loads the model and creates the publishers and the worker; activate
-subscribes; deactivate unsubscribes (the model stays loaded); cleanup frees everything.
-With ``autostart`` (default) the node configures and activates itself.
+subscribes; deactivate unsubscribes (the model stays loaded); cleanup frees everything;
+shutdown ends the process (exit code 0). With ``autostart`` (default) the node configures and
+activates itself. A transition that fails logs one line with its cause and answers
+``success=false``; an invalid request (by id or label, in any state) is refused the same way.
+
+Parameters are checked by :func:`yolact_ros.ros.params.check` whether they come from a params
+file, the command line, launch or ``ros2 param set``; bad start values make configure fail
+with one line per parameter. Signals and exit codes: :mod:`yolact_ros.ros.process`.
 """
 from __future__ import annotations
 
+import functools
 import gc
 import os
 import sys
@@ -26,6 +33,7 @@ from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackRet
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSDurabilityPolicy, QoSHistoryPolicy, QoSProfile, QoSReliabilityPolicy
 from rclpy.qos_overriding_options import QoSOverridingOptions
+from rclpy.signals import SignalHandlerOptions
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType, SetParametersResult
 
 from diagnostic_msgs.msg import DiagnosticArray
@@ -35,7 +43,9 @@ from ..inference.defaults import MASK_ALPHA
 from .diagnostics import FrameStats, Key, build_diagnostics, stamp_text
 from .image_conversion import ImageConversionError, bgr_to_image, compressed_to_bgr, image_to_bgr, to_bgr3
 from .mailbox import Frame, LatestFrame
-from .params import LOAD_PARAMS, PARAMS, RUNTIME_PARAMS, validate_value
+from .params import LOAD_PARAMS, PARAMS, RUNTIME_PARAMS, check, command_line_overrides, spec
+from .process import ShutdownRequested, install_signal_handlers, shutdown_requested
+from .throttle import Throttle
 
 RCLError = _rclpy.RCLError
 
@@ -49,6 +59,36 @@ _TYPES = {
     "str_list": ParameterType.PARAMETER_STRING_ARRAY,
 }
 _WARN_PERIOD_S = 5.0
+
+
+def _one_line(exc: BaseException) -> str:
+    """An exception as one line: its message (KeyError without the repr quotes), else its type."""
+    text = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+    first = (str(text).strip().splitlines() or [""])[0]
+    return first or type(exc).__name__
+
+
+def _transition(name: str):
+    """Wrap a lifecycle callback: rclpy drops an exception raised in one (configure fails with
+    no reason), so any exception becomes one ERROR line with its cause and a FAILURE, after
+    the callback's partial work is undone."""
+
+    def wrap(callback):
+        @functools.wraps(callback)
+        def run(self, state):
+            try:
+                return callback(self, state)
+            except Exception as exc:  # noqa: BLE001 - reported, the node keeps serving
+                self.get_logger().error(f"{name} failed: {type(exc).__name__}: {_one_line(exc)}")
+                try:
+                    self._undo(name)
+                except Exception as undo_exc:  # noqa: BLE001
+                    self.get_logger().error(f"{name}: cleaning up after the failure failed too: {_one_line(undo_exc)}")
+                return TransitionCallbackReturn.FAILURE
+
+        return run
+
+    return wrap
 
 
 def input_qos() -> QoSProfile:
@@ -70,10 +110,9 @@ def output_qos(depth: int = 5) -> QoSProfile:
 class YolactNode(LifecycleNode):
     """See the module docstring; parameters are listed in :mod:`yolact_ros.ros.params`."""
 
-    def __init__(self, node_name: str = "yolact_node", **kwargs):
+    def __init__(self, node_name: str = "yolact_node", *, argv: list[str] | None = None, **kwargs):
         super().__init__(node_name, **kwargs)
-        for p in PARAMS:
-            self._declare(p)
+        self._start_errors = self._declare_all(sys.argv if argv is None else argv)
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self._guard_change_state_service()
         self._segmenter = None
@@ -90,9 +129,10 @@ class YolactNode(LifecycleNode):
         self._pubs: dict = {}
         self._diag_pub = None
         self._diag_timer = None
-        self._warned: dict[str, float] = {}
+        self._throttle = Throttle(_WARN_PERIOD_S)
         self._diag_counts = (0, 0)
         self._input_topic = ""
+        self.finalized = threading.Event()  # set by the shutdown transition: main() then exits 0
 
     def _guard_change_state_service(self) -> None:
         """Refuse invalid ChangeState requests instead of dying on them.
@@ -119,7 +159,32 @@ class YolactNode(LifecycleNode):
         service.callback = change_state
 
     # -- parameters -------------------------------------------------------------------------------
-    def _declare(self, p) -> None:
+    def _declare_all(self, argv: list[str]) -> list[str]:
+        """Declare every parameter with its start value checked by :func:`params.check`; the
+        errors (one line each), reported when configure runs.
+
+        The start value is what the command line's ``-p`` says (rcl drops such an override
+        silently when a params file gives the parameter another type), else the params
+        file's, else the default. An invalid value is replaced by the default so the node
+        still comes up and answers; configure then fails with the reason."""
+        typed = command_line_overrides(argv, self.get_name())
+        overrides = getattr(self, "_parameter_overrides", {})
+        errors = []
+        for p in PARAMS:
+            if p.name in typed:
+                value, source = typed[p.name], "command line"
+            elif p.name in overrides and overrides[p.name].type_ != Parameter.Type.NOT_SET:
+                value, source = overrides[p.name].value, "parameter file"
+            else:
+                value, source = p.default, ""
+            value, reason = check(p.name, value)
+            if reason:
+                errors.append(f"{reason} [from the {source}]" if source else reason)
+                value = p.default
+            self._declare(p, value)
+        return errors
+
+    def _declare(self, p, value) -> None:
         desc = ParameterDescriptor(name=p.name, type=_TYPES[p.kind], description=p.description)
         extra = []
         if p.choices:
@@ -127,17 +192,20 @@ class YolactNode(LifecycleNode):
         if p.constraints:
             extra.append(p.constraints)
         if not p.runtime:
-            extra.append("applied at configure/activate; change only while unconfigured")
+            extra.append(f"read at {p.read_at}; change it while the node is {_changeable_in(p)}")
         desc.additional_constraints = "; ".join(extra)
         if p.kind == "float" and p.min is not None:
             desc.floating_point_range = [FloatingPointRange(from_value=float(p.min), to_value=float(p.max), step=0.0)]
         elif p.kind == "int" and p.min is not None:
             desc.integer_range = [IntegerRange(from_value=int(p.min), to_value=int(p.max), step=1)]
         if p.kind == "str_list":
-            # An empty list has no type in rclpy/YAML: declare by type, default to "all".
-            self.declare_parameter(p.name, Parameter.Type.STRING_ARRAY, desc)
+            # An empty list has no type in YAML or ros2cli (`ros2 param set ... "[]"` sends a bool
+            # array): typed by params.check instead of rclpy, unset = empty = all.
+            desc.type = ParameterType.PARAMETER_NOT_SET
+            desc.dynamic_typing = True
+            self.declare_parameter(p.name, list(value) or None, desc, ignore_override=True)
         else:
-            self.declare_parameter(p.name, p.default, desc)
+            self.declare_parameter(p.name, value, desc, ignore_override=True)
 
     def _param(self, name: str):
         try:
@@ -145,8 +213,7 @@ class YolactNode(LifecycleNode):
         except ParameterUninitializedException:  # classes declared by type, never set
             value = None
         if name == "classes":
-            # unset, [] or [""] mean all classes
-            return [c for c in (value or []) if str(c).strip()]
+            return check(name, value)[0]  # unset, [] or [""]: [] = all classes
         return value
 
     def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
@@ -154,18 +221,15 @@ class YolactNode(LifecycleNode):
         class_names = self._segmenter.class_names if self._segmenter is not None else None
         updates = {}
         for prm in params:
-            name, value = prm.name, prm.value
+            name = prm.name
             if name in LOAD_PARAMS and state not in ("unconfigured", "finalized", ""):
-                if name == "image_transport" and state == "inactive":
-                    pass  # read at activate
-                else:
+                p = spec(name)
+                if not (p.read_at == "activate" and state == "inactive"):
                     return SetParametersResult(
                         successful=False,
-                        reason=f"{name} is applied at configure; change it while the node is unconfigured "
+                        reason=f"{name} is read at {p.read_at}; change it while the node is {_changeable_in(p)} "
                                f"(current state: {state})")
-            if name == "classes":
-                value = [c for c in (value or []) if str(c).strip()]
-            reason = validate_value(name, value, class_names)
+            value, reason = check(name, prm.value, class_names)
             if reason is None and name == "top_k" and self._segmenter is not None:
                 cap = self._segmenter.cfg.max_num_detections
                 if value > cap:
@@ -210,23 +274,46 @@ class YolactNode(LifecycleNode):
             return ""
 
     # -- lifecycle --------------------------------------------------------------------------------
-    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+    def _undo(self, transition: str) -> None:
+        """After a failed transition: back to the state it started from."""
+        if transition == "configure":
+            self._release()
+        elif transition == "activate":
+            self._unsubscribe()
+
+    def _configure_error(self) -> str | None:
+        """Why the parameters cannot be used (one line per bad parameter), before any loading."""
+        errors = list(self._start_errors)
+        self._start_errors = []  # reported once; a corrected value (param set) is checked anew
         weights = str(self._param("weights")).strip()
-        device = str(self._param("device")).strip() or "auto"
         if not weights:
-            self.get_logger().error("parameter 'weights' is empty: set it to a .pth file (-p weights:=/path/to/file.pth)")
-            return TransitionCallbackReturn.FAILURE
-        reason = validate_value("device", device)
-        if reason is None:
-            from ..inference.segmenter import resolve_device  # imports torch: only at configure
+            errors.append("parameter weights is empty: set it to a .pth file "
+                          "(weights:=/path/to/file.pth with ros2 launch, -p weights:=... with ros2 run)")
+        config = str(self._param("config")).strip()
+        if config:
+            from ..model.config import get_config  # imports torch: only at configure
 
             try:
-                resolve_device(device)
-            except ValueError as exc:
-                reason = str(exc)
-        if reason:
-            self.get_logger().error(f"cannot use device {device!r}: {reason}")
+                get_config(config)
+            except KeyError as exc:
+                errors.append(f"parameter config: {config!r} is not accepted ({_one_line(exc)})")
+        device = str(self._param("device")).strip() or "auto"
+        from ..inference.segmenter import resolve_device
+
+        try:
+            resolve_device(device)
+        except ValueError as exc:
+            errors.append(f"parameter device: {device!r} cannot be used ({_one_line(exc)})")
+        for line in errors:
+            self.get_logger().error(line)
+        return errors[0] if errors else None
+
+    @_transition("configure")
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        if self._configure_error() is not None:
             return TransitionCallbackReturn.FAILURE
+        weights = str(self._param("weights")).strip()
+        device = str(self._param("device")).strip() or "auto"
         try:
             self._segmenter = self._load_segmenter(weights, device)
         except Exception as exc:  # noqa: BLE001 - one clear line instead of a traceback
@@ -234,6 +321,12 @@ class YolactNode(LifecycleNode):
             self.get_logger().error(_load_error_line(weights, exc))
             return TransitionCallbackReturn.FAILURE
         seg = self._segmenter
+        classes, reason = check("classes", self._param("classes"), seg.class_names)
+        if reason:
+            self.get_logger().error(reason)
+            self._release()
+            return TransitionCallbackReturn.FAILURE
+        seg.classes = classes or None
         self._model_name = seg.cfg.name
         if device == "auto" and seg.device.type == "cpu":
             self.get_logger().info("device 'auto': no CUDA device available, running on CPU")
@@ -275,7 +368,6 @@ class YolactNode(LifecycleNode):
             score_threshold=float(self._param("score_threshold")),
             top_k=int(self._param("top_k")),
             nms_threshold=nms if nms > 0 else None,
-            classes=self._param("classes") or None,
             half=bool(self._param("half")),
             num_threads=int(self._param("num_threads")) or None,
         )
@@ -283,6 +375,7 @@ class YolactNode(LifecycleNode):
             seg.warmup()
         return seg
 
+    @_transition("activate")
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         transport = self._param("image_transport")
         qos_opts = QoSOverridingOptions.with_default_policies()
@@ -307,20 +400,27 @@ class YolactNode(LifecycleNode):
             self.destroy_subscription(self._sub)
             self._sub = None
 
+    @_transition("deactivate")
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._unsubscribe()
         self._mailbox.clear()
         return super().on_deactivate(state)
 
+    @_transition("cleanup")
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._release()
         return super().on_cleanup(state)
 
+    @_transition("shutdown")
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._unsubscribe()
-        self._release()
+        try:
+            self._unsubscribe()
+            self._release()
+        finally:
+            self.finalized.set()  # finalized either way: the process exits
         return super().on_shutdown(state)
 
+    @_transition("error handling")
     def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._active.clear()
         self._release()
@@ -371,23 +471,28 @@ class YolactNode(LifecycleNode):
             except Exception as exc:  # noqa: BLE001 - the node must keep serving
                 if self._stop.is_set() or not rclpy.ok(context=self.context):
                     return
-                self._stats.on_error(f"{type(exc).__name__}: {exc}")
-                self._warn_throttled("error", f"inference failed on a frame ({type(exc).__name__}: {exc})", error=True)
+                self._stats.on_error(f"{type(exc).__name__}: {_one_line(exc)}")
+                self._warn_throttled("inference error",
+                                     f"inference failed on a frame ({type(exc).__name__}: {_one_line(exc)})", error=True)
 
     def _process(self, frame: Frame) -> None:
         self._apply_pending()
         t0 = time.perf_counter()
         c0 = time.thread_time()  # CPU time of this thread: the overhead without other processes' share
         msg = frame.msg
+        max_pixels = int(self._outputs.get("max_image_pixels") or 0) or None
         try:
             if isinstance(msg, CompressedImage):
-                image = compressed_to_bgr(msg)
+                image, decoder_messages = compressed_to_bgr(msg, max_pixels)
+                if decoder_messages:  # corrupt but decodable: processed, counted, said once per period
+                    self._stats.on_decoder_warning(decoder_messages[0].strip())
+                    self._warn_throttled("decoder warning", f"a frame on {self._input_topic} decoded with "
+                                         f"errors (processed anyway): {decoder_messages[0].strip()}")
             else:
-                image = image_to_bgr(msg)
+                image = image_to_bgr(msg, max_pixels)
         except ImageConversionError as exc:
             self._stats.on_rejected(str(exc))
-            self._warn_throttled(f"reject:{type(msg).__name__}:{msg.header.frame_id}",
-                                 f"rejected a frame on {self._input_topic}: {exc}")
+            self._warn_throttled(f"rejected: {exc.kind}", f"rejected a frame on {self._input_topic}: {exc}")
             return
         seg = self._segmenter
         if seg is None:
@@ -435,12 +540,14 @@ class YolactNode(LifecycleNode):
             visualization_ms=vis_ms,
         )
 
-    def _warn_throttled(self, key: str, text: str, error: bool = False) -> None:
-        now = time.monotonic()
-        last = self._warned.get(key)
-        if last is not None and now - last < _WARN_PERIOD_S:
+    def _warn_throttled(self, kind: str, text: str, error: bool = False) -> None:
+        """One line per ``kind`` (a fixed set: rejection kinds, decoder warning, inference
+        error) per period, saying how many like it were held back."""
+        allowed, held = self._throttle.allow(kind)
+        if not allowed:
             return
-        self._warned[key] = now
+        if held:
+            text += f" [{held} more '{kind}' since the last such line]"
         (self.get_logger().error if error else self.get_logger().warning)(text)
 
     # -- diagnostics ------------------------------------------------------------------------------
@@ -466,6 +573,11 @@ class YolactNode(LifecycleNode):
             snap, extra, rejected_recently=rejected_recently, errors_recently=errors_recently))
 
 
+def _changeable_in(p) -> str:
+    """The states in which load-time parameter ``p`` may change."""
+    return "unconfigured or inactive" if p.read_at == "activate" else "unconfigured"
+
+
 def _draw_kwargs(outputs: dict) -> dict:
     """Visualization parameters -> draw_instances keyword arguments."""
     return {
@@ -488,7 +600,7 @@ def _mask_array_type():
 
 
 def _load_error_line(weights: str, exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
+    text = _one_line(exc)
     if weights not in text:
         text = f"{weights}: {text}"
     return f"cannot load weights {text}" if not text.startswith("cannot") else text
@@ -510,17 +622,20 @@ def _check_imports() -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``yolact_node`` executable. Returns the process exit code:
-    0 after SIGINT/SIGTERM, 1 when autostart fails (e.g. bad weights)."""
+    """Entry point of the ``yolact_node`` executable (run through
+    :func:`yolact_ros.ros.process.run_node`). Returns the exit code: 0 after SIGINT/SIGTERM or
+    the shutdown transition, 1 when autostart fails (the reason is logged once, by the
+    transition), 2 for an unusable command line."""
     args = sys.argv if argv is None else argv
     # Before torch (and its OpenMP runtime) is imported: idle OpenMP threads sleep instead of
     # spinning. Measured here (2 shared cores): spinning threads made the Segmenter 2-5x slower
     # and the publishing after each frame 3-4x slower. Set OMP_WAIT_POLICY=ACTIVE to opt out.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    install_signal_handlers()  # ours, not rclpy's: they also interrupt a model load
     try:
-        rclpy.init(args=args)
+        rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     except Exception as exc:  # noqa: BLE001 - e.g. malformed --ros-args: one line, no traceback
-        print(f"[ERROR] [yolact_node]: cannot start: {str(exc).splitlines()[0]}", file=sys.stderr)
+        print(f"[ERROR] [yolact_node]: cannot start: {_one_line(exc)}", file=sys.stderr)
         return 2
     node = None
     try:
@@ -528,36 +643,43 @@ def main(argv: list[str] | None = None) -> int:
         if problem:
             rclpy.logging.get_logger("yolact_node").error(problem)
             return 1
-        node = YolactNode()
+        node = YolactNode(argv=args)
         executor = SingleThreadedExecutor()
         executor.add_node(node)
         if node.get_parameter("autostart").value:
-            if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
-                node.get_logger().error("configure failed; exiting (set autostart:=false to configure via lifecycle services)")
-                return 1
-            if node.trigger_activate() != TransitionCallbackReturn.SUCCESS:
-                node.get_logger().error("activate failed; exiting")
-                return 1
-        if rclpy.ok():
-            executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
+            for name, trigger in (("configure", node.trigger_configure), ("activate", node.trigger_activate)):
+                if trigger() != TransitionCallbackReturn.SUCCESS:
+                    node.get_logger().info(
+                        f"autostart: {name} failed (reason above), exiting with code 1; with autostart:=false "
+                        "the node stays up and waits for lifecycle transitions")
+                    return 1
+        # Short waits: signal handlers run between them, and a shutdown transition is noticed.
+        while rclpy.ok() and not node.finalized.is_set():
+            executor.spin_once(timeout_sec=0.1)
+        if node.finalized.is_set():
+            node.get_logger().info("shutdown transition: exiting")
+            end = time.monotonic() + 0.3  # let the ChangeState reply reach the caller
+            while rclpy.ok() and time.monotonic() < end:
+                executor.spin_once(timeout_sec=0.05)
+    except (ShutdownRequested, KeyboardInterrupt, ExternalShutdownException):
         pass
     except Exception as exc:  # noqa: BLE001
-        if not rclpy.ok():  # a signal arrived mid-transition: shutting down is what was asked
+        if shutdown_requested() or not rclpy.ok():  # a signal arrived mid-transition
             return 0
-        rclpy.logging.get_logger("yolact_node").fatal(f"unexpected {type(exc).__name__}: {exc}")
+        rclpy.logging.get_logger("yolact_node").fatal(f"unexpected {type(exc).__name__}: {_one_line(exc)}")
         return 1
     finally:
         if node is not None:
-            node.stop_worker(timeout=5.0)
+            node.stop_worker(timeout=0.5)
             try:
                 node.destroy_node()
             except Exception:  # noqa: BLE001 - shutting down anyway
                 pass
-        if rclpy.ok():
-            rclpy.try_shutdown()
+        rclpy.try_shutdown()
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from .process import run_node
+
+    run_node()

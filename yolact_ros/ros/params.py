@@ -5,16 +5,24 @@ static launch test checks that they agree. Default values of the inference setti
 :mod:`yolact_ros.inference.defaults` (defined once for the Segmenter, the CLI, the benchmarks
 and this table). Pure data plus validation: no rclpy or torch import, so it can be read
 without a ROS runtime.
+
+:func:`check` is the one validation of a parameter value, wherever it comes from: a params
+file, ``-p`` on the command line, a launch argument or ``ros2 param set``. rcl drops a ``-p``
+override whose type differs from the params file's value before the node can see it;
+:func:`command_line_overrides` reads the raw ``--ros-args`` so the node checks what was typed.
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
+
+import yaml
 
 from ..inference import defaults
 
-__all__ = ["ParamSpec", "PARAMS", "PARAM_NAMES", "RUNTIME_PARAMS", "LOAD_PARAMS", "validate_value"]
+__all__ = ["ParamSpec", "PARAMS", "PARAM_NAMES", "RUNTIME_PARAMS", "LOAD_PARAMS", "check", "validate_value",
+           "accepted", "command_line_overrides", "spec"]
 
 
 @dataclass(frozen=True)
@@ -32,6 +40,7 @@ class ParamSpec:
     max: float | None = None
     choices: tuple[str, ...] = ()
     constraints: str = ""
+    read_at: str = "configure"  # when a non-runtime parameter is read: configure or activate
 
 
 _DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
@@ -53,7 +62,10 @@ PARAMS: tuple[ParamSpec, ...] = (
     # --- input (applied at activate) ----------------------------------------------------------
     ParamSpec("image_transport", "raw", "str",
               "Input: raw subscribes to `image` (sensor_msgs/Image), compressed to `image/compressed` "
-              "(sensor_msgs/CompressedImage, JPEG/PNG).", choices=("raw", "compressed")),
+              "(sensor_msgs/CompressedImage, JPEG/PNG).", choices=("raw", "compressed"), read_at="activate"),
+    ParamSpec("max_image_pixels", 50_000_000, "int",
+              "Frames with more pixels (width x height) are rejected before conversion; a compressed frame's "
+              "size is read from its header before it is decoded.", runtime=True, min=1, max=2**31 - 1),
     # --- detection (change at run time) -------------------------------------------------------
     ParamSpec("score_threshold", defaults.SCORE_THRESHOLD, "float", "Publish instances whose score is above this.",
               runtime=True, min=0.0, max=1.0),
@@ -91,26 +103,113 @@ def spec(name: str) -> ParamSpec:
     return _BY_NAME[name]
 
 
-def validate_value(name: str, value: Any, class_names=None) -> str | None:
-    """None if ``value`` is acceptable for parameter ``name``, else the reason it is not.
+_KIND_TEXT = {"bool": "true or false", "int": "an integer", "float": "a number", "str": "a string",
+              "str_list": "a list of strings"}
 
-    Ranges are also enforced by rclpy from the descriptors; this adds the checks descriptors
-    cannot express (device syntax, choices, class names)."""
+
+def accepted(p: ParamSpec) -> str:
+    """What parameter ``p`` accepts, in words (for error messages)."""
+    if p.choices:
+        return "one of " + ", ".join(p.choices)
+    if p.constraints:
+        return p.constraints
+    text = _KIND_TEXT[p.kind]
+    if p.min is not None:
+        lo, hi = (int(p.min), int(p.max)) if p.kind == "int" else (p.min, p.max)
+        text += f" in [{lo}, {hi}]"
+    return text
+
+
+def _typed(p: ParamSpec, value: Any) -> tuple[Any, bool]:
+    """``value`` as parameter ``p``'s type, and whether that was possible. Widening only:
+    an integer is taken for a float, an empty list of any type for a string list."""
+    if p.kind == "bool":
+        return value, isinstance(value, bool)
+    if p.kind == "int":
+        return value, isinstance(value, int) and not isinstance(value, bool)
+    if p.kind == "float":
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value), True
+        return value, False
+    if p.kind == "str":
+        return value, isinstance(value, str)
+    # str_list: unset, [] (typed as a bool/int/... array by YAML and ros2cli) and [""] = all
+    if value is None:
+        return [], True
+    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        return [v for v in value if v.strip()], True
+    if isinstance(value, (list, tuple)) and len(value) == 0:
+        return [], True
+    return value, False
+
+
+def check(name: str, value: Any, class_names: Sequence[str] | None = None) -> tuple[Any, str | None]:
+    """``(value, None)`` with ``value`` in the parameter's type, or ``(value, reason)``: one
+    line naming the parameter, the value and what is accepted. Unknown names pass unchecked."""
     p = _BY_NAME.get(name)
     if p is None:
-        return None
-    if p.kind in ("int", "float") and (p.min is not None and value < p.min or p.max is not None and value > p.max):
-        return f"{name} must be in [{p.min}, {p.max}], got {value}"
-    if p.choices and value not in p.choices:
-        return f"{name} must be one of {', '.join(p.choices)}, got {value!r}"
-    if name == "device" and not _DEVICE_RE.match(str(value).strip().lower()):
-        return f"device must be auto, cpu, cuda or cuda:N, got {value!r}"
-    if name == "classes":
-        values = [str(v) for v in value]
-        if any(not v.strip() for v in values):
-            return "classes must not contain empty names"
-        if class_names is not None:
-            unknown = [v for v in values if v not in class_names]
-            if unknown:
-                return f"unknown class name(s) {', '.join(map(repr, unknown))}; known: {', '.join(class_names)}"
-    return None
+        return value, None
+    typed, ok = _typed(p, value)
+
+    def refused(detail: str = "") -> tuple[Any, str]:
+        return value, f"parameter {name}: {value!r} is not accepted ({detail or 'expected ' + accepted(p)})"
+
+    if not ok:
+        return refused()
+    if p.kind in ("int", "float") and (p.min is not None and typed < p.min or p.max is not None and typed > p.max):
+        return refused()
+    if p.choices and typed not in p.choices:
+        return refused()
+    if name == "device" and not _DEVICE_RE.match(typed.strip().lower()):
+        return refused()
+    if name == "classes" and class_names is not None:
+        unknown = [v for v in typed if v not in class_names]
+        if unknown:
+            return refused(f"unknown class name(s) {', '.join(map(repr, unknown))}; "
+                           f"this model knows: {', '.join(class_names)}")
+    return typed, None
+
+
+def validate_value(name: str, value: Any, class_names: Sequence[str] | None = None) -> str | None:
+    """None if ``value`` is acceptable for parameter ``name``, else the reason (see :func:`check`)."""
+    return check(name, value, class_names)[1]
+
+
+def command_line_overrides(argv: Sequence[str], node_name: str) -> dict[str, Any]:
+    """The ``-p name:=value`` / ``--param`` overrides in ``argv``'s ``--ros-args`` sections that
+    apply to ``node_name`` (no node prefix, or ``node_name:``), the value parsed as YAML as rcl
+    does; the last one wins. rcl silently keeps a params file's value when a ``-p`` value has
+    another type; comparing with these is how the node notices."""
+    out: dict[str, Any] = {}
+    in_ros_args = False
+    items = list(argv)
+    i = 0
+    while i < len(items):
+        arg = items[i]
+        i += 1
+        if arg == "--ros-args":
+            in_ros_args = True
+            continue
+        if arg == "--":
+            in_ros_args = False
+            continue
+        if not in_ros_args or arg not in ("-p", "--param") or i >= len(items):
+            continue
+        rule = items[i]
+        i += 1
+        if ":=" not in rule:
+            continue
+        target, text = rule.split(":=", 1)
+        node, _, name = target.rpartition(":")
+        if node and node != node_name:
+            continue
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError:
+            value = text
+        if value is None:  # '' stays a string; ~ / null set nothing here
+            if text.strip():
+                continue
+            value = ""
+        out[name] = value
+    return out
