@@ -365,7 +365,8 @@ def test_defaults_pass_only_the_params_file(launch_file):
                                  ("image/compressed", "/camera/image_raw/compressed")]
     assert _fqn(r.node.namespace, r.node.name) == FQN
     eff = _effective(r)
-    eff["classes"] = [c for c in eff["classes"] if c]  # the file's [""] = all classes, as the node reads it
+    for name in ("classes", "cameras"):  # the file's [""] = empty, as the node reads it
+        eff[name] = [c for c in eff[name] if c]
     assert eff == DEFAULTS  # the shipped file holds the node's defaults
 
 

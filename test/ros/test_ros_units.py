@@ -4,6 +4,7 @@ table, the one-frame mailbox, diagnostics."""
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -226,22 +227,41 @@ def test_box_to_roi_clips_and_never_empties():
 
 
 def test_latest_frame_mailbox_keeps_only_the_newest():
-    from yolact_ros.ros.mailbox import Frame, LatestFrame
+    from yolact_ros.ros.mailbox import Frame, LatestFrames
 
-    box = LatestFrame()
-    assert box.take(0.01) is None
-    assert box.put(Frame("a", 0.0)) is False
-    assert box.put(Frame("b", 0.0)) is True  # "a" dropped, counted by the caller
-    assert box.take(0.01).msg == "b"
-    assert box.take(0.01) is None  # never handed out twice
+    box = LatestFrames()
+    assert box.take_all(0.01) == []
+    assert box.put("", Frame("a", 0.0)) is False
+    assert box.put("", Frame("b", 0.0)) is True  # "a" dropped, counted by the caller
+    assert [f.msg for _, f in box.take_all(0.01)] == ["b"]
+    assert box.take_all(0.01) == []  # never handed out twice
     got = []
-    t = threading.Thread(target=lambda: got.append(box.take(5.0)))
+    t = threading.Thread(target=lambda: got.append(box.take_all(5.0)))
     t.start()
-    box.put(Frame("c", 0.0))
+    box.put("", Frame("c", 0.0))
     t.join(5)
-    assert got[0].msg == "c"
+    assert got[0][0][1].msg == "c"
     box.close()
-    assert box.take(5.0) is None  # closed: returns at once
+    t0 = time.monotonic()
+    assert box.take_all(5.0) == [] and time.monotonic() - t0 < 1.0  # closed: returns at once
+
+
+def test_mailbox_per_camera_round_robin():
+    """One slot per camera, all waiting frames at once; with a limit every camera gets its turn."""
+    from yolact_ros.ros.mailbox import Frame, LatestFrames
+
+    box = LatestFrames(["front", "left", "right"])
+    for cam in ("right", "front", "left"):
+        box.put(cam, Frame(cam + "1", 0.0))
+    assert box.put("left", Frame("left2", 0.0)) is True
+    assert [(k, f.msg) for k, f in box.take_all(0.01)] == [("front", "front1"), ("left", "left2"), ("right", "right1")]
+    served = []
+    for _ in range(6):
+        for cam in ("front", "left", "right"):
+            box.put(cam, Frame(cam, 0.0))
+        served += [k for k, _ in box.take_all(0.01, limit=1)]
+        box.clear()
+    assert served == ["left", "right", "front"] * 2  # starts after the one served first last time
 
 
 def test_parameter_table_validation():

@@ -25,10 +25,15 @@ SCENE_PHOTOS: tuple[str, ...] = ("coffee", "astronaut", "rocket", "chelsea", "mo
 
 @dataclass
 class SceneObject:
-    """One object of a frame: its class and the mask of its visible pixels."""
+    """One object of a frame: its class, the mask of its visible pixels and its identity.
+
+    ``object_id`` is the same for one moving shape in every frame it is seen in and differs
+    between shapes (also across segments): the ground truth of tracking. -1 when unknown.
+    """
 
     class_name: str
     visible: np.ndarray  # bool [H,W]
+    object_id: int = -1
 
     @property
     def area(self) -> int:
@@ -45,6 +50,10 @@ class _Mover:
     start: tuple[float, float]
     velocity: tuple[float, float]  # px/s
     spin: float  # rad/s
+
+
+#: object ids of segment k are k * _IDS_PER_SEGMENT + the shape's index in it
+_IDS_PER_SEGMENT = 1000
 
 
 def _bounce(x0: float, v: float, t: float, lo: float, hi: float) -> float:
@@ -134,8 +143,8 @@ class DemoScene:
         photo, cam, movers = self._segment(k)
         image = self._background(photo, cam, tl / self.segment_s)
         w, h = self.width, self.height
-        painted: list[tuple[str, np.ndarray]] = []
-        for m in movers:
+        painted: list[tuple[str, np.ndarray, int]] = []
+        for n, m in enumerate(movers):
             cx = _bounce(m.start[0], m.velocity[0], tl, 0.3 * m.radius, w - 0.3 * m.radius)
             cy = _bounce(m.start[1], m.velocity[1], tl, 0.3 * m.radius, h - 0.3 * m.radius)
             outer, hole = synth.shape_polygons(m.kind, np.random.default_rng(m.shape_seed), 0.0, 0.0, m.radius)
@@ -145,13 +154,13 @@ class DemoScene:
             mask = _paint(image, outer, hole, m.texture, cx, cy, m.alpha)
             if mask is None:
                 continue
-            for _, earlier in painted:
+            for _, earlier, _ in painted:
                 earlier &= ~mask
-            painted.append((m.kind, mask))
+            painted.append((m.kind, mask, k * _IDS_PER_SEGMENT + n))
         # camera-ish finish, as the training images have: slight blur and sensor noise
         image = cv2.GaussianBlur(image, (0, 0), 0.6)
         image = cv2.add(image, self._noise[index % len(self._noise)], dtype=cv2.CV_8U)
-        objects = [SceneObject(kind, mask) for kind, mask in painted if mask.sum() >= synth.MIN_VISIBLE_PIXELS]
+        objects = [SceneObject(kind, mask, oid) for kind, mask, oid in painted if mask.sum() >= synth.MIN_VISIBLE_PIXELS]
         return image, objects
 
     def _background(self, photo: np.ndarray, cam: dict, u: float) -> np.ndarray:

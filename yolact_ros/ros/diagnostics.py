@@ -17,7 +17,7 @@ from collections import deque
 
 import numpy as np
 
-__all__ = ["FrameStats", "Key", "build_diagnostics", "stamp_text", "status_name"]
+__all__ = ["FrameStats", "Key", "build_diagnostics", "build_status", "stamp_text", "status_name"]
 
 _TIMINGS = ("latency_ms", "processing_ms", "segmenter_ms", "overhead_ms", "overhead_cpu_ms", "visualization_ms")
 
@@ -42,6 +42,9 @@ class Key:
     FRAMES_DROPPED = "frames dropped"
     FRAMES_REJECTED = "frames rejected"
     FRAMES_DECODED_WITH_ERRORS = "frames decoded with errors"  # corrupt but decodable: processed
+    FRAMES_WITHOUT_DEPTH = "frames without depth"  # use_depth: no depth frame within depth_tolerance
+    INSTANCES_3D = "instances in 3D (last frame)"
+    INSTANCES_SKIPPED_3D = "instances without enough depth"  # since configure
     INFERENCE_ERRORS = "inference errors"
     VISUALIZATIONS = "visualizations published"
     INSTANCES = "instances (last frame)"
@@ -57,6 +60,7 @@ class Key:
     MODEL = "model"
     WEIGHTS = "weights"
     INPUT_TOPIC = "input topic"
+    CAMERA = "camera"  # '' in the single-camera mode
     SCORE_THRESHOLD = "score_threshold"
     TOP_K = "top_k"
 
@@ -67,9 +71,9 @@ _LAST_FRAME_KEYS = {"latency_ms": Key.LAST_LATENCY, "segmenter_ms": Key.LAST_SEG
                     "visualization_ms": Key.LAST_VISUALIZATION}
 
 
-def status_name(node_name: str) -> str:
-    """The name of a node's DiagnosticStatus."""
-    return f"{node_name}: yolact"
+def status_name(node_name: str, camera: str = "") -> str:
+    """The name of a node's DiagnosticStatus (one per camera with the ``cameras`` parameter)."""
+    return f"{node_name}: yolact" + (f" [{camera}]" if camera else "")
 
 
 def stamp_text(stamp) -> str:
@@ -96,6 +100,9 @@ class FrameStats:
             self.dropped = 0
             self.rejected = 0
             self.decoder_warnings = 0
+            self.without_depth = 0
+            self.last_instances_3d = 0
+            self.skipped_3d = 0
             self.last_decoder_warning = ""
             self.errors = 0
             self.last_error = ""
@@ -141,6 +148,15 @@ class FrameStats:
             self.decoder_warnings += 1
             self.last_decoder_warning = message
 
+    def on_without_depth(self) -> None:
+        with self._lock:
+            self.without_depth += 1
+
+    def on_placed_3d(self, placed: int, skipped: int) -> None:
+        with self._lock:
+            self.last_instances_3d = int(placed)
+            self.skipped_3d += int(skipped)
+
     def on_error(self, reason: str) -> None:
         with self._lock:
             self.errors += 1
@@ -172,6 +188,8 @@ class FrameStats:
                 "received": self.received, "processed": self.processed, "dropped": self.dropped,
                 "rejected": self.rejected, "errors": self.errors, "last_instances": self.last_instances,
                 "decoder_warnings": self.decoder_warnings, "last_decoder_warning": self.last_decoder_warning,
+                "without_depth": self.without_depth, "last_instances_3d": self.last_instances_3d,
+                "skipped_3d": self.skipped_3d,
                 "visualizations": self.visualizations,
                 "last_frame": dict(self.last_frame),
                 "last_rejection": self.last_rejection, "last_error": self.last_error,
@@ -195,14 +213,26 @@ def _rate(times: list[float], now: float, window: float) -> float:
 
 def build_diagnostics(node_name: str, hardware_id: str, stamp, state: str, snap: dict, extra: dict, *,
                       rejected_recently: bool = False, errors_recently: bool = False):
-    """A DiagnosticArray with one DiagnosticStatus named ``status_name(node_name)``: OK while
-    frames flow, WARN when idle while active or when frames were ``rejected_recently`` (in this
+    """A DiagnosticArray with the one status of :func:`build_status`."""
+    from diagnostic_msgs.msg import DiagnosticArray
+
+    out = DiagnosticArray()
+    out.header.stamp = stamp
+    out.status = [build_status(node_name, hardware_id, state, snap, extra, rejected_recently=rejected_recently,
+                               errors_recently=errors_recently)]
+    return out
+
+
+def build_status(node_name: str, hardware_id: str, state: str, snap: dict, extra: dict, *, camera: str = "",
+                 rejected_recently: bool = False, errors_recently: bool = False):
+    """A DiagnosticStatus named ``status_name(node_name, camera)``: OK while frames flow, WARN
+    when idle or stopped while active or when frames were ``rejected_recently`` (in this
     period), ERROR after ``errors_recently``. Values: the snapshot's figures, then ``extra``
     (keys from :class:`Key`)."""
-    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+    from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 
     status = DiagnosticStatus()
-    status.name = status_name(node_name)
+    status.name = status_name(node_name, camera)
     status.hardware_id = hardware_id
     level, message = DiagnosticStatus.OK, f"{state}"
     if state == "active":
@@ -234,6 +264,9 @@ def build_diagnostics(node_name: str, hardware_id: str, stamp, state: str, snap:
         Key.FRAMES_DROPPED: str(snap["dropped"]),
         Key.FRAMES_REJECTED: str(snap["rejected"]),
         Key.FRAMES_DECODED_WITH_ERRORS: str(snap.get("decoder_warnings", 0)),
+        Key.FRAMES_WITHOUT_DEPTH: str(snap.get("without_depth", 0)),
+        Key.INSTANCES_3D: str(snap.get("last_instances_3d", 0)),
+        Key.INSTANCES_SKIPPED_3D: str(snap.get("skipped_3d", 0)),
         Key.INPUT_AGE: "" if snap.get("input_age_s") is None else f"{snap['input_age_s']:.2f}",
         Key.INFERENCE_ERRORS: str(snap["errors"]),
         Key.VISUALIZATIONS: str(snap["visualizations"]),
@@ -247,7 +280,4 @@ def build_diagnostics(node_name: str, hardware_id: str, stamp, state: str, snap:
             values[key] = f"{last.get(timing, float('nan')):.3f}"
     values.update({k: str(v) for k, v in extra.items()})
     status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
-    out = DiagnosticArray()
-    out.header.stamp = stamp
-    out.status = [status]
-    return out
+    return status

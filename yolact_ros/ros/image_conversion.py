@@ -33,6 +33,7 @@ __all__ = [
     "REJECTION_KINDS",
     "SUPPORTED_ENCODINGS",
     "declared_size",
+    "depth_image_to_array",
     "image_to_array",
     "image_to_bgr",
     "compressed_to_bgr",
@@ -105,6 +106,35 @@ def image_to_array(msg: Image, max_pixels: int | None = None) -> np.ndarray:
     if channels == 1:
         return rows
     return rows.reshape(height, width, channels)
+
+
+#: Depth encodings -> numpy dtype (16UC1/mono16: millimetres, 32FC1: metres).
+DEPTH_ENCODINGS = {"16UC1": np.uint16, "mono16": np.uint16, "32FC1": np.float32}
+
+
+def depth_image_to_array(msg: Image, max_pixels: int | None = None) -> np.ndarray:
+    """A depth image (``16UC1``/``mono16`` or ``32FC1``) as an HxW array of its own dtype (a
+    view where the byte order allows; ``step`` honoured). Raises ImageConversionError."""
+    dtype = DEPTH_ENCODINGS.get(msg.encoding)
+    if dtype is None:
+        raise ImageConversionError(f"unsupported depth encoding {msg.encoding!r} "
+                                   f"(supported: {', '.join(DEPTH_ENCODINGS)})", kind="encoding")
+    height, width, step = int(msg.height), int(msg.width), int(msg.step)
+    if height <= 0 or width <= 0:
+        raise ImageConversionError(f"empty depth image: {width}x{height}", kind="layout")
+    _check_pixels(width, height, max_pixels, "depth image")
+    item = np.dtype(dtype).itemsize
+    if step < width * item:
+        raise ImageConversionError(f"depth step {step} is smaller than width*{item} = {width * item}", kind="layout")
+    buf = np.frombuffer(msg.data, dtype=np.uint8) if isinstance(msg.data, (array.array, bytes, bytearray, memoryview)) \
+        else np.asarray(msg.data, dtype=np.uint8)
+    needed = step * (height - 1) + width * item
+    if buf.size < needed:
+        raise ImageConversionError(f"depth data has {buf.size} bytes, {width}x{height} {msg.encoding} with step "
+                                   f"{step} needs {needed}", kind="layout")
+    order = ">" if msg.is_bigendian else "<"
+    rows = np.ndarray((height, width), dtype=np.dtype(dtype).newbyteorder(order), buffer=buf, strides=(step, item))
+    return rows if rows.dtype == np.dtype(dtype) else rows.astype(dtype)  # native byte order
 
 
 def image_to_bgr(msg: Image, max_pixels: int | None = None) -> np.ndarray:

@@ -1,14 +1,16 @@
-"""The node's one-slot frame mailbox: the subscription puts, the inference worker takes.
+"""The node's frame mailboxes: the subscriptions put, the inference worker takes.
 
 Pure Python (no rclpy): a newer frame replaces the waiting one, so a slow model drops frames
-instead of building lag, and no frame is handed out twice.
+instead of building lag, and no frame is handed out twice. :class:`LatestFrames` keeps one
+slot per camera and hands out every waiting frame at once (one batched forward), in
+round-robin order, so no camera starves.
 """
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
 
-__all__ = ["Frame", "LatestFrame"]
+__all__ = ["Frame", "LatestFrames"]
 
 
 @dataclass
@@ -19,37 +21,54 @@ class Frame:
     received: float  # time.monotonic() at arrival
 
 
-class LatestFrame:
-    """A one-slot mailbox: ``put`` replaces the waiting frame (returns True if one was
-    dropped), ``take`` removes and returns it, so every frame is handed out at most once."""
+class LatestFrames:
+    """One slot per key (camera): ``put(key, frame)`` replaces that camera's waiting frame
+    (True if one was dropped); ``take_all`` returns every waiting ``(key, frame)`` and empties
+    the slots, starting after the key served first last time (round-robin: with a batch limit,
+    every camera gets its turn)."""
 
-    def __init__(self):
+    def __init__(self, keys=("",)):
         self._cv = threading.Condition()
-        self._item: Frame | None = None
+        self._keys: list = list(keys)
+        self._items: dict = {}
+        self._start = 0
         self._closed = False
 
-    def put(self, item: Frame) -> bool:
+    def set_keys(self, keys) -> None:
         with self._cv:
-            dropped = self._item is not None
-            self._item = item
+            self._keys = list(keys)
+            self._items = {}
+            self._start = 0
+
+    def put(self, key, item: Frame) -> bool:
+        with self._cv:
+            dropped = key in self._items
+            self._items[key] = item
             self._cv.notify()
             return dropped
 
-    def take(self, timeout: float) -> Frame | None:
+    def take_all(self, timeout: float, limit: int | None = None) -> list[tuple[object, Frame]]:
         with self._cv:
-            if self._item is None and not self._closed:
+            if not self._items and not self._closed:
                 self._cv.wait(timeout)
-            item, self._item = self._item, None
-            return item
+            n = len(self._keys)
+            taken = []
+            for i in range(n):
+                key = self._keys[(self._start + i) % n]
+                if key in self._items and (limit is None or len(taken) < limit):
+                    taken.append((key, self._items.pop(key)))
+            if taken:
+                self._start = (self._keys.index(taken[0][0]) + 1) % n
+            return taken
 
     def clear(self) -> None:
         with self._cv:
-            self._item = None
+            self._items = {}
 
     def close(self) -> None:
         with self._cv:
             self._closed = True
-            self._item = None
+            self._items = {}
             self._cv.notify_all()
 
     def open(self) -> None:

@@ -14,7 +14,7 @@ activates itself. A transition that fails logs one line with its cause and answe
 
 Parameters are checked by :func:`yolact_ros.ros.params.check` whether they come from a params
 file, the command line, launch or ``ros2 param set``; bad start values make configure fail
-with one line per parameter. Signals and exit codes: :mod:`yolact_ros.ros.process`.
+with one line per parameter. The process around it (signals, exit codes, ``main``): :mod:`yolact_ros.ros.main`.
 """
 from __future__ import annotations
 
@@ -28,28 +28,28 @@ import time
 import rclpy
 from rclpy.exceptions import ParameterUninitializedException
 from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSDurabilityPolicy, QoSHistoryPolicy, QoSProfile, QoSReliabilityPolicy
 from rclpy.qos_overriding_options import QoSOverridingOptions
-from rclpy.signals import SignalHandlerOptions
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType, SetParametersResult
 
 from diagnostic_msgs.msg import DiagnosticArray
-from sensor_msgs.msg import CompressedImage, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from ..inference.defaults import MASK_ALPHA
-from .diagnostics import FrameStats, Key, build_diagnostics, stamp_text
-from .image_conversion import ImageConversionError, bgr_to_image, compressed_to_bgr, image_to_bgr, to_bgr3
-from .mailbox import Frame, LatestFrame
-from .params import LOAD_PARAMS, PARAMS, RUNTIME_PARAMS, check, command_line_overrides, spec
-from .process import ShutdownRequested, install_signal_handlers, shutdown_requested
+from .camera import DEPTH_QUEUE, CameraIO
+from .diagnostics import Key, build_status, stamp_text
+from .image_conversion import (
+    ImageConversionError, bgr_to_image, compressed_to_bgr, depth_image_to_array, image_to_bgr, to_bgr3,
+)
+from .mailbox import Frame, LatestFrames
+from .params import LOAD_PARAMS, PARAMS, RUNTIME_PARAMS, check, command_line_overrides, parse_cameras, spec
 from .throttle import Throttle
 
 RCLError = _rclpy.RCLError
 
-__all__ = ["YolactNode", "main", "input_qos"]
+__all__ = ["YolactNode", "input_qos", "latched_qos", "output_qos"]
 
 _TYPES = {
     "bool": ParameterType.PARAMETER_BOOL,
@@ -91,10 +91,11 @@ def _transition(name: str):
     return wrap
 
 
-def input_qos() -> QoSProfile:
-    """Sensor-data QoS with a queue of one: only the newest frame matters."""
+def input_qos(depth: int = 1) -> QoSProfile:
+    """Sensor-data QoS with a queue of one: only the newest frame matters (depth frames keep a
+    few, to pair with a colour frame by stamp)."""
     return QoSProfile(
-        history=QoSHistoryPolicy.KEEP_LAST, depth=1,
+        history=QoSHistoryPolicy.KEEP_LAST, depth=depth,
         reliability=QoSReliabilityPolicy.BEST_EFFORT, durability=QoSDurabilityPolicy.VOLATILE,
     )
 
@@ -120,18 +121,16 @@ class YolactNode(LifecycleNode):
         self._settings_lock = threading.Lock()
         self._pending: dict = {}       # runtime parameter changes, applied by the worker
         self._outputs: dict = {}       # publish_masks / visualization options, read by the worker
-        self._mailbox = LatestFrame()
-        self._stats = FrameStats()
+        self._mailbox = LatestFrames()
+        self._cameras: list[CameraIO] = []  # set at configure: one per `cameras` entry, or one named ""
         self._worker: threading.Thread | None = None
         self._stop = threading.Event()
         self._active = threading.Event()
-        self._sub = None
-        self._pubs: dict = {}
+        self._label_pub = None
+        self._label_stale = False  # score_threshold changed: label_info is republished
         self._diag_pub = None
         self._diag_timer = None
         self._throttle = Throttle(_WARN_PERIOD_S)
-        self._diag_counts = (0, 0)
-        self._input_topic = ""
         self.finalized = threading.Event()  # set by the shutdown transition: main() then exits 0
 
     def _guard_change_state_service(self) -> None:
@@ -212,8 +211,8 @@ class YolactNode(LifecycleNode):
             value = self.get_parameter(name).value
         except ParameterUninitializedException:  # classes declared by type, never set
             value = None
-        if name == "classes":
-            return check(name, value)[0]  # unset, [] or [""]: [] = all classes
+        if spec(name).kind == "str_list":
+            return check(name, value)[0]  # unset, [] or [""]: []
         return value
 
     def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
@@ -256,6 +255,7 @@ class YolactNode(LifecycleNode):
             try:
                 if name == "score_threshold":
                     seg.score_threshold = value
+                    self._label_stale = True
                 elif name == "top_k":
                     seg.top_k = value
                 elif name == "nms_threshold":
@@ -335,20 +335,27 @@ class YolactNode(LifecycleNode):
             f"({len(seg.class_names)} classes, input {seg.cfg.max_size}px)")
 
         self._outputs = {p.name: self._param(p.name) for p in PARAMS if p.runtime}
-        self._pubs = {
-            "detections": self.create_lifecycle_publisher(
-                _detection_type(), "detections", output_qos(),
-                qos_overriding_options=QoSOverridingOptions.with_default_policies()),
-            "masks": self.create_lifecycle_publisher(
-                _mask_array_type(), "masks", output_qos(),
-                qos_overriding_options=QoSOverridingOptions.with_default_policies()),
-            "visualization": self.create_lifecycle_publisher(
-                Image, "visualization", output_qos(depth=1),
-                qos_overriding_options=QoSOverridingOptions.with_default_policies()),
-        }
+        cameras = parse_cameras(self._param("cameras")) or [("", None)]
+        self._cameras = [CameraIO(name, transport) for name, transport in cameras]
+        use_depth, tracking = bool(self._param("use_depth")), bool(self._param("tracking"))
+        if tracking:
+            from ..inference.tracking import Tracker
+
+        qos_opts = QoSOverridingOptions.with_default_policies
+        for cam in self._cameras:
+            outputs = [("detections", _detection_type(), 5), ("masks", _mask_array_type(), 5),
+                       ("visualization", Image, 1)]
+            if use_depth:
+                outputs += [("detections_3d", _detection_3d_type(), 5), ("points", _point_cloud_type(), 1)]
+            cam.pubs = {key: self.create_lifecycle_publisher(kind, cam.topic(key), output_qos(depth),
+                                                             qos_overriding_options=qos_opts())
+                        for key, kind, depth in outputs}
+            cam.tracker = Tracker(max_age=int(self._param("tracking_max_age"))) if tracking else None
+        self._mailbox.set_keys([cam.name for cam in self._cameras])
+        self._label_pub = self.create_publisher(_label_info_type(), "label_info", latched_qos())
+        self._publish_label_info()
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._diag_timer = self.create_timer(float(self._param("diagnostics_period")), self._publish_diagnostics)
-        self._stats.reset()
         self._stop.clear()
         self._mailbox.open()
         self._worker = threading.Thread(target=self._work, name="yolact_inference", daemon=True)
@@ -377,28 +384,41 @@ class YolactNode(LifecycleNode):
 
     @_transition("activate")
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        transport = self._param("image_transport")
-        qos_opts = QoSOverridingOptions.with_default_policies()
-        if transport == "compressed":
-            self._sub = self.create_subscription(
-                CompressedImage, "image/compressed", self._on_image, input_qos(), qos_overriding_options=qos_opts)
-        else:
-            self._sub = self.create_subscription(
-                Image, "image", self._on_image, input_qos(), qos_overriding_options=qos_opts)
-        self._input_topic = self._sub.topic_name
+        default = self._param("image_transport")
+        qos_opts = QoSOverridingOptions.with_default_policies
+        use_depth = bool(self._param("use_depth"))
+        for cam in self._cameras:
+            transport = cam.transport or default
+            callback = functools.partial(self._on_image, cam)
+            if transport == "compressed":
+                cam.sub = self.create_subscription(CompressedImage, cam.topic("image/compressed"), callback,
+                                                   input_qos(), qos_overriding_options=qos_opts())
+            else:
+                cam.sub = self.create_subscription(Image, cam.topic("image"), callback, input_qos(),
+                                                   qos_overriding_options=qos_opts())
+            cam.input_topic = cam.sub.topic_name
+            if use_depth:
+                cam.depth_subs = [
+                    self.create_subscription(Image, cam.topic("depth"), functools.partial(self._on_depth, cam),
+                                             input_qos(depth=DEPTH_QUEUE), qos_overriding_options=qos_opts()),
+                    self.create_subscription(CameraInfo, cam.topic("camera_info"), cam.set_info,
+                                             input_qos(depth=5), qos_overriding_options=qos_opts()),
+                ]
+            outs = ", ".join(pub.topic_name for pub in cam.pubs.values())
+            self.get_logger().info(f"active: {cam.input_topic} ({transport}) -> {outs}")
         self._mailbox.open()
         self._active.set()
-        self.get_logger().info(
-            f"active: {self._input_topic} ({transport}) -> {self._pubs['detections'].topic_name}, "
-            f"{self._pubs['masks'].topic_name}, {self._pubs['visualization'].topic_name}")
         return super().on_activate(state)
 
     def _unsubscribe(self) -> None:
-        """Stop taking frames: the worker idles, the input subscription is destroyed."""
+        """Stop taking frames: the worker idles, the input subscriptions are destroyed."""
         self._active.clear()
-        if self._sub is not None:
-            self.destroy_subscription(self._sub)
-            self._sub = None
+        for cam in self._cameras:
+            for sub in [cam.sub, *cam.depth_subs]:
+                if sub is not None:
+                    self.destroy_subscription(sub)
+            cam.sub, cam.depth_subs = None, []
+            cam.clear()
 
     @_transition("deactivate")
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -431,12 +451,15 @@ class YolactNode(LifecycleNode):
         if self._diag_timer is not None:
             self.destroy_timer(self._diag_timer)
             self._diag_timer = None
-        for pub in self._pubs.values():
-            self.destroy_lifecycle_publisher(pub)
-        self._pubs = {}
-        if self._diag_pub is not None:
-            self.destroy_publisher(self._diag_pub)
-            self._diag_pub = None
+        for cam in self._cameras:
+            for pub in cam.pubs.values():
+                self.destroy_lifecycle_publisher(pub)
+            cam.pubs = {}
+        self._cameras = []
+        for pub in (self._diag_pub, self._label_pub):
+            if pub is not None:
+                self.destroy_publisher(pub)
+        self._diag_pub = self._label_pub = None
         if self._segmenter is not None:
             dev = self._segmenter.device
             self._segmenter = None
@@ -455,90 +478,160 @@ class YolactNode(LifecycleNode):
         self._worker = None
 
     # -- data path --------------------------------------------------------------------------------
-    def _on_image(self, msg) -> None:
+    def _on_image(self, cam: CameraIO, msg) -> None:
         """Executor thread: only stores the frame (never waits for inference)."""
-        dropped = self._mailbox.put(Frame(msg, time.monotonic()))
-        self._stats.on_received(dropped)
+        dropped = self._mailbox.put(cam.name, Frame(msg, time.monotonic()))
+        cam.stats.on_received(dropped)
+
+    def _on_depth(self, cam: CameraIO, msg) -> None:
+        cam.add_depth(_stamp_ns(msg.header.stamp), msg)
 
     def _work(self) -> None:
-        """Inference worker thread."""
+        """Inference worker thread: every waiting frame (one per camera) in one batched forward."""
+        by_name = {}
         while not self._stop.is_set():
-            frame = self._mailbox.take(timeout=0.2)
-            if frame is None or not self._active.is_set():
+            frames = self._mailbox.take_all(timeout=0.2)
+            if not frames or not self._active.is_set():
                 continue
+            if len(by_name) != len(self._cameras):
+                by_name = {cam.name: cam for cam in self._cameras}
+            batch = [(by_name[name], frame) for name, frame in frames if name in by_name]
             try:
-                self._process(frame)
+                self._process(batch)
             except Exception as exc:  # noqa: BLE001 - the node must keep serving
                 if self._stop.is_set() or not rclpy.ok(context=self.context):
                     return
-                self._stats.on_error(f"{type(exc).__name__}: {_one_line(exc)}")
+                for cam, _ in batch:
+                    cam.stats.on_error(f"{type(exc).__name__}: {_one_line(exc)}")
                 self._warn_throttled("inference error",
                                      f"inference failed on a frame ({type(exc).__name__}: {_one_line(exc)})", error=True)
 
-    def _process(self, frame: Frame) -> None:
-        self._apply_pending()
-        t0 = time.perf_counter()
-        c0 = time.thread_time()  # CPU time of this thread: the overhead without other processes' share
-        msg = frame.msg
+    def _convert(self, cam: CameraIO, msg):
+        """The frame as the Segmenter's input, or None (rejected: counted and said once per kind)."""
         max_pixels = int(self._outputs.get("max_image_pixels") or 0) or None
         try:
             if isinstance(msg, CompressedImage):
                 image, decoder_messages = compressed_to_bgr(msg, max_pixels)
                 if decoder_messages:  # corrupt but decodable: processed, counted, said once per period
-                    self._stats.on_decoder_warning(decoder_messages[0].strip())
-                    self._warn_throttled("decoder warning", f"a frame on {self._input_topic} decoded with "
+                    cam.stats.on_decoder_warning(decoder_messages[0].strip())
+                    self._warn_throttled("decoder warning", f"a frame on {cam.input_topic} decoded with "
                                          f"errors (processed anyway): {decoder_messages[0].strip()}")
-            else:
-                image = image_to_bgr(msg, max_pixels)
+                return image
+            return image_to_bgr(msg, max_pixels)
         except ImageConversionError as exc:
-            self._stats.on_rejected(str(exc))
-            self._warn_throttled(f"rejected: {exc.kind}", f"rejected a frame on {self._input_topic}: {exc}")
-            return
+            cam.stats.on_rejected(str(exc))
+            self._warn_throttled(f"rejected: {exc.kind}", f"rejected a frame on {cam.input_topic}: {exc}")
+            return None
+
+    def _process(self, batch: list[tuple[CameraIO, Frame]]) -> None:
+        self._apply_pending()
+        if self._label_stale:
+            self._label_stale = False
+            self._publish_label_info()
+        t0 = time.perf_counter()
+        c0 = time.thread_time()  # CPU time of this thread: the overhead without other processes' share
+        items = []
+        for cam, frame in batch:
+            image = self._convert(cam, frame.msg)
+            if image is not None:
+                items.append((cam, frame, image))
         seg = self._segmenter
-        if seg is None:
+        if seg is None or not items:
             return
         t1 = time.perf_counter()
         c1 = time.thread_time()
-        inst = seg(image)
+        results = seg([image for _, _, image in items])  # one batched forward for all cameras
         t2 = time.perf_counter()
-        c2 = time.thread_time()
-        outputs = self._outputs
-        header = msg.header
-        pubs = self._pubs
-        if not self._active.is_set() or not pubs:
-            return
+        convert_ms, convert_cpu_ms = (t1 - t0) * 1000.0 / len(items), (c1 - c0) * 1000.0 / len(items)
+        seg_ms = (t2 - t1) * 1000.0
+        for (cam, frame, image), inst in zip(items, results):
+            if not self._active.is_set() or not cam.pubs:
+                return
+            t3 = time.perf_counter()
+            c3 = time.thread_time()
+            vis_ms = self._publish(cam, frame.msg.header, image, inst)
+            t4 = time.perf_counter()
+            header = frame.msg.header
+            stamp_ns = _stamp_ns(header.stamp)
+            now_ns = self.get_clock().now().nanoseconds
+            publish_ms = (t4 - t3) * 1000.0
+            cam.stats.on_processed(
+                len(inst), stamp=stamp_text(header.stamp),
+                latency_ms=(now_ns - stamp_ns) / 1e6 if stamp_ns > 0 else float("nan"),
+                processing_ms=(time.monotonic() - frame.received) * 1000.0,  # arrival -> published
+                segmenter_ms=seg_ms,
+                overhead_ms=convert_ms + publish_ms - vis_ms,
+                overhead_cpu_ms=convert_cpu_ms + (time.thread_time() - c3) * 1000.0 - vis_ms,
+                visualization_ms=vis_ms,
+            )
+
+    def _publish(self, cam: CameraIO, header, image, inst) -> float:
+        """All outputs of one camera's frame; returns the milliseconds spent on the overlay."""
         from .messages import instances_to_detections, instances_to_masks
 
-        pubs["detections"].publish(instances_to_detections(inst, header, seg.class_names))
+        outputs, seg, pubs = self._outputs, self._segmenter, cam.pubs
+        ids = cam.tracker.update(inst) if cam.tracker is not None else None
+        class_id_format = outputs.get("class_id_format", "name")
+        pubs["detections"].publish(instances_to_detections(inst, header, seg.class_names, ids=ids,
+                                                           class_id_format=class_id_format))
         if outputs.get("publish_masks", True):
-            pubs["masks"].publish(instances_to_masks(inst, header))
-        t3 = time.perf_counter()
-        c3 = time.thread_time()
-        vis_ms = 0.0
+            pubs["masks"].publish(instances_to_masks(inst, header, ids=ids))
+        if "detections_3d" in pubs:
+            self._publish_3d(cam, header, inst, ids, class_id_format)
         vis_pub = pubs["visualization"]
-        if outputs.get("publish_visualization", True) and vis_pub.get_subscription_count() > 0:
-            from ..inference.visualize import draw_instances  # only needed while someone watches
+        if not (outputs.get("publish_visualization", True) and vis_pub.get_subscription_count() > 0):
+            return 0.0
+        from ..inference.visualize import draw_instances  # only needed while someone watches
 
-            overlay = draw_instances(
-                to_bgr3(image), inst, seg.class_names,
-                **_draw_kwargs(outputs))
-            vis_pub.publish(bgr_to_image(overlay, header))
-            vis_ms = (time.perf_counter() - t3) * 1000.0
-            self._stats.on_visualization()
-        t4 = time.perf_counter()
-        now_ns = self.get_clock().now().nanoseconds
-        stamp_ns = header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
-        total_ms = (t4 - t0) * 1000.0
-        seg_ms = (t2 - t1) * 1000.0
-        self._stats.on_processed(
-            len(inst), stamp=stamp_text(header.stamp),
-            latency_ms=(now_ns - stamp_ns) / 1e6 if stamp_ns > 0 else float("nan"),
-            processing_ms=(time.monotonic() - frame.received) * 1000.0,  # arrival -> published
-            segmenter_ms=seg_ms,
-            overhead_ms=total_ms - seg_ms - vis_ms,
-            overhead_cpu_ms=((c1 - c0) + (c3 - c2)) * 1000.0,
-            visualization_ms=vis_ms,
-        )
+        t0 = time.perf_counter()
+        overlay = draw_instances(to_bgr3(image), inst, seg.class_names, **_draw_kwargs(outputs))
+        vis_pub.publish(bgr_to_image(overlay, header))
+        cam.stats.on_visualization()
+        return (time.perf_counter() - t0) * 1000.0
+
+    def _publish_3d(self, cam: CameraIO, header, inst, ids, class_id_format: str) -> None:
+        """detections_3d (and points) from the depth frame paired with this colour frame by stamp."""
+        from ..inference.depth import PinholeCamera, depth_to_metres, instances_in_3d
+        from .messages import instances_to_detections_3d, points_to_cloud
+
+        outputs = self._outputs
+        tolerance_ns = int(float(outputs.get("depth_tolerance", 0.05)) * 1e9)
+        paired = cam.depth_for(_stamp_ns(header.stamp), tolerance_ns)
+        if paired is None:
+            cam.stats.on_without_depth()
+            return
+        depth_msg, info = paired
+        try:
+            depth = depth_image_to_array(depth_msg, int(outputs.get("max_image_pixels") or 0) or None)
+            camera = PinholeCamera.from_k(list(info.k), int(info.width) or depth.shape[1],
+                                          int(info.height) or depth.shape[0])
+        except (ImageConversionError, ValueError) as exc:
+            kind = getattr(exc, "kind", "camera_info")
+            cam.stats.on_without_depth()
+            self._warn_throttled(f"depth: {kind}", f"cannot use the depth frame on {cam.topic('depth')}: {exc}")
+            return
+        depth_m = depth_to_metres(depth, depth_msg.encoding)
+        with_points = bool(outputs.get("publish_points", False)) and cam.pubs["points"].get_subscription_count() > 0
+        placed = instances_in_3d(inst, depth_m, camera, min_points=int(outputs.get("depth_min_points", 20)),
+                                 points_step=int(outputs.get("points_step", 4)) if with_points else None)
+        cam.stats.on_placed_3d(len(placed.indices), placed.num_skipped)
+        header_3d = type(header)(stamp=header.stamp, frame_id=info.header.frame_id or depth_msg.header.frame_id)
+        cam.pubs["detections_3d"].publish(instances_to_detections_3d(
+            inst, placed, header_3d, self._segmenter.class_names, ids=ids, class_id_format=class_id_format))
+        if with_points and placed.points is not None:
+            cam.pubs["points"].publish(points_to_cloud(placed.points, header_3d, ids=ids))
+
+    def _publish_label_info(self) -> None:
+        """vision_msgs/LabelInfo on label_info (latched): class index -> name, the score threshold."""
+        seg, pub = self._segmenter, self._label_pub
+        if seg is None or pub is None:
+            return
+        from .messages import label_info
+
+        from std_msgs.msg import Header
+
+        header = Header(stamp=self.get_clock().now().to_msg())
+        pub.publish(label_info(seg.class_names, seg.score_threshold, header))
 
     def _warn_throttled(self, kind: str, text: str, error: bool = False) -> None:
         """One line per ``kind`` (a fixed set: rejection kinds, decoder warning, inference
@@ -554,23 +647,43 @@ class YolactNode(LifecycleNode):
     def _publish_diagnostics(self) -> None:
         if self._diag_pub is None:
             return
-        snap = self._stats.snapshot()
         seg = self._segmenter
-        counts = (snap["rejected"], snap["errors"])
         device = str(seg.device) if seg is not None else ""
-        extra = {
-            Key.DEVICE: device,
-            Key.MODEL: self._model_name,
-            Key.WEIGHTS: str(self._param("weights")),
-            Key.INPUT_TOPIC: self._input_topic,
-            Key.SCORE_THRESHOLD: f"{seg.score_threshold:.3f}" if seg is not None else "",
-            Key.TOP_K: str(seg.top_k) if seg is not None else "",
-        }
-        rejected_recently, errors_recently = counts[0] > self._diag_counts[0], counts[1] > self._diag_counts[1]
-        self._diag_counts = counts
-        self._diag_pub.publish(build_diagnostics(
-            self.get_name(), f"{self._model_name}@{device}", self.get_clock().now().to_msg(), self._state_name(),
-            snap, extra, rejected_recently=rejected_recently, errors_recently=errors_recently))
+        state = self._state_name()
+        statuses = []
+        for cam in self._cameras:
+            snap = cam.stats.snapshot()
+            counts = (snap["rejected"], snap["errors"])
+            extra = {
+                Key.CAMERA: cam.name,
+                Key.DEVICE: device,
+                Key.MODEL: self._model_name,
+                Key.WEIGHTS: str(self._param("weights")),
+                Key.INPUT_TOPIC: cam.input_topic,
+                Key.SCORE_THRESHOLD: f"{seg.score_threshold:.3f}" if seg is not None else "",
+                Key.TOP_K: str(seg.top_k) if seg is not None else "",
+            }
+            rejected_recently, errors_recently = counts[0] > cam.diag_counts[0], counts[1] > cam.diag_counts[1]
+            cam.diag_counts = counts
+            statuses.append(build_status(
+                self.get_name(), f"{self._model_name}@{device}", state, snap, extra, camera=cam.name,
+                rejected_recently=rejected_recently, errors_recently=errors_recently))
+        out = DiagnosticArray()
+        out.header.stamp = self.get_clock().now().to_msg()
+        out.status = statuses
+        self._diag_pub.publish(out)
+
+
+def _stamp_ns(stamp) -> int:
+    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+
+
+def latched_qos() -> QoSProfile:
+    """Reliable, transient local, depth 1: a late subscriber gets the last message (LabelInfo)."""
+    return QoSProfile(
+        history=QoSHistoryPolicy.KEEP_LAST, depth=1,
+        reliability=QoSReliabilityPolicy.RELIABLE, durability=QoSDurabilityPolicy.TRANSIENT_LOCAL,
+    )
 
 
 def _changeable_in(p) -> str:
@@ -599,87 +712,26 @@ def _mask_array_type():
     return InstanceMaskArray
 
 
+def _detection_3d_type():
+    from vision_msgs.msg import Detection3DArray
+
+    return Detection3DArray
+
+
+def _label_info_type():
+    from vision_msgs.msg import LabelInfo
+
+    return LabelInfo
+
+
+def _point_cloud_type():
+    from sensor_msgs.msg import PointCloud2
+
+    return PointCloud2
+
+
 def _load_error_line(weights: str, exc: BaseException) -> str:
     text = _one_line(exc)
     if weights not in text:
         text = f"{weights}: {text}"
     return f"cannot load weights {text}" if not text.startswith("cannot") else text
-
-
-def _check_imports() -> str | None:
-    """A one-line reason when a message package is missing (clearer than an ImportError)."""
-    try:
-        import vision_msgs.msg  # noqa: F401
-    except ImportError:
-        return ("vision_msgs is not installed: install ros-$ROS_DISTRO-vision-msgs "
-                "(or build test/ros_deps/vision_msgs into your workspace)")
-    try:
-        import yolact_ros.msg  # noqa: F401
-    except ImportError:
-        return ("yolact_ros.msg not found: build the package with colcon and source install/setup.bash "
-                "(a pip install of yolact_ros has no ROS messages)")
-    return None
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``yolact_node`` executable (run through
-    :func:`yolact_ros.ros.process.run_node`). Returns the exit code: 0 after SIGINT/SIGTERM or
-    the shutdown transition, 1 when autostart fails (the reason is logged once, by the
-    transition), 2 for an unusable command line."""
-    args = sys.argv if argv is None else argv
-    # Before torch (and its OpenMP runtime) is imported: idle OpenMP threads sleep instead of
-    # spinning. Measured here (2 shared cores): spinning threads made the Segmenter 2-5x slower
-    # and the publishing after each frame 3-4x slower. Set OMP_WAIT_POLICY=ACTIVE to opt out.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    install_signal_handlers()  # ours, not rclpy's: they also interrupt a model load
-    try:
-        rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-    except Exception as exc:  # noqa: BLE001 - e.g. malformed --ros-args: one line, no traceback
-        print(f"[ERROR] [yolact_node]: cannot start: {_one_line(exc)}", file=sys.stderr)
-        return 2
-    node = None
-    try:
-        problem = _check_imports()
-        if problem:
-            rclpy.logging.get_logger("yolact_node").error(problem)
-            return 1
-        node = YolactNode(argv=args)
-        executor = SingleThreadedExecutor()
-        executor.add_node(node)
-        if node.get_parameter("autostart").value:
-            for name, trigger in (("configure", node.trigger_configure), ("activate", node.trigger_activate)):
-                if trigger() != TransitionCallbackReturn.SUCCESS:
-                    node.get_logger().info(
-                        f"autostart: {name} failed (reason above), exiting with code 1; with autostart:=false "
-                        "the node stays up and waits for lifecycle transitions")
-                    return 1
-        # Short waits: signal handlers run between them, and a shutdown transition is noticed.
-        while rclpy.ok() and not node.finalized.is_set():
-            executor.spin_once(timeout_sec=0.1)
-        if node.finalized.is_set():
-            node.get_logger().info("shutdown transition: exiting")
-            end = time.monotonic() + 0.3  # let the ChangeState reply reach the caller
-            while rclpy.ok() and time.monotonic() < end:
-                executor.spin_once(timeout_sec=0.05)
-    except (ShutdownRequested, KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except Exception as exc:  # noqa: BLE001
-        if shutdown_requested() or not rclpy.ok():  # a signal arrived mid-transition
-            return 0
-        rclpy.logging.get_logger("yolact_node").fatal(f"unexpected {type(exc).__name__}: {_one_line(exc)}")
-        return 1
-    finally:
-        if node is not None:
-            node.stop_worker(timeout=0.5)
-            try:
-                node.destroy_node()
-            except Exception:  # noqa: BLE001 - shutting down anyway
-                pass
-        rclpy.try_shutdown()
-    return 0
-
-
-if __name__ == "__main__":
-    from .process import run_node
-
-    run_node()

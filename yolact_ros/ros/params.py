@@ -22,7 +22,7 @@ import yaml
 from ..inference import defaults
 
 __all__ = ["ParamSpec", "PARAMS", "PARAM_NAMES", "RUNTIME_PARAMS", "LOAD_PARAMS", "check", "validate_value",
-           "accepted", "command_line_overrides", "spec"]
+           "accepted", "command_line_overrides", "parse_cameras", "spec"]
 
 
 @dataclass(frozen=True)
@@ -59,10 +59,17 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("half", False, "bool", "Run the network in float16 (CUDA only; ignored with a warning on CPU)."),
     ParamSpec("num_threads", 0, "int", "CPU threads for PyTorch; 0 = PyTorch's default.", min=0, max=256),
     ParamSpec("warmup", True, "bool", "Run one dummy frame at configure so the first real frame is not slow."),
+    # --- cameras (applied at configure) -------------------------------------------------------
+    ParamSpec("cameras", [], "str_list",
+              "Camera names served by this node with one batched model, e.g. [front, left, 'right:compressed']: "
+              "inputs <camera>/image (or <camera>/image/compressed), outputs <camera>/detections, "
+              "<camera>/masks, <camera>/visualization. Empty = one camera on image -> detections.",
+              constraints="names of letters, digits, _ and /, each optionally :raw or :compressed, no repeats"),
     # --- input (applied at activate) ----------------------------------------------------------
     ParamSpec("image_transport", "raw", "str",
               "Input: raw subscribes to `image` (sensor_msgs/Image), compressed to `image/compressed` "
-              "(sensor_msgs/CompressedImage, JPEG/PNG).", choices=("raw", "compressed"), read_at="activate"),
+              "(sensor_msgs/CompressedImage, JPEG/PNG); for every camera without its own :raw/:compressed.",
+              choices=("raw", "compressed"), read_at="activate"),
     ParamSpec("max_image_pixels", 50_000_000, "int",
               "Frames with more pixels (width x height) are rejected before conversion; a compressed frame's "
               "size is read from its header before it is decoded.", runtime=True, min=1, max=2**31 - 1),
@@ -76,8 +83,33 @@ PARAMS: tuple[ParamSpec, ...] = (
               runtime=True, min=0.0, max=1.0),
     ParamSpec("classes", [], "str_list",
               "Class names to keep (e.g. [person, car]); empty = all classes.", runtime=True),
+    # --- 3D from depth, tracking -----------------------------------------------------------------
+    ParamSpec("use_depth", False, "bool",
+              "Subscribe to depth (16UC1 mm or 32FC1 m, registered to the colour image) and camera_info and "
+              "publish detections_3d (vision_msgs/Detection3DArray) in the depth camera's optical frame."),
+    ParamSpec("depth_tolerance", 0.05, "float",
+              "Seconds between a colour frame's stamp and its depth frame's; no depth that close: 2D only "
+              "(counted in diagnostics).", runtime=True, min=0.0, max=5.0),
+    ParamSpec("depth_min_points", 20, "int",
+              "Instances with fewer valid depth pixels in their mask are left out of detections_3d (counted).",
+              runtime=True, min=1, max=1_000_000),
+    ParamSpec("publish_points", False, "bool",
+              "With use_depth: publish `points` (sensor_msgs/PointCloud2, x y z float32 + instance id uint32) "
+              "of the masked pixels.", runtime=True),
+    ParamSpec("points_step", 4, "int", "Keep every n-th pixel (in x and y) of each mask in `points`.",
+              runtime=True, min=1, max=64),
+    ParamSpec("tracking", False, "bool",
+              "Persistent ids: Detection2D.id, InstanceMask.id and the 3D ids become track ids (mask IoU, "
+              "optimal assignment within a class, per camera)."),
+    ParamSpec("tracking_max_age", 10, "int",
+              "Frames a track survives without a match (an object that leaves for fewer frames keeps its id).",
+              min=1, max=1000),
     # --- outputs (change at run time) -----------------------------------------------------------
     ParamSpec("publish_masks", True, "bool", "Publish `masks` (InstanceMaskArray).", runtime=True),
+    ParamSpec("class_id_format", "name", "str",
+              "What Detection2D results[].hypothesis.class_id carries: name = the class name, id = the class "
+              "index as a decimal string (the key of the class map published on label_info).",
+              runtime=True, choices=("name", "id")),
     ParamSpec("publish_visualization", True, "bool",
               "Publish `visualization` (bgr8 overlay); it is only drawn while someone subscribes.",
               runtime=True),
@@ -162,12 +194,46 @@ def check(name: str, value: Any, class_names: Sequence[str] | None = None) -> tu
         return refused()
     if name == "device" and not _DEVICE_RE.match(typed.strip().lower()):
         return refused()
+    if name == "cameras":
+        reason = _cameras_problem(typed)
+        if reason:
+            return refused(reason)
     if name == "classes" and class_names is not None:
         unknown = [v for v in typed if v not in class_names]
         if unknown:
             return refused(f"unknown class name(s) {', '.join(map(repr, unknown))}; "
                            f"this model knows: {', '.join(class_names)}")
     return typed, None
+
+
+_CAMERA_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(/[A-Za-z_][A-Za-z0-9_]*)*$")
+_TRANSPORTS = ("raw", "compressed")
+
+
+def parse_cameras(entries: Sequence[str]) -> list[tuple[str, str | None]]:
+    """``cameras`` entries -> ``[(name, transport or None)]`` (``"left:compressed"`` ->
+    ``("left", "compressed")``; None = the ``image_transport`` parameter's). Assumes
+    :func:`check` accepted them."""
+    out = []
+    for entry in entries:
+        name, _, transport = entry.strip().partition(":")
+        out.append((name.strip().strip("/"), transport.strip() or None))
+    return out
+
+
+def _cameras_problem(entries: list[str]) -> str | None:
+    seen = set()
+    for entry in entries:
+        name, sep, transport = entry.strip().partition(":")
+        name = name.strip().strip("/")
+        if not _CAMERA_RE.match(name):
+            return f"camera name {name!r}: use letters, digits, _ and / (a relative topic name)"
+        if sep and transport.strip() not in _TRANSPORTS:
+            return f"camera {name!r}: transport must be raw or compressed, got {transport.strip()!r}"
+        if name in seen:
+            return f"camera {name!r} is listed twice"
+        seen.add(name)
+    return None
 
 
 def validate_value(name: str, value: Any, class_names: Sequence[str] | None = None) -> str | None:

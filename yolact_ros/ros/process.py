@@ -12,12 +12,13 @@ What supervisors (``ros2 launch``, systemd, a lifecycle manager's host) rely on:
   when its parent process dies (``prctl(PR_SET_PDEATHSIG)``), so a killed ``ros2 launch``
   leaves no orphan (ros2/launch#666). Set it to 0 for a node that must outlive its parent
   (``nohup``, a shell that exits).
-* :func:`run_node` ends with ``os._exit`` after flushing the streams: the inference worker is a
+* :func:`yolact_ros.ros.main.run_node` ends with ``os._exit`` after flushing the streams: the inference worker is a
   daemon thread that may be inside torch, which interpreter finalisation does not always
   survive.
 
-Standard library only: the generated ``yolact_node`` script imports this module first, before
-rclpy and torch, so the handlers are in place a few milliseconds after exec.
+Standard library only: the generated ``yolact_node`` script runs
+:func:`yolact_ros.ros.main.run_node`, which installs these handlers before rclpy and torch
+are imported, so they are in place a few milliseconds after exec.
 """
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ import threading
 import time
 
 __all__ = ["EXIT_GRACE_S", "ShutdownRequested", "install_signal_handlers", "shutdown_requested",
-           "exit_with_parent", "finish", "run_node"]
+           "exit_with_parent", "finish"]
 
 #: After the first SIGINT/SIGTERM the process is gone within this many seconds.
 EXIT_GRACE_S = 0.9
@@ -99,16 +100,3 @@ def finish(code: int) -> None:
         except (OSError, ValueError, AttributeError):
             pass
     os._exit(int(code))
-
-
-def run_node() -> None:
-    """The ``yolact_node`` executable: handlers first, then the node's ``main``."""
-    try:
-        install_signal_handlers()  # a signal blocked since exec is delivered here: inside the try
-        exit_with_parent()
-        from .node import main  # rclpy, numpy, ... (torch only at configure)
-
-        code = main()
-    except ShutdownRequested:
-        code = 0
-    finish(code)
