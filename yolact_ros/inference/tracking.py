@@ -15,7 +15,8 @@ while the detections of consecutive frames overlap it:
   >= ``min_containment``: an object being occluded, or coming out from behind another,
   changes its visible area faster than IoU allows. Detections of different classes are never
   paired, so an id keeps its class. Unpaired detections start new tracks.
-- **IoU**: mask IoU (``use_masks=True``), else box IoU. A track's mask is kept as its box crop
+- **IoU**: mask IoU (``use_masks=True``), else box IoU (also for a pair where either mask has
+  no pixel inside its box, as a weak detection's may). A track's mask is kept as its box crop
   on every ``mask_stride``-th pixel; mask IoU is computed only for pairs whose boxes overlap,
   on the overlap of their crops — cheap however large the image.
 - **motion**: each track keeps a smoothed velocity of its box centre (pixels a frame; not
@@ -172,6 +173,9 @@ class Tracker:
         m_iou, contain = np.zeros_like(iou), np.zeros_like(iou)
         for i, j in zip(*np.nonzero(iou > 0)):
             a, b = tracks[i].mask, crops[j]
+            if a is None or b is None or not a.area or not b.area:
+                m_iou[i, j] = iou[i, j]  # no mask pixel inside the box to compare: the boxes decide
+                continue
             inter = crop_intersection(a, b, tuple(shifts[i]))
             if inter:
                 m_iou[i, j] = inter / (a.area + b.area - inter)

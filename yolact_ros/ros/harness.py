@@ -385,10 +385,12 @@ class Client:
         return None
 
     # -- diagnostics ------------------------------------------------------------------------------
-    def statuses(self, node_name: str, where: Callable[[dict], bool] | None = None) -> list[dict[str, str]]:
+    def statuses(self, node_name: str, where: Callable[[dict], bool] | None = None,
+                 camera: str = "") -> list[dict[str, str]]:
         """The key/values (see :class:`~yolact_ros.ros.diagnostics.Key`) of every /diagnostics
-        status of ``node_name`` received so far, oldest first, that satisfy ``where``."""
-        name = status_name(node_name)
+        status of ``node_name`` (of its ``camera`` with the ``cameras`` parameter) received so
+        far, oldest first, that satisfy ``where``."""
+        name = status_name(node_name, camera)
         found = []
         for arr in list(self.diagnostics):
             for st in arr.status:
@@ -399,11 +401,11 @@ class Client:
         return found
 
     def latest_diagnostics(self, node_name: str, predicate: Callable[[dict], bool] | None = None,
-                           timeout: float = 10.0) -> dict[str, str]:
-        """The newest status of ``node_name`` satisfying ``predicate``, waiting up to ``timeout`` s."""
-        if not self.spin_until(lambda: bool(self.statuses(node_name, predicate)), timeout):
+                           timeout: float = 10.0, camera: str = "") -> dict[str, str]:
+        """The newest status of ``node_name`` (``camera``) satisfying ``predicate``, waiting up to ``timeout`` s."""
+        if not self.spin_until(lambda: bool(self.statuses(node_name, predicate, camera)), timeout):
             raise TimeoutError(f"no /diagnostics from {node_name} satisfying the condition within {timeout}s")
-        return self.statuses(node_name, predicate)[-1]
+        return self.statuses(node_name, predicate, camera)[-1]
 
     # -- services ---------------------------------------------------------------------------------
     def _call(self, srv_type, service: str, request, ready_timeout: float, call_timeout: float):

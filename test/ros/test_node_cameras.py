@@ -1,0 +1,190 @@
+"""Several cameras on one model, LabelInfo, 3D from depth and tracking ids, on the real runtime.
+
+The node runs as launch starts it; every camera has its own client (publisher on the
+camera's input, subscriptions to its outputs)."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+import ros_helpers as rh
+
+from yolact_ros.ros.diagnostics import Key, status_name
+from yolact_ros.ros.harness import Client, NodeProcess, stamp_to_ns
+
+NS = "/yolact_cams"
+NODE = "multi"
+FQN = f"{NS}/{NODE}"
+PHOTOS = {"front": "astronaut", "left": "coffee", "right": "chelsea"}
+#: upstream vision_msgs 4.1 (Jazzy) type hashes, from its generated type descriptions
+UPSTREAM_HASHES = {
+    "LabelInfo": "RIHS01_3d37df4015cdf660cc851c51897f2acd957e1ca6205ba0a99aebffb9406b0783",
+    "Detection3DArray": "RIHS01_793f5eab9595ac1c0da07873cc859db42eae51f0ee76056db8562515d830e018",
+}
+
+
+def _reliable(topic: str) -> dict:
+    return {f"qos_overrides.{topic}.subscription.reliability": "reliable"}
+
+
+@pytest.fixture(scope="module")
+def multi(ros_runtime, ros_log_dir, small_weights):
+    """One node, three cameras (right on compressed input), class ids as LabelInfo keys."""
+    params = {"weights": small_weights, "num_threads": 1, "cameras": ["front", "left", "right:compressed"],
+              "class_id_format": "id", "score_threshold": 0.2}
+    for cam in ("front", "left"):
+        params.update(_reliable(f"/cams/{cam}/image_raw"))
+    params.update(_reliable("/cams/right/image_raw/compressed"))
+    proc = NodeProcess(NODE, NS, params, remaps={"front/image": "/cams/front/image_raw",
+                                                 "left/image": "/cams/left/image_raw",
+                                                 "right/image/compressed": "/cams/right/image_raw/compressed"})
+    clients = {cam: Client(f"{NS}/{cam}", f"/cams/{cam}/image_raw" + ("/compressed" if cam == "right" else ""),
+                           compressed=cam == "right", reliable=True) for cam in PHOTOS}
+    try:
+        for c in clients.values():
+            assert c.wait_for_node_input(120), proc.tail()
+        yield proc, clients
+    finally:
+        for c in clients.values():
+            c.close()
+        assert proc.stop() == 0, proc.output
+
+
+def _message(cam: str, photo: np.ndarray):
+    if cam != "right":
+        return rh.image_msg(photo, "rgb8", frame_id=f"{cam}_optical")
+    import cv2
+    from sensor_msgs.msg import CompressedImage
+
+    msg = CompressedImage(format="png", data=cv2.imencode(".png", np.ascontiguousarray(photo[:, :, ::-1]))[1].tobytes())
+    msg.header.frame_id = f"{cam}_optical"
+    return msg
+
+
+def test_every_camera_gets_its_own_results(multi, reference_segmenter):
+    proc, clients = multi
+    photos = {cam: rh.photo_rgb(name)[::2, ::2] for cam, name in PHOTOS.items()}
+    msgs = {cam: _message(cam, photos[cam]) for cam in PHOTOS}
+    for cam, msg in msgs.items():  # all three waiting together: one batched forward
+        msg.header.stamp = clients[cam].next_stamp()
+        clients[cam].publish(msg)
+    ref = reference_segmenter.with_settings(score_threshold=0.2)
+    for cam, client in clients.items():
+        stamp = (msgs[cam].header.stamp.sec, msgs[cam].header.stamp.nanosec)
+        dets, masks = client.send(msgs[cam])  # already published once; resent only if lost
+        assert (dets.header.stamp.sec, dets.header.stamp.nanosec) == stamp
+        assert dets.header.frame_id == f"{cam}_optical"
+        # nothing of another camera on this camera's topics
+        assert {d.header.frame_id for d in client.detections} == {f"{cam}_optical"}
+        inst = ref(np.ascontiguousarray(photos[cam][:, :, ::-1]))
+        assert len(inst) > 0
+        ids = [str(int(c)) for c in inst.class_ids]
+        assert [d.results[0].hypothesis.class_id for d in dets.detections] == ids  # class_id_format: id
+        names = tuple(str(i) for i in range(len(ref.class_names)))  # assert_matches compares class ids
+        rh.assert_matches(dets, masks, inst, photos[cam].shape[0], photos[cam].shape[1], names)
+    status = clients["front"].latest_diagnostics(
+        NODE, lambda v: v.get(Key.CAMERA) == "left" and int(v[Key.FRAMES_PROCESSED]) >= 1, timeout=10, camera="left")
+    assert status[Key.INPUT_TOPIC] == "/cams/left/image_raw"
+    names = {st.name for arr in clients["front"].diagnostics for st in arr.status}
+    assert {status_name(NODE, cam) for cam in PHOTOS} <= names
+
+
+def test_label_info_is_latched_and_follows_the_threshold(multi, small_weights):
+    from rclpy.qos import QoSDurabilityPolicy, QoSProfile, QoSReliabilityPolicy
+    from vision_msgs.msg import LabelInfo
+
+    proc, clients = multi
+    client = clients["front"]
+    got = []
+    latched = QoSProfile(depth=1, reliability=QoSReliabilityPolicy.RELIABLE,
+                         durability=QoSDurabilityPolicy.TRANSIENT_LOCAL)
+    client.node.create_subscription(LabelInfo, f"{NS}/label_info", got.append, latched)  # joins late
+    assert client.spin_until(lambda: bool(got), 10), "no LabelInfo for a late subscriber"
+    info = got[-1]
+    names = [c.class_name for c in info.class_map]
+    assert [c.class_id for c in info.class_map] == list(range(len(names)))
+    assert names[0] == "person" and len(names) == 80
+    assert abs(info.threshold - 0.2) < 1e-6
+    assert client.set_parameters(FQN, score_threshold=0.3)[0].successful
+    client.send(_message("front", rh.photo_rgb("astronaut")[::4, ::4]))  # applied between frames
+    assert client.spin_until(lambda: abs(got[-1].threshold - 0.3) < 1e-6, 10), [m.threshold for m in got]
+    # the type hash is upstream's (the stand-in's .msg text is upstream's)
+    infos = client.node.get_publishers_info_by_topic(f"{NS}/label_info")
+    assert infos and str(infos[0].topic_type_hash) == UPSTREAM_HASHES["LabelInfo"]
+
+
+def test_depth_gives_3d_detections_and_tracking_keeps_ids(ros_runtime, ros_log_dir, small_weights,
+                                                          reference_segmenter):
+    from sensor_msgs.msg import CameraInfo, Image
+    from vision_msgs.msg import Detection3DArray
+
+    from yolact_ros.inference.depth import PinholeCamera, instances_in_3d
+
+    camera_topic = "/cams3d/image_raw"
+    proc = NodeProcess("rgbd", NS, {"weights": small_weights, "num_threads": 1, "use_depth": True,
+                                    "tracking": True, **_reliable(camera_topic)},
+                       remaps={"image": camera_topic, "depth": "/cams3d/depth", "camera_info": "/cams3d/camera_info"})
+    client = Client(NS, camera_topic, reliable=True)
+    try:
+        from rclpy.qos import QoSProfile, QoSReliabilityPolicy
+
+        got3d = []
+        client.node.create_subscription(Detection3DArray, f"{NS}/detections_3d", got3d.append,
+                                        QoSProfile(depth=20, reliability=QoSReliabilityPolicy.RELIABLE))
+        qos = QoSProfile(depth=5, reliability=QoSReliabilityPolicy.RELIABLE)
+        depth_pub = client.node.create_publisher(Image, "/cams3d/depth", qos)
+        info_pub = client.node.create_publisher(CameraInfo, "/cams3d/camera_info", qos)
+        assert client.wait_for_node_input(120), proc.tail()
+        assert client.spin_until(lambda: depth_pub.get_subscription_count() > 0
+                                 and info_pub.get_subscription_count() > 0, 20)
+        photo = rh.photo_rgb("astronaut")[::2, ::2]
+        h, w = photo.shape[:2]
+        # a slanted plane, 1.5 m at the top to 2.5 m at the bottom, in millimetres
+        depth_mm = np.repeat(np.linspace(1500, 2500, h, dtype=np.float32)[:, None], w, axis=1).astype(np.uint16)
+        k = [300.0, 0.0, w / 2, 0.0, 300.0, h / 2, 0.0, 0.0, 1.0]
+        info = CameraInfo(width=w, height=h, k=k)
+        info.header.frame_id = "depth_optical"
+        ids_seen = []
+        for round_ in range(3):
+            msg = rh.image_msg(photo, "rgb8", frame_id="color_optical")
+            msg.header.stamp = client.next_stamp()
+            depth = Image(height=h, width=w, encoding="16UC1", is_bigendian=0, step=w * 2, data=depth_mm.tobytes())
+            depth.header.stamp, depth.header.frame_id = msg.header.stamp, "depth_optical"
+            info.header.stamp = msg.header.stamp
+            info_pub.publish(info)
+            depth_pub.publish(depth)
+            time.sleep(0.2)
+            dets, _ = client.send(msg)
+            stamp = stamp_to_ns(msg.header.stamp)
+            assert client.spin_until(lambda: any(stamp_to_ns(m.header.stamp) == stamp for m in got3d), 10)
+            d3 = next(m for m in got3d if stamp_to_ns(m.header.stamp) == stamp)
+            assert d3.header.frame_id == "depth_optical"
+            ids_seen.append([d.id for d in dets.detections])
+            assert {d.id for d in d3.detections} <= set(ids_seen[-1])
+        inst = reference_segmenter(np.ascontiguousarray(photo[:, :, ::-1]))
+        placed = instances_in_3d(inst, depth_mm.astype(np.float32) / 1000.0, PinholeCamera.from_k(k, w, h))
+        assert len(d3.detections) == len(placed.indices) > 0
+        order = [int(i) for i in placed.indices]
+        by_2d_index = {ids_seen[-1][i]: i for i in range(len(ids_seen[-1]))}
+        for det in d3.detections:
+            i = by_2d_index[det.id]
+            assert i in order
+            c = det.results[0].pose.pose.position
+            np.testing.assert_allclose([c.x, c.y, c.z], placed.centres[i], atol=2e-3)
+            np.testing.assert_allclose([det.bbox.size.x, det.bbox.size.y, det.bbox.size.z], placed.box_sizes[i],
+                                       atol=2e-3)
+        # the same image three times: the same track ids, not 0..n-1 renumbered
+        assert ids_seen[0] == ids_seen[1] == ids_seen[2]
+        assert all(int(i) >= 1 for i in ids_seen[0])
+        # a colour frame without a depth frame: 2D only, counted
+        lone = rh.image_msg(photo, "rgb8", frame_id="color_optical")
+        lone.header.stamp = client.next_stamp()
+        assert client.send(lone)[0] is not None
+        client.latest_diagnostics("rgbd", lambda v: int(v[Key.FRAMES_WITHOUT_DEPTH]) >= 1, timeout=10)
+        infos = client.node.get_publishers_info_by_topic(f"{NS}/detections_3d")
+        assert infos and str(infos[0].topic_type_hash) == UPSTREAM_HASHES["Detection3DArray"]
+    finally:
+        client.close()
+        assert proc.stop() == 0, proc.output
