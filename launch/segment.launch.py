@@ -3,6 +3,8 @@
     ros2 launch yolact_ros segment.launch.py weights:=/path/to/yolact_plus_resnet50_54_800000.pth \
         image:=/camera/image_raw
     ros2 launch yolact_ros segment.launch.py params_file:=/path/to/my.yaml   # the file sets weights
+    ros2 launch yolact_ros segment.launch.py weights:=/w.pth cameras:="[front, left]" \
+        camera_images:="{front: /cam_front/image_raw, left: /cam_left/image_raw}"   # one model, two cameras
 
 Only the arguments you give are passed to the node, after the params file: a params file is
 never overridden by an argument you did not give. The arguments, and what is passed, are
@@ -23,7 +25,8 @@ from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
 
 from yolact_ros.ros.launch_args import (
-    LAUNCH_ARGUMENTS, NODE_NAME, given_arguments, node_exit_failure, node_parameters, ros_arguments,
+    LAUNCH_ARGUMENTS, NODE_NAME, given_arguments, image_remappings, node_exit_failure, node_parameters,
+    ros_arguments,
 )
 
 
@@ -39,7 +42,6 @@ def generate_launch_description():
 
     def start_node(context):
         config = context.launch_configurations
-        image = config["image"]
         parameters = [
             # value_type=str: a string stays a string ('' would otherwise be parsed as YAML null)
             {name: ParameterValue(value, value_type=str) if isinstance(value, str) else value
@@ -55,10 +57,7 @@ def generate_launch_description():
             emulate_tty=True,
             parameters=parameters,
             ros_arguments=ros_arguments(given) or None,  # e.g. ['--log-level', 'debug']
-            remappings=[
-                ("image", image),
-                ("image/compressed", image + "/compressed"),
-            ],
+            remappings=image_remappings(config["image"], given.get("cameras"), config["camera_images"]),
         )
         return [node, RegisterEventHandler(OnProcessExit(target_action=node, on_exit=node_exited))]
 

@@ -89,7 +89,7 @@ def test_declared_arguments_table():
         if a.role == "parameter":  # passed under its own name: it must be a node parameter
             assert a.name in kinds, a.name
     assert {a.name for a in LAUNCH_ARGUMENTS if a.role == "parameter"} == {
-        "weights", "config", "device", "image_transport", "autostart", "use_sim_time"}
+        "weights", "config", "device", "image_transport", "autostart", "use_sim_time", "cameras"}
     assert kinds["autostart"] == kinds["use_sim_time"] == "bool"
 
 
@@ -107,8 +107,8 @@ def test_node_call(tree):
     node = _node_call(tree)
     assert _kw(node, "package").value == "yolact_ros"
     assert _kw(node, "executable").value == "yolact_node"
-    remaps = {t.elts[0].value for t in _kw(node, "remappings").elts}
-    assert remaps == {"image", "image/compressed"}
+    remaps = _kw(node, "remappings")  # computed by launch_args.image_remappings (tested below)
+    assert isinstance(remaps, ast.Call) and remaps.func.id == "image_remappings"
 
 
 def test_executable_and_params_file_exist(tree, ros_runtime):
@@ -570,3 +570,23 @@ def test_launch_exits_non_zero_when_the_node_fails(launch_file):
         with pytest.raises(RuntimeError, match=text):
             handler.on_exit(types.SimpleNamespace(returncode=code, action=run.node), None)
     assert launch_args.node_exit_failure(0) is None
+
+
+def test_multi_camera_launch(launch_file):
+    """cameras and a per-camera topic map: the list goes to the node, each camera's input is remapped."""
+    run = launch_file({"weights": "/w.pth", "cameras": "[front, 'left:compressed', rear]",
+                       "camera_images": "{front: /cam_front/image_raw, left: /cam_left/image_raw}"})
+    overrides = run.node.parameters[-1]
+    assert overrides["cameras"] == ["front", "left:compressed", "rear"]
+    remaps = dict(run.node.remappings)
+    assert remaps["front/image"] == "/cam_front/image_raw"
+    assert remaps["left/image/compressed"] == "/cam_left/image_raw/compressed"
+    assert "rear/image" not in remaps  # unmapped: <namespace>/rear/image
+    assert remaps["image"] == "/camera/image_raw"  # the single-camera default stays
+    for given, text in (({"cameras": "front"}, "YAML list"),
+                        ({"cameras": "[front]", "camera_images": "{back: /x}"}, "not in cameras"),
+                        ({"camera_images": "[a]"}, "YAML map"),
+                        ({"cameras": "[front, front]"}, "listed twice")):
+        with pytest.raises(LaunchArgumentError, match=text):
+            launch_file({"weights": "/w.pth", **given})
+    assert launch_file({"weights": "/w.pth", "cameras": "[]"}).node.parameters[-1]["cameras"] == [""]

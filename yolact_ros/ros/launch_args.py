@@ -27,6 +27,7 @@ __all__ = [
     "LOG_LEVELS",
     "NODE_NAME",
     "given_arguments",
+    "image_remappings",
     "node_exit_failure",
     "node_parameters",
     "ros_arguments",
@@ -72,7 +73,15 @@ LAUNCH_ARGUMENTS: tuple[LaunchArgument, ...] = (
                    "'' = none.", role="launch"),
     LaunchArgument("namespace", "yolact", "Namespace of the node and its outputs.", role="launch"),
     LaunchArgument("image", "/camera/image_raw",
-                   "Input image topic (raw); the compressed input is <image>/compressed.", role="launch"),
+                   "Input image topic (raw); the compressed input is <image>/compressed. Single-camera mode.",
+                   role="launch"),
+    LaunchArgument("cameras", "",
+                   "Cameras served by one node and one model, as a YAML list, e.g. \"[front, left, 'right:compressed']\"; "
+                   "their inputs are <namespace>/<camera>/image unless camera_images maps them. Not given: the "
+                   "params file's value (one camera)."),
+    LaunchArgument("camera_images", "{}",
+                   "Input topic per camera, as a YAML map, e.g. \"{front: /cam_front/image_raw, left: /cam_left/image_raw}\" "
+                   "(the compressed input is <topic>/compressed).", role="launch"),
     LaunchArgument("weights", "",
                    "Path to the .pth weights file. Not given: the params file's value (the node needs one)."),
     LaunchArgument("config", "",
@@ -93,8 +102,8 @@ _PARAM_KINDS = {**{p.name: p.kind for p in PARAMS}, **BUILTIN_PARAMS}
 _PARAM_NAMES = frozenset(p.name for p in PARAMS)
 
 for _a in LAUNCH_ARGUMENTS:  # the table must agree with the node's parameters
-    if _a.role == "parameter" and _PARAM_KINDS.get(_a.name) not in ("str", "bool", "int", "float"):
-        raise AssertionError(f"launch argument {_a.name!r}: no node parameter of a scalar type")
+    if _a.role == "parameter" and _PARAM_KINDS.get(_a.name) not in ("str", "bool", "int", "float", "str_list"):
+        raise AssertionError(f"launch argument {_a.name!r}: no node parameter of that name")
 del _a
 
 
@@ -112,6 +121,9 @@ def _convert(name: str, text: str) -> Any:
     kind = _PARAM_KINDS[name]
     if kind == "str":
         value: Any = text  # as given: '' stays '' (never YAML null)
+    elif kind == "str_list":
+        value = _yaml(name, text, list, "a YAML list such as [front, left]")
+        value = [str(v) for v in value] or [""]  # [""] = empty (launch_ros cannot type an empty list)
     elif kind == "bool":
         low = text.strip().lower()
         if low not in _TRUE + _FALSE:
@@ -127,6 +139,39 @@ def _convert(name: str, text: str) -> Any:
         if reason:
             raise LaunchArgumentError(f"launch argument {name}:={text!r}: {reason}")
     return value
+
+
+def _yaml(name: str, text: str, kind: type, expected: str):
+    import yaml
+
+    try:
+        value = yaml.safe_load(text) if text.strip() else kind()
+    except yaml.YAMLError:
+        value = None
+    if not isinstance(value, kind):
+        raise LaunchArgumentError(f"launch argument {name}:={text!r}: expected {expected}")
+    return value
+
+
+def image_remappings(image: str, cameras_text: str | None, camera_images_text: str) -> list[tuple[str, str]]:
+    """The node's input remappings: ``image`` (and ``image/compressed``) -> the ``image``
+    argument; with cameras, ``<camera>/image`` (and its compressed topic) -> the topic
+    ``camera_images`` names for it (cameras it does not name keep ``<namespace>/<camera>/image``).
+    Raises LaunchArgumentError for a map naming a camera that is not in ``cameras`` (when given)."""
+    out = [("image", image), ("image/compressed", image + "/compressed")]
+    topics = _yaml("camera_images", camera_images_text, dict, "a YAML map such as {front: /cam_front/image_raw}")
+    if cameras_text is not None and topics:
+        from .params import parse_cameras
+
+        names = {name for name, _ in parse_cameras(_convert("cameras", cameras_text))}
+        unknown = sorted(set(map(str, topics)) - names)
+        if unknown:
+            raise LaunchArgumentError(f"launch argument camera_images: camera(s) {', '.join(unknown)} not in "
+                                      f"cameras:={cameras_text}")
+    for camera, topic in topics.items():
+        name = str(camera).strip().strip("/")
+        out += [(f"{name}/image", str(topic)), (f"{name}/image/compressed", f"{topic}/compressed")]
+    return out
 
 
 def _check_names(given: Mapping[str, str]) -> None:
