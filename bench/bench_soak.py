@@ -23,26 +23,12 @@ import cv2
 import numpy as np
 
 from yolact_ros.ros.diagnostics import Key
-from yolact_ros.ros.harness import Client, NodeProcess, image_message, ros_problem, stamp_to_ns
+from yolact_ros.ros.harness import NodeProcess, StampRecorder, image_message, ros_problem
 
 NS = "/yolact_soak"
 NODE = "yolact_node"
 CAMERA = "/soak_camera/image_raw"
 REPO = Path(__file__).resolve().parents[1]
-
-
-class _Recorder(Client):
-    """Keeps (receive time, stamp) of each detections message, not the messages."""
-
-    def __init__(self, *args, **kwargs):
-        self.received: list[tuple[float, int]] = []
-        super().__init__(*args, **kwargs)
-
-    def on_detections(self, msg) -> None:
-        self.received.append((time.time(), stamp_to_ns(msg.header.stamp)))
-
-    def on_masks(self, msg) -> None:
-        pass
 
 
 def _rss_mb(pid: int) -> float:
@@ -83,7 +69,7 @@ def main() -> int:
     proc = NodeProcess(NODE, NS, {"weights": args.weights, "num_threads": args.threads,
                                   "image_transport": args.transport},
                        remaps={"image": CAMERA, "image/compressed": CAMERA + "/compressed"})
-    client = _Recorder(NS, topic, compressed=compressed)
+    client = StampRecorder(NS, topic, compressed=compressed)
     client.spin_in_background()
     try:
         if not client.wait_for_node_input(120):

@@ -16,20 +16,28 @@ from yolact_ros.segmenter import Segmenter
 FILES = golden_files()
 
 
-@pytest.fixture(scope="module", params=FILES, ids=[p.stem for p in FILES])
-def case(request):
-    data, meta = load(request.param)
+def load_case(path, make_segmenter):
+    """(data, meta, seg, raw, inst, bgr) of one fixture file; ``make_segmenter(config_name)`` -> a
+    Segmenter with the reference weights, score threshold 0 and top-k 100 (any backend: the
+    tests below are reused by test_onnx.py with the onnxruntime backend)."""
+    data, meta = load(path)
     rgb = getattr(skimage.data, meta["image"])()
     if rgb.ndim == 2:
         rgb = np.stack([rgb] * 3, axis=-1)
     bgr = np.ascontiguousarray(rgb[:, :, ::-1])
-    seg = Segmenter(model=reference_model(meta["config"]), device="cpu", score_threshold=0.0, top_k=100)
+    seg = make_segmenter(meta["config"])
     with torch.inference_mode():
         x = seg.preprocess([bgr])
-        raw = dict(seg.inference_model(x))  # the production (optimized) network
+        raw = dict(seg.inference_model(x))  # the production network (optimized, or the ONNX session)
         raw["input"] = x
         inst = seg(bgr)
     return data, meta, seg, raw, inst, bgr
+
+
+@pytest.fixture(scope="module", params=FILES, ids=[p.stem for p in FILES])
+def case(request):
+    return load_case(request.param, lambda config: Segmenter(model=reference_model(config), device="cpu",
+                                                             score_threshold=0.0, top_k=100))
 
 
 def test_fixtures_present():

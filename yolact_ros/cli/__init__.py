@@ -15,6 +15,7 @@ SUBCOMMANDS = {
     "train": ("yolact_ros.cli.train", "train on a COCO-format dataset"),
     "eval": ("yolact_ros.cli.eval", "box / mask AP on a COCO-format dataset"),
     "synth": ("yolact_ros.cli.synth", "write a synthetic COCO-format instance dataset"),
+    "export": ("yolact_ros.cli.export", "write a checkpoint as a self-describing ONNX file (docs/onnx.md)"),
 }
 
 

@@ -8,6 +8,8 @@ from typing import Sequence
 
 from ..data.coco import DatasetError
 from ..evaluation.coco_eval import evaluate
+from ..inference.onnx_format import OnnxBackendError
+from ..inference import defaults
 from ..inference.segmenter import Segmenter
 from ..model.checkpoint import CheckpointError
 from ..train.config_file import resolve_config
@@ -25,7 +27,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="yolact eval",
         description="Box and mask AP (COCOeval) of YOLACT weights on a COCO-format dataset.",
     )
-    parser.add_argument("--weights", required=True, help="checkpoint (.pth)")
+    parser.add_argument("--weights", required=True, help="checkpoint (.pth), or with --backend onnxruntime a .onnx export")
+    parser.add_argument("--backend", choices=defaults.BACKENDS, default=defaults.BACKEND,
+                        help="torch (default) or onnxruntime")
     parser.add_argument("--json", required=True, help="COCO-format instances JSON (ground truth)")
     parser.add_argument("--images", required=True, help="folder the JSON's file_name entries are relative to")
     parser.add_argument("--config", default=None,
@@ -38,10 +42,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
-        seg = Segmenter(config=_config_arg(args.config), weights=args.weights, device=args.device)
+        seg = Segmenter(config=_config_arg(args.config), weights=args.weights, device=args.device, backend=args.backend)
         stats = evaluate(seg, args.json, args.images, results_json=args.out, progress=not args.no_progress,
                          max_images=args.max_images)
-    except (DatasetError, CheckpointError, FileNotFoundError, KeyError, ValueError, OSError) as exc:
+    except (DatasetError, CheckpointError, OnnxBackendError, FileNotFoundError, KeyError, ValueError, OSError) as exc:
         print(f"yolact eval: error: {exc}", file=sys.stderr)
         return 2
     print(f"\n{stats['num_images']} images, {stats['num_detections']} detections, "

@@ -43,7 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="yolact infer", description="Segment images, folders of images and video files.")
     p.add_argument("inputs", nargs="+", help="image files, folders, video files")
     p.add_argument("--weights", required=True,
-                   help="a .pth checkpoint (official or from 'yolact train'); 'reference' = untrained deterministic test weights")
+                   help="a .pth checkpoint (official or from 'yolact train'), or with --backend onnxruntime a .onnx "
+                        "file from 'yolact export'; 'reference' = untrained deterministic test weights")
+    p.add_argument("--backend", choices=defaults.BACKENDS, default=defaults.BACKEND,
+                   help="run the network with PyTorch (default) or an ONNX export with onnxruntime")
     p.add_argument("--config", default=None, help="config name; default: from the checkpoint or its file name")
     p.add_argument("--out", required=True, help="output folder (overlays, results.json)")
     p.add_argument("--device", default=defaults.DEVICE, help="auto, cpu, cuda or cuda:N")
@@ -63,21 +66,22 @@ def main(argv=None) -> int:
     import cv2
     from tqdm import tqdm
 
+    from ..inference.onnx_format import OnnxBackendError
     from ..inference.segmenter import Segmenter
     from ..inference.visualize import draw_instances
     from ..model.checkpoint import CheckpointError
 
     try:
         inputs = collect_inputs(a.inputs)
-        if a.weights == "reference":  # explicit only: untrained test weights
+        if a.weights == "reference" and a.backend != "onnxruntime":  # explicit only: untrained test weights
             from ..model.golden_weights import reference_model
 
             source = {"model": reference_model(a.config or "yolact_resnet50")}
         else:
             source = {"weights": a.weights, "config": a.config}
         seg = Segmenter(**source, device=a.device, score_threshold=a.score_threshold,
-                        top_k=a.top_k, classes=a.classes or None, half=a.half)
-    except (CheckpointError, ValueError, KeyError, FileNotFoundError) as exc:
+                        top_k=a.top_k, classes=a.classes or None, half=a.half, backend=a.backend)
+    except (CheckpointError, OnnxBackendError, ValueError, KeyError, FileNotFoundError) as exc:
         print(f"yolact infer: error: {exc}", file=sys.stderr)
         return 2
     if not inputs:

@@ -19,6 +19,9 @@ NMS_THRESHOLD = None
 CROSS_CLASS_NMS = False
 #: Where to run: CUDA if available, else the CPU.
 DEVICE = "auto"
+#: What runs the network: PyTorch, or a ``yolact export`` ONNX file with onnxruntime (docs/onnx.md).
+BACKEND = "torch"
+BACKENDS = ("torch", "onnxruntime")
 #: Opacity of the mask tint in overlays.
 MASK_ALPHA = 0.45
 #: Soft mask values above this are inside the instance.

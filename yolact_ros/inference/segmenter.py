@@ -3,7 +3,9 @@
 The one object the ROS node, the CLI and evaluation call.  It orchestrates only: it owns
 the model on its device, preprocesses on that device, runs one batched forward pass, and
 per image calls the two post-processing steps of :mod:`.postprocess` (with YOLACT++'s
-mask-IoU head, a part of the network, run between them).
+mask-IoU head, a part of the network, run between them).  The forward pass (and the
+mask-IoU head) is PyTorch (``backend="torch"``) or a ``yolact export`` ONNX file run by
+onnxruntime (``backend="onnxruntime"``, :mod:`.onnx_runtime`); everything else is shared.
 """
 from __future__ import annotations
 
@@ -27,7 +29,9 @@ from .postprocess import PostprocessSettings, select_detections, to_instances
 
 log = logging.getLogger(__name__)
 
-STAGES = ("preprocess", "backbone_fpn", "heads", "detect", "masks", "total")
+#: ``seg.timings`` keys (ms); ``forward`` = backbone_fpn + heads, the only network stage the
+#: onnxruntime backend can time (its backbone_fpn and heads are NaN)
+STAGES = ("preprocess", "backbone_fpn", "heads", "forward", "detect", "masks", "total")
 
 
 def resolve_device(device: "str | torch.device") -> torch.device:
@@ -75,6 +79,18 @@ def resolve_config(config: "str | YolactConfig | None", weights: "str | Path") -
     return get_config(name), (state, meta)
 
 
+def load_model(config: "str | YolactConfig | None", weights: "str | Path") -> Yolact:
+    """A :class:`Yolact` in eval mode with the weights of a ``.pth`` checkpoint (config as
+    :func:`resolve_config` finds it)."""
+    if str(weights).lower().endswith(".onnx"):
+        raise CheckpointError(f"{weights}: an ONNX export, not a .pth checkpoint; run it with backend='onnxruntime' "
+                              f"(yolact infer --backend onnxruntime)")
+    cfg, (state, meta) = resolve_config(config, weights)
+    model = Yolact(cfg).eval()
+    load_state_into(model, state, meta, weights)
+    return model
+
+
 class Segmenter:
     """YOLACT / YOLACT++ instance segmentation of BGR uint8 images.
 
@@ -88,7 +104,13 @@ class Segmenter:
     ``optimize`` (run an inference copy with BatchNorm folded, merged head convs and
     channels-last layout; same outputs up to float rounding), ``model`` (an already built
     :class:`Yolact` with its weights, e.g. the test-only
-    :func:`yolact_ros.model.golden_weights.reference_model`; instead of ``weights``).
+    :func:`yolact_ros.model.golden_weights.reference_model`; instead of ``weights``),
+    ``backend``: ``torch`` (default) or ``onnxruntime``: ``weights`` is then a ``.onnx`` file
+    written by ``yolact export`` (config, classes and input size come from its metadata;
+    ``config``, if given, must match; ``half`` and ``optimize`` do not apply: export with
+    ``--precision fp16`` instead; ``num_threads`` also sets onnxruntime's intra-op threads; a
+    CUDA ``device`` selects the CUDA execution provider, ``auto`` falls back to the CPU when
+    onnxruntime has none).  Preprocessing and post-processing are the same for both backends.
     Defaults: :mod:`yolact_ros.inference.defaults`.
     """
 
@@ -107,11 +129,17 @@ class Segmenter:
         num_threads: int | None = None,
         optimize: bool = True,
         model: "Yolact | None" = None,
+        backend: str = defaults.BACKEND,
     ):
+        if backend not in defaults.BACKENDS:
+            raise ValueError(f"unknown backend {backend!r}; choose from {', '.join(defaults.BACKENDS)}")
+        self.backend = backend
         self.device = resolve_device(device)
         if num_threads:
             torch.set_num_threads(int(num_threads))
-        if model is not None:
+        if backend == "onnxruntime":
+            self._init_onnxruntime(config, weights, model, device, num_threads)
+        elif model is not None:
             if weights is not None:
                 raise ValueError("pass weights= or model=, not both")
             if config not in (None, "") and get_config(config) != model.cfg:
@@ -122,21 +150,24 @@ class Segmenter:
             if weights is None or str(weights) == "":
                 raise ValueError("Segmenter needs weights= (a .pth checkpoint: an official YOLACT/YOLACT++ file "
                                  "or one from 'yolact train')")
-            cfg, (state, meta) = resolve_config(config, weights)
-            model = Yolact(cfg).eval()
-            load_state_into(model, state, meta, weights)
+            model = load_model(config, weights)
+            cfg = model.cfg
         self.weights = str(weights) if weights is not None else None
-        self.cfg = cfg
-        if optimize:
-            # Inference copy with BN folded, merged head convs, channels-last weights. ``self.model``
-            # (the checkpoint-layout module) stays on the CPU then, so a GPU holds one copy.
-            self._net = optimize_for_inference(model).to(self.device)
-            self.model = model
-        else:
-            self._net = self.model = model.to(self.device)
-        self.half = bool(half) and self.device.type == "cuda"
-        if half and self.device.type != "cuda":
-            log.warning("half=True needs CUDA; running in float32 on %s", self.device)
+        if backend == "torch":
+            self.cfg = cfg
+            #: the square size preprocessing resizes to (the network input)
+            self.input_size = cfg.max_size
+            if optimize:
+                # Inference copy with BN folded, merged head convs, channels-last weights. ``self.model``
+                # (the checkpoint-layout module) stays on the CPU then, so a GPU holds one copy.
+                self._net = optimize_for_inference(model).to(self.device)
+                self.model = model
+            else:
+                self._net = self.model = model.to(self.device)
+        self.half = bool(half) and self.device.type == "cuda" and backend == "torch"
+        if half and not self.half:
+            log.warning("half=True needs CUDA and the torch backend (for onnxruntime export with --precision fp16); "
+                        "running in float32 on %s", self.device)
         self.score_threshold = score_threshold
         self.top_k = top_k
         self.nms_threshold = nms_threshold
@@ -146,9 +177,27 @@ class Segmenter:
         if warmup:
             self.warmup()
 
+    def _init_onnxruntime(self, config, weights, model, device, num_threads) -> None:
+        from .onnx_runtime import OnnxRuntimeNet, import_onnxruntime
+
+        if model is not None:
+            raise ValueError("backend 'onnxruntime' runs an exported .onnx file: pass weights=, not model=")
+        if weights is None or str(weights) == "":
+            raise ValueError("backend 'onnxruntime' needs weights= (a .onnx file written by 'yolact export')")
+        if str(device).strip().lower() in ("", "auto") and self.device.type == "cuda":
+            if "CUDAExecutionProvider" not in import_onnxruntime().get_available_providers():
+                log.info("device 'auto': onnxruntime has no CUDAExecutionProvider, running on CPU")
+                self.device = torch.device("cpu")
+        net = OnnxRuntimeNet(weights, self.device, num_threads)
+        if config not in (None, "") and get_config(config) != net.cfg:
+            name = config if isinstance(config, str) else config.name
+            raise ValueError(f"config {name!r} does not match the export's config {net.cfg.name!r} ({weights})")
+        self._net, self.model, self.cfg, self.input_size = net, None, net.cfg, net.input_size
+
     @property
-    def inference_model(self) -> torch.nn.Module:
-        """The module that actually runs (the optimized copy when ``optimize=True``)."""
+    def inference_model(self):
+        """What actually runs: the optimized module when ``optimize=True``, or for the
+        onnxruntime backend an :class:`~.onnx_runtime.OnnxRuntimeNet` (same call interface)."""
         return self._net
 
     def with_settings(self, **settings) -> "Segmenter":
@@ -270,14 +319,19 @@ class Segmenter:
         self._sync()
         t1 = time.perf_counter()
         t["preprocess"] = t1 - t0
-        with torch.autocast("cuda", dtype=torch.float16, enabled=self.half):
-            feats = self._net.features(x)
-            self._sync()
-            t2 = time.perf_counter()
-            t["backbone_fpn"] = t2 - t1
-            out = self._net.heads(feats, x.device)
-            self._sync()
-            t["heads"] = time.perf_counter() - t2
+        if self.backend == "torch":
+            with torch.autocast("cuda", dtype=torch.float16, enabled=self.half):
+                feats = self._net.features(x)
+                self._sync()
+                t2 = time.perf_counter()
+                t["backbone_fpn"] = t2 - t1
+                out = self._net.heads(feats, x.device)
+                self._sync()
+                t["heads"] = time.perf_counter() - t2
+        else:
+            out = self._net(x)  # one onnxruntime session run: the network is not split into stages
+            t["backbone_fpn"] = t["heads"] = float("nan")
+        t["forward"] = time.perf_counter() - t1
         out = {k: v.float() for k, v in out.items()}
         settings = self.postprocess_settings
         rescore = self.cfg.use_maskiou
@@ -296,8 +350,9 @@ class Segmenter:
         return results
 
     def preprocess(self, batch: list[np.ndarray]) -> torch.Tensor:
-        """BGR uint8 HxWx3 (or HxW mono) images -> network input [N,3,S,S] on the device."""
-        s = self.cfg.max_size
+        """BGR uint8 HxWx3 (or HxW mono) images -> network input [N,3,S,S] on the device
+        (S = :attr:`input_size`)."""
+        s = self.input_size
         tensors = []
         for img in batch:
             if img.ndim == 3 and img.shape[2] == 1:

@@ -13,8 +13,10 @@ while the detections of consecutive frames overlap it:
   IoU); a pair is accepted at IoU >= ``min_iou``. The tracks and detections left then get a
   second assignment by containment (mask intersection / the smaller mask), accepted at
   >= ``min_containment``: an object being occluded, or coming out from behind another,
-  changes its visible area faster than IoU allows. Detections of different classes are never
-  paired, so an id keeps its class. Unpaired detections start new tracks.
+  changes its visible area faster than IoU allows. Detections still unpaired may then continue
+  an unpaired track of *another* class at IoU >= ``class_change_iou`` (a weak model flips the
+  class of one object between frames; None disables this, so an id keeps its class).
+  Unpaired detections start new tracks.
 - **IoU**: mask IoU (``use_masks=True``), else box IoU (also for a pair where either mask has
   no pixel inside its box, as a weak detection's may). A track's mask is kept as its box crop
   on every ``mask_stride``-th pixel; mask IoU is computed only for pairs whose boxes overlap,
@@ -134,7 +136,8 @@ class Tracker:
     """Ids that persist across frames (module docstring: the method)."""
 
     def __init__(self, max_age: int = 10, min_iou: float = 0.3, use_masks: bool = True, mask_stride: int = 2,
-                 min_containment: float = 0.6, velocity_smoothing: float = 0.5, max_tracks: int = 512):
+                 min_containment: float = 0.6, velocity_smoothing: float = 0.5, max_tracks: int = 512,
+                 class_change_iou: float | None = None):
         if max_age < 0 or not 0.0 < min_iou <= 1.0 or mask_stride < 1 or max_tracks < 1:
             raise ValueError(f"need max_age >= 0, 0 < min_iou <= 1, mask_stride >= 1, max_tracks >= 1 "
                              f"(got {max_age}, {min_iou}, {mask_stride}, {max_tracks})")
@@ -147,6 +150,7 @@ class Tracker:
         self.mask_stride = int(mask_stride)
         self.velocity_smoothing = float(velocity_smoothing)
         self.max_tracks = int(max_tracks)
+        self.class_change_iou = None if class_change_iou is None else float(class_change_iou)
         self.tracks: list[TrackState] = []
         self.next_id = 1
         self._image_size: tuple[int, int] | None = None
@@ -202,6 +206,21 @@ class Tracker:
             t.velocity = a * t.velocity
         t.box, t.mask, t.misses, t.hits = box.copy(), crop, -1, t.hits + 1
 
+    def _class_changes(self, ids: np.ndarray, boxes: np.ndarray, classes: np.ndarray, crops: list) -> None:
+        """Detections left unpaired may continue a track of another class that was not seen this
+        frame, when they overlap it by IoU >= ``class_change_iou``: the model changed its mind
+        about the class (the track takes the new class)."""
+        det = np.flatnonzero(ids == 0)
+        trk = [k for k, t in enumerate(self.tracks) if t.misses >= 0]  # not found this frame
+        if not len(det) or not trk:
+            return
+        iou, _ = self._pair_scores([self.tracks[k] for k in trk], boxes[det], [crops[j] for j in det])
+        for r, k in self._assign(iou, self.class_change_iou):
+            t, j = self.tracks[trk[r]], det[k]
+            self._follow(t, boxes[j], crops[j])
+            t.class_id = int(classes[j])
+            ids[j] = t.id
+
     def update(self, instances: Instances) -> np.ndarray:
         """The ids (int64 [N], >= 1) of this frame's instances; ages and forgets tracks."""
         n = len(instances)
@@ -231,6 +250,8 @@ class Tracker:
                 t, j = self.tracks[trk[r]], det[k]
                 self._follow(t, boxes[j], crops[j])
                 ids[j] = t.id
+        if self.class_change_iou is not None:
+            self._class_changes(ids, boxes, classes, crops)
         for j in np.flatnonzero(ids == 0):
             self.tracks.append(TrackState(self.next_id, int(classes[j]), boxes[j].copy(), crops[j], np.zeros(2), -1))
             ids[j] = self.next_id

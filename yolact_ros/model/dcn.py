@@ -83,12 +83,13 @@ def deform_conv2d_cpu(x, offset, weight, bias, stride, padding, dilation, mask):
     n, c, h, w = x.shape
     kh, kw = weight.shape[-2:]
     ho, wo = offset.shape[-2:]
-    dtype, device = x.dtype, x.device
+    # sampling positions in at least float32 (half precision steps by 0.25-0.5 px at 256-1023 px)
+    dtype, device = torch.promote_types(x.dtype, torch.float32), x.device
     ys = (torch.arange(ho, device=device, dtype=dtype) * stride - padding).view(1, ho, 1, 1, 1)
     xs = (torch.arange(wo, device=device, dtype=dtype) * stride - padding).view(1, 1, 1, wo, 1)
     ti = (torch.arange(kh, device=device, dtype=dtype) * dilation).view(1, 1, kh, 1, 1)
     tj = (torch.arange(kw, device=device, dtype=dtype) * dilation).view(1, 1, 1, 1, kw)
-    off = offset.reshape(n, kh, kw, 2, ho, wo)
+    off = offset.reshape(n, kh, kw, 2, ho, wo).to(dtype)
     # sampling positions in input pixels, laid out [N, Ho, kh, Wo, kw]
     py = ys + ti + off[:, :, :, 0].permute(0, 3, 1, 4, 2)
     px = xs + tj + off[:, :, :, 1].permute(0, 3, 1, 4, 2)
@@ -96,7 +97,7 @@ def deform_conv2d_cpu(x, offset, weight, bias, stride, padding, dilation, mask):
     # outside the image: exactly DCNv2's bilinear rule.
     gx = px * (2.0 / max(w - 1, 1)) - 1.0
     gy = py * (2.0 / max(h - 1, 1)) - 1.0
-    grid = torch.stack((gx, gy), dim=-1).reshape(n, ho * kh, wo * kw, 2)
+    grid = torch.stack((gx, gy), dim=-1).reshape(n, ho * kh, wo * kw, 2).to(x.dtype)
     cols = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
     m = mask.reshape(n, kh, kw, ho, wo).permute(0, 3, 1, 4, 2).reshape(n, 1, ho * kh, wo * kw)
     return F.conv2d(cols.mul_(m), weight, bias, stride=(kh, kw))  # in place: cols is ours, and a copy costs 2x

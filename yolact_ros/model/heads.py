@@ -72,7 +72,18 @@ class MaskIoUNet(nn.Module):
 
     def forward(self, x):
         x = self.maskiou_net(x)
-        return F.max_pool2d(x, kernel_size=x.shape[-2:]).flatten(1)
+        return x.amax(dim=(2, 3))  # global max pool (as a reduction: exports to ONNX at any size)
+
+
+def gather_mask_iou(maskiou_net, masks: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
+    """Predicted IoU of each soft mask [D,h,w] for its own class ``classes`` [D] (0-based) -> [D].
+
+    ``maskiou_net``: any callable [D,1,h,w] -> [D, num_classes-1] (the :class:`MaskIoUNet`, or the
+    same net run by another runtime)."""
+    if masks.shape[0] == 0:
+        return masks.new_zeros((0,))
+    pred = maskiou_net(masks.unsqueeze(1))
+    return pred.gather(1, classes.view(-1, 1)).squeeze(1)
 
 
 def make_priors(cfg: BackboneConfig, level: int, conv_h: int, conv_w: int, max_size: int,

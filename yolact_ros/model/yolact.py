@@ -11,7 +11,7 @@ from .backbones import build_backbone
 from .checkpoint import load_into
 from .config import YolactConfig, get_config
 from .fpn import FPN
-from .heads import MaskIoUNet, PredictionModule, make_priors, make_proto_net
+from .heads import MaskIoUNet, PredictionModule, gather_mask_iou, make_priors, make_proto_net
 
 
 class Yolact(nn.Module):
@@ -94,10 +94,7 @@ class Yolact(nn.Module):
     def mask_iou(self, masks: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
         """YOLACT++ mask scoring: predicted IoU of each cropped soft mask [D,h,w] (0..1, prototype
         resolution) for its class ``classes`` [D] (0-based) -> [D]."""
-        if masks.shape[0] == 0:
-            return masks.new_zeros((0,))
-        pred = self.maskiou_net(masks.unsqueeze(1))
-        return pred.gather(1, classes.view(-1, 1)).squeeze(1)
+        return gather_mask_iou(self.maskiou_net, masks, classes)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.heads(self.features(x), x.device)

@@ -31,7 +31,7 @@ import numpy as np
 
 from .diagnostics import status_name
 
-__all__ = ["Client", "NodeProcess", "image_message", "install_prefix", "node_executable", "ns_to_stamp",
+__all__ = ["Client", "NodeProcess", "StampRecorder", "image_message", "install_prefix", "node_executable", "ns_to_stamp",
            "params_file", "ros_problem", "stamp_to_ns"]
 
 PACKAGE = "yolact_ros"
@@ -454,3 +454,18 @@ class Client:
             self.node.destroy_node()
         finally:
             rclpy.try_shutdown(context=self.context)
+
+
+class StampRecorder(Client):
+    """A Client for long runs: keeps (receive time, stamp in ns) of each detections message in
+    ``received``, not the messages; masks are ignored."""
+
+    def __init__(self, *args, **kwargs):
+        self.received: list[tuple[float, int]] = []
+        super().__init__(*args, **kwargs)
+
+    def on_detections(self, msg) -> None:
+        self.received.append((time.time(), stamp_to_ns(msg.header.stamp)))
+
+    def on_masks(self, msg) -> None:
+        pass
