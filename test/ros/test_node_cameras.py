@@ -188,3 +188,29 @@ def test_depth_gives_3d_detections_and_tracking_keeps_ids(ros_runtime, ros_log_d
     finally:
         client.close()
         assert proc.stop() == 0, proc.output
+
+
+def test_onnxruntime_backend_in_the_node(ros_runtime, ros_log_dir, small_weights, reference_segmenter, tmp_path):
+    """backend: onnxruntime with a `yolact export` file gives the torch Segmenter's results."""
+    pytest.importorskip("onnxruntime")
+    import torch
+
+    from yolact_ros.inference.onnx_export import export_onnx
+
+    onnx_path = tmp_path / "test_small.onnx"
+    export_onnx(reference_segmenter.model, onnx_path, batch=None)
+    torch.set_num_threads(1)
+    camera = "/cams_onnx/image_raw"
+    proc = NodeProcess("onnx", NS, {"weights": str(onnx_path), "backend": "onnxruntime", "num_threads": 1,
+                                    **_reliable(camera)}, remaps={"image": camera})
+    client = Client(NS, camera, reliable=True)
+    try:
+        assert client.wait_for_node_input(120), proc.tail()
+        photo = rh.photo_rgb("astronaut")[::2, ::2]
+        dets, masks = client.send(rh.image_msg(photo, "rgb8"))
+        inst = reference_segmenter(np.ascontiguousarray(photo[:, :, ::-1]))
+        assert len(inst) > 0
+        rh.assert_matches(dets, masks, inst, photo.shape[0], photo.shape[1], reference_segmenter.class_names)
+    finally:
+        client.close()
+        assert proc.stop() == 0, proc.output

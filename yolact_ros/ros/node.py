@@ -262,6 +262,8 @@ class YolactNode(LifecycleNode):
                     seg.nms_threshold = value if value > 0 else None
                 elif name == "classes":
                     seg.classes = value or None
+                elif name == "cross_class_nms":
+                    seg.cross_class_nms = bool(value)
                 else:
                     self._outputs[name] = value
             except (ValueError, TypeError) as exc:  # validated already; keep serving regardless
@@ -350,7 +352,9 @@ class YolactNode(LifecycleNode):
             cam.pubs = {key: self.create_lifecycle_publisher(kind, cam.topic(key), output_qos(depth),
                                                              qos_overriding_options=qos_opts())
                         for key, kind, depth in outputs}
-            cam.tracker = Tracker(max_age=int(self._param("tracking_max_age"))) if tracking else None
+            change_iou = float(self._param("tracking_class_change_iou"))
+            cam.tracker = Tracker(max_age=int(self._param("tracking_max_age")),
+                                  class_change_iou=change_iou if change_iou > 0 else None) if tracking else None
         self._mailbox.set_keys([cam.name for cam in self._cameras])
         self._label_pub = self.create_publisher(_label_info_type(), "label_info", latched_qos())
         self._publish_label_info()
@@ -376,6 +380,8 @@ class YolactNode(LifecycleNode):
             top_k=int(self._param("top_k")),
             nms_threshold=nms if nms > 0 else None,
             half=bool(self._param("half")),
+            backend=str(self._param("backend")),
+            cross_class_nms=bool(self._param("cross_class_nms")),
             num_threads=int(self._param("num_threads")) or None,
         )
         if self._param("warmup"):

@@ -56,6 +56,9 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("device", defaults.DEVICE, "str",
               "Inference device: auto (CUDA if available, else CPU), cpu, cuda or cuda:N.",
               constraints="auto | cpu | cuda | cuda:N"),
+    ParamSpec("backend", defaults.BACKEND, "str",
+              "What runs the network: torch (a .pth checkpoint) or onnxruntime (a .onnx file written by "
+              "`yolact export`, given as weights; docs/onnx.md).", choices=defaults.BACKENDS),
     ParamSpec("half", False, "bool", "Run the network in float16 (CUDA only; ignored with a warning on CPU)."),
     ParamSpec("num_threads", 0, "int", "CPU threads for PyTorch; 0 = PyTorch's default.", min=0, max=256),
     ParamSpec("warmup", True, "bool", "Run one dummy frame at configure so the first real frame is not slow."),
@@ -81,6 +84,9 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("nms_threshold", 0.0, "float",
               "Box IoU above which NMS suppresses the lower-scored detection; 0 = the model config's value.",
               runtime=True, min=0.0, max=1.0),
+    ParamSpec("cross_class_nms", defaults.CROSS_CLASS_NMS, "bool",
+              "One detection per object whatever its class (NMS across classes); recommended with tracking.",
+              runtime=True),
     ParamSpec("classes", [], "str_list",
               "Class names to keep (e.g. [person, car]); empty = all classes.", runtime=True),
     # --- 3D from depth, tracking -----------------------------------------------------------------
@@ -101,6 +107,9 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("tracking", False, "bool",
               "Persistent ids: Detection2D.id, InstanceMask.id and the 3D ids become track ids (mask IoU, "
               "optimal assignment within a class, per camera)."),
+    ParamSpec("tracking_class_change_iou", 0.0, "float",
+              "0 = a track id keeps its class; > 0 = an unmatched detection continues an unmatched track of "
+              "another class overlapping it by this mask IoU (the model flipped the class).", min=0.0, max=1.0),
     ParamSpec("tracking_max_age", 10, "int",
               "Frames a track survives without a match (an object that leaves for fewer frames keeps its id).",
               min=1, max=1000),
