@@ -1,6 +1,7 @@
 """Segmenter latency of this working tree vs another git revision, alternated in one process.
 
-    .venv/bin/python bench/bench_revisions.py --rev HEAD~1 [--configs yolact_resnet50 ...] [--runs 7]
+    .venv/bin/python bench/bench_revisions.py --rev HEAD~1 [--configs yolact_resnet50 ...] [--runs 7] \
+        [--size 1920x1080] [--stages total masks]
 
 The other revision's ``yolact_ros`` package is exported with ``git archive`` into a temporary
 folder under another name (``yolact_ros_rev``), so both versions are imported side by side and
@@ -60,9 +61,16 @@ def main(argv=None) -> int:
     p.add_argument("--image", default="astronaut", help="a skimage.data image name")
     p.add_argument("--runs", type=int, default=7, help="timed rounds after one warm-up (medians reported)")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--size", default="", help="resize the image to WxH first (e.g. 1920x1080)")
+    p.add_argument("--stages", nargs="+", default=["total"], help="Segmenter timing stages to report")
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
     bgr = load_image(a.image)
+    if a.size:
+        import cv2
+
+        w, h = (int(v) for v in a.size.lower().split("x"))
+        bgr = cv2.resize(bgr, (w, h), interpolation=cv2.INTER_LINEAR)
     rev = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", a.rev], check=True,
                          capture_output=True, text=True).stdout.strip()
     with tempfile.TemporaryDirectory() as tmp:
@@ -79,16 +87,18 @@ def main(argv=None) -> int:
         for _ in range(a.runs):  # alternate variant by variant, round by round
             for key, seg in variants.items():
                 counts[key] = len(seg(bgr))
-                samples[key].append(seg.timings["total"])
-    print(f"# this tree vs {a.rev} ({rev}): torch {torch.__version__}, {a.threads} threads, image {a.image}, "
-          f"median of {a.runs} alternated runs (ms)")
+                samples[key].append(dict(seg.timings))
+    print(f"# this tree vs {a.rev} ({rev}): torch {torch.__version__}, {a.threads} threads, image {a.image} "
+          f"{bgr.shape[1]}x{bgr.shape[0]}, median of {a.runs} alternated runs (ms)")
     for cfg in a.configs:
         for s in a.settings:
-            mine = statistics.median(samples[(cfg, s, "this")])
-            theirs = statistics.median(samples[(cfg, s, rev)])
             same = counts[(cfg, s, "this")] == counts[(cfg, s, rev)]
-            print(f"{cfg:22s} {s:8s} this={mine:7.1f}  {rev}={theirs:7.1f}  this/{rev}={mine / theirs:5.3f}  "
-                  f"instances {counts[(cfg, s, 'this')]}/{counts[(cfg, s, rev)]}" + ("" if same else "  (DIFFERENT)"))
+            for stage in a.stages:
+                mine = statistics.median(t[stage] for t in samples[(cfg, s, "this")])
+                theirs = statistics.median(t[stage] for t in samples[(cfg, s, rev)])
+                print(f"{cfg:22s} {s:8s} {stage:8s} this={mine:7.1f}  {rev}={theirs:7.1f}  "
+                      f"this/{rev}={mine / theirs:5.3f}  instances {counts[(cfg, s, 'this')]}/{counts[(cfg, s, rev)]}"
+                      + ("" if same else "  (DIFFERENT)"))
     return 0
 
 

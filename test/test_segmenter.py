@@ -139,6 +139,11 @@ def test_devices():
 def test_half_on_cpu_falls_back_to_float(photo):
     seg = Segmenter(model=reference_model(SMALL), device="cpu", half=True, score_threshold=0.0, top_k=10)
     assert not seg.half and len(seg(photo)) == 10
+    for precision in ("tf32", "fp16"):  # CUDA-only policies: the CPU runs fp32 (with a warning)
+        seg = Segmenter(model=reference_model(SMALL), device="cpu", precision=precision, top_k=10)
+        assert seg.precision == "fp32"
+    with pytest.raises(ValueError, match="unknown precision 'bf16'"):
+        Segmenter(model=reference_model(SMALL), device="cpu", precision="bf16")
 
 
 def test_postprocess_units():
@@ -220,3 +225,37 @@ def test_with_settings_shares_the_network_and_leaves_the_original(seg, photo):
     assert len(seg(photo)) > 3
     with pytest.raises(TypeError, match="unknown setting"):
         seg.with_settings(weights="other.pth")
+
+
+def test_box_sized_masks_equal_the_full_frame_paste(seg, photo):
+    """Instances keep box-sized windows; the full-frame masks built from them equal a full-image
+    bilinear paste bit for bit, and the windows are much smaller than N x H x W."""
+    import torch.nn.functional as F
+
+    from yolact_ros.inference.postprocess import paste_mask_windows
+
+    inst = seg(photo)
+    h, w = photo.shape[:2]
+    assert len(inst) == 100 and inst.image_size == (h, w)
+    assert inst.mask_windows.size < 0.5 * len(inst) * h * w, inst.mask_windows.shape
+    # the windows against a whole-image resize of random cropped low-res masks
+    g = torch.Generator().manual_seed(0)
+    low = torch.rand(7, 34, 34, generator=g) * 2 - 0.5
+    boxes = torch.sort(torch.rand(7, 2, 2, generator=g), dim=1).values.transpose(1, 2).reshape(7, 4)[:, [0, 2, 1, 3]]
+    low = crop_masks(low, boxes)
+    full = F.interpolate(low[None], (123, 201), mode="bilinear", align_corners=False)[0] > 0.5
+    windows, origins = paste_mask_windows(low, 123, 201, boxes)
+    made = Instances(np.zeros((7, 4), np.float32), np.ones(7, np.float32), np.zeros(7, np.int64),
+                     mask_windows=windows.numpy(), mask_origins=origins.numpy(), image_size=(123, 201))
+    assert np.array_equal(made.masks, full.numpy())
+    assert torch.equal(paste_masks(low, 123, 201, boxes), full)
+    # regions read from the windows, inside and across their borders; selection keeps windows
+    for i in range(7):
+        for x, y, cw, ch in ((0, 0, 201, 123), (50, 20, 30, 40), (190, 110, 40, 40), (-5, -5, 10, 10)):
+            ref = np.zeros((ch, cw), bool)
+            xa, ya = max(x, 0), max(y, 0)
+            ref[ya - y:, xa - x:][: 123 - ya, : 201 - xa] = made.masks[i, ya:y + ch, xa:x + cw]
+            assert np.array_equal(made.mask_crop(i, x, y, cw, ch), ref), (i, x, y)
+    sub = made[np.array([3, 1])]
+    assert np.array_equal(sub.masks, made.masks[[3, 1]]) and sub.image_size == (123, 201)
+    assert Instances.empty(5, 6).masks.shape == (0, 5, 6)

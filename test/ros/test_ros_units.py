@@ -267,7 +267,7 @@ def test_mailbox_per_camera_round_robin():
 def test_parameter_table_validation():
     from yolact_ros.ros.params import PARAM_NAMES, RUNTIME_PARAMS, validate_value
 
-    assert {"weights", "config", "device", "half", "image_transport", "score_threshold", "top_k",
+    assert {"weights", "config", "device", "precision", "image_transport", "score_threshold", "top_k",
             "nms_threshold", "classes", "publish_masks", "publish_visualization", "autostart"} <= set(PARAM_NAMES)
     assert {"score_threshold", "top_k", "classes", "publish_visualization"} <= RUNTIME_PARAMS
     assert "weights" not in RUNTIME_PARAMS

@@ -55,7 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=defaults.TOP_K,
                    help=f"at most this many instances per image (default {defaults.TOP_K}, max {defaults.TOP_K_MAX})")
     p.add_argument("--classes", nargs="*", default=None, help="keep only these class names")
-    p.add_argument("--half", action="store_true", help="fp16 on CUDA")
+    p.add_argument("--precision", choices=defaults.PRECISIONS, default=defaults.PRECISION,
+                   help="on CUDA: fp32 (TF32 off), tf32 or fp16; the CPU runs fp32")
+    p.add_argument("--half", action="store_true", help="the same as --precision fp16")
     p.add_argument("--no-overlay", action="store_true", help="write only results.json")
     return p
 
@@ -80,7 +82,7 @@ def main(argv=None) -> int:
         else:
             source = {"weights": a.weights, "config": a.config}
         seg = Segmenter(**source, device=a.device, score_threshold=a.score_threshold,
-                        top_k=a.top_k, classes=a.classes or None, half=a.half, backend=a.backend)
+                        top_k=a.top_k, classes=a.classes or None, precision="fp16" if a.half else a.precision, backend=a.backend)
     except (CheckpointError, OnnxBackendError, ValueError, KeyError, FileNotFoundError) as exc:
         print(f"yolact infer: error: {exc}", file=sys.stderr)
         return 2

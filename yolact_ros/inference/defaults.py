@@ -22,6 +22,11 @@ DEVICE = "auto"
 #: What runs the network: PyTorch, or a ``yolact export`` ONNX file with onnxruntime (docs/onnx.md).
 BACKEND = "torch"
 BACKENDS = ("torch", "onnxruntime")
+#: Numeric precision on CUDA: fp32 (TF32 off: cuDNN would otherwise use it for convolutions on
+#: Ampere and newer, changing results at the 1e-3 level), tf32, or fp16 (autocast). The CPU
+#: always runs fp32.
+PRECISION = "fp32"
+PRECISIONS = ("fp32", "tf32", "fp16")
 #: Opacity of the mask tint in overlays.
 MASK_ALPHA = 0.45
 #: Soft mask values above this are inside the instance.

@@ -268,7 +268,7 @@ def instances_in_3d(instances: Instances, depth_m: np.ndarray, camera: PinholeCa
         raise ValueError(f"points_step must be >= 1, got {points_step}")
     h, w = depth.shape
     n = len(instances)
-    mh, mw = instances.masks.shape[1:] if n else (h, w)
+    mh, mw = instances.image_size if n else (h, w)
     for what, (ow, oh) in (("camera", (camera.width, camera.height)), ("masks", (mw, mh))):
         if abs(ow / oh - w / h) > 0.01 * (w / h):
             raise ValueError(f"the depth image ({w}x{h}) and the {what} ({ow}x{oh}) do not share a field of view")
@@ -283,7 +283,7 @@ def instances_in_3d(instances: Instances, depth_m: np.ndarray, camera: PinholeCa
     )
     chunks = []
     for i in range(n):
-        mask = instances.masks[i]
+        mask = instances.mask_crop(i, 0, 0, mw, mh)  # this instance's full-frame mask only
         r_any, c_any = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
         if r_any.size == 0:
             continue

@@ -113,15 +113,18 @@ def to_instances(dets: Detections, proto: torch.Tensor, height: int, width: int,
     scores, box_scores = scores[order], box_scores[order]
     if len(dets):
         low_res = dets.masks if dets.masks is not None else assemble_masks(proto, dets.coeffs, dets.boxes)
-        masks = paste_masks(low_res, height, width, dets.boxes)
+        windows, origins = paste_mask_windows(low_res, height, width, dets.boxes)
     else:
-        masks = torch.zeros((0, height, width), dtype=torch.bool)
+        windows = torch.zeros((0, 0, 0), dtype=torch.bool)
+        origins = torch.zeros((0, 2), dtype=torch.long)
     boxes = boxes_to_pixels(dets.boxes, height, width)
-    return Instances(
+    return Instances(  # only the box-sized windows cross to the host
         boxes=boxes.cpu().numpy().astype(np.float32),
         scores=scores.cpu().numpy().astype(np.float32),
         class_ids=dets.classes.cpu().numpy().astype(np.int64),
-        masks=masks.cpu().numpy(),
+        mask_windows=windows.cpu().numpy(),
+        mask_origins=origins.cpu().numpy(),
+        image_size=(height, width),
         box_scores=box_scores.cpu().numpy().astype(np.float32),
         class_names=class_names,
     )
@@ -195,7 +198,7 @@ def paste_masks(masks: torch.Tensor, height: int, width: int, boxes: torch.Tenso
     the cost follows the instances' size instead of D x image size.  Without boxes the whole
     image is resized, in chunks so memory stays bounded.
     """
-    d, h, w = masks.shape
+    d = masks.shape[0]
     out = torch.zeros((d, height, width), dtype=torch.bool, device=masks.device)
     if d == 0:
         return out
@@ -204,12 +207,31 @@ def paste_masks(masks: torch.Tensor, height: int, width: int, boxes: torch.Tenso
             part = masks[start : start + chunk].unsqueeze(0).float()
             out[start : start + chunk] = F.interpolate(part, (height, width), mode="bilinear", align_corners=False)[0] > threshold
         return out
+    windows, origins = paste_mask_windows(masks, height, width, boxes, threshold)
+    win_h, win_w = windows.shape[1:]
+    xs = origins[:, :1] + torch.arange(win_w, device=masks.device)  # [D,win_w]
+    ys = origins[:, 1:] + torch.arange(win_h, device=masks.device)  # [D,win_h]
+    flat_idx = (ys[:, :, None] * width + xs[:, None, :]).view(d, -1)
+    out.view(d, -1).scatter_(1, flat_idx, windows.view(d, -1))
+    return out
+
+
+def paste_mask_windows(masks: torch.Tensor, height: int, width: int, boxes: torch.Tensor,
+                       threshold: float = MASK_THRESHOLD) -> tuple[torch.Tensor, torch.Tensor]:
+    """Soft low-res masks [D,h,w] cropped with ``boxes`` (relative xyxy [D,4]) -> the
+    ``height`` x ``width`` masks as box-sized windows: bool [D,win_h,win_w] (one size for all,
+    covering the largest box's support, each shifted to lie inside the image) and their
+    top-left pixels long [D,2] (x0, y0). Outside its window a mask is exactly False, so the
+    windows hold the same values as a full-image bilinear resize (align_corners=False) >
+    ``threshold``. Runs on the masks' device; no host synchronisation but the window size."""
+    d, h, w = masks.shape
     sy, sx = height / h, width / w
     # the crop keeps low-res pixels inside box +-1 px; bilinear reads one more: 2 low-res px + 1 px margin
     x1, x2 = sanitize_coordinates(boxes[:, 0], boxes[:, 2], width, padding=int(2 * sx) + 2)
     y1, y2 = sanitize_coordinates(boxes[:, 1], boxes[:, 3], height, padding=int(2 * sy) + 2)
-    win_w = int(min(width, (x2 - x1).max().ceil().item() + 1))
-    win_h = int(min(height, (y2 - y1).max().ceil().item() + 1))
+    # one sync: the window size (a tensor shape) must be known on the host
+    span = torch.stack(((x2 - x1).max(), (y2 - y1).max())).ceil().tolist()
+    win_w, win_h = int(min(width, span[0] + 1)), int(min(height, span[1] + 1))
     # equal-size windows, shifted to lie inside the image (they still cover each box's support)
     x0 = x1.floor().long().clamp(0, width - win_w)
     y0 = y1.floor().long().clamp(0, height - win_h)
@@ -220,9 +242,7 @@ def paste_masks(masks: torch.Tensor, height: int, width: int, boxes: torch.Tenso
     gy = (2.0 * ((ys.to(masks.dtype) + 0.5) * (h / height) - 0.5) + 1.0) / h - 1.0
     grid = torch.stack((gx[:, None, :].expand(-1, win_h, -1), gy[:, :, None].expand(-1, -1, win_w)), dim=-1)
     vals = F.grid_sample(masks.unsqueeze(1).float(), grid, mode="bilinear", padding_mode="border", align_corners=False)
-    flat_idx = (ys[:, :, None] * width + xs[:, None, :]).view(d, -1)
-    out.view(d, -1).scatter_(1, flat_idx, (vals.view(d, -1) > threshold))
-    return out
+    return vals[:, 0] > threshold, torch.stack((x0, y0), dim=1)
 
 
 def boxes_to_pixels(boxes: torch.Tensor, height: int, width: int) -> torch.Tensor:

@@ -9,6 +9,8 @@ onnxruntime (``backend="onnxruntime"``, :mod:`.onnx_runtime`); everything else i
 """
 from __future__ import annotations
 
+import contextlib
+
 import copy
 import logging
 import time
@@ -99,7 +101,8 @@ class Segmenter:
     ``device`` (``auto``/``cpu``/``cuda``/``cuda:N``), ``score_threshold`` (keep scores
     strictly above), ``top_k`` (max instances per image), ``nms_threshold`` (None = the
     config's), ``classes`` (names or 0-based ids to keep; None = all; applied before top_k),
-    ``cross_class_nms``, ``half`` (fp16 autocast, CUDA only), ``warmup`` (run one dummy
+    ``cross_class_nms``, ``precision`` (``fp32`` with TF32 off, ``tf32``, or ``fp16`` autocast:
+    CUDA only, the CPU runs fp32; ``half=True`` is the old spelling of fp16), ``warmup`` (run one dummy
     image at construction), ``num_threads`` (CPU threads; None = leave torch's setting),
     ``optimize`` (run an inference copy with BatchNorm folded, merged head convs and
     channels-last layout; same outputs up to float rounding), ``model`` (an already built
@@ -125,6 +128,7 @@ class Segmenter:
         classes: "Iterable[str | int] | None" = None,
         cross_class_nms: bool = defaults.CROSS_CLASS_NMS,
         half: bool = False,
+        precision: str = defaults.PRECISION,
         warmup: bool = False,
         num_threads: int | None = None,
         optimize: bool = True,
@@ -164,10 +168,15 @@ class Segmenter:
                 self.model = model
             else:
                 self._net = self.model = model.to(self.device)
-        self.half = bool(half) and self.device.type == "cuda" and backend == "torch"
-        if half and not self.half:
-            log.warning("half=True needs CUDA and the torch backend (for onnxruntime export with --precision fp16); "
-                        "running in float32 on %s", self.device)
+        requested = "fp16" if half else precision
+        if requested not in defaults.PRECISIONS:
+            raise ValueError(f"unknown precision {requested!r}; choose from {', '.join(defaults.PRECISIONS)}")
+        cuda_torch = self.device.type == "cuda" and backend == "torch"
+        self.precision = requested if cuda_torch else "fp32"
+        if requested != self.precision:
+            log.warning("precision %s needs CUDA and the torch backend (for onnxruntime export with --precision fp16); "
+                        "running in float32 on %s", requested, self.device)
+        self._pinned: dict = {}
         self.score_threshold = score_threshold
         self.top_k = top_k
         self.nms_threshold = nms_threshold
@@ -308,46 +317,83 @@ class Segmenter:
             results = self._run(batch)
         return results[0] if single else results
 
-    def _sync(self):
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
+    @property
+    def half(self) -> bool:
+        """fp16 autocast in use (``precision == "fp16"``)."""
+        return self.precision == "fp16"
+
+    @contextlib.contextmanager
+    def _precision(self):
+        """The precision policy around the network: TF32 on only for ``tf32`` (restored after,
+        the flags are process-wide), fp16 autocast for ``fp16``."""
+        if self.device.type != "cuda":
+            yield
+            return
+        flags = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
+        tf32 = self.precision == "tf32"
+        torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = tf32
+        try:
+            with torch.autocast("cuda", dtype=torch.float16, enabled=self.precision == "fp16"):
+                yield
+        finally:
+            torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = flags
 
     def _run(self, batch: list[np.ndarray]) -> list[Instances]:
-        t = {s: 0.0 for s in STAGES}
-        t0 = time.perf_counter()
+        """Stage times come from :class:`_StageClock`: CUDA events on a GPU, so timing adds no
+        host synchronisation; the only syncs on the CUDA path are the counts post-processing
+        needs (kept detections, the mask window size) and the final device->host copies."""
+        clock = _StageClock(self.device)
+        start = clock.mark()
         x = self.preprocess(batch)
-        self._sync()
-        t1 = time.perf_counter()
-        t["preprocess"] = t1 - t0
+        pre = clock.mark()
         if self.backend == "torch":
-            with torch.autocast("cuda", dtype=torch.float16, enabled=self.half):
+            with self._precision():
                 feats = self._net.features(x)
-                self._sync()
-                t2 = time.perf_counter()
-                t["backbone_fpn"] = t2 - t1
+                body = clock.mark()
                 out = self._net.heads(feats, x.device)
-                self._sync()
-                t["heads"] = time.perf_counter() - t2
         else:
             out = self._net(x)  # one onnxruntime session run: the network is not split into stages
-            t["backbone_fpn"] = t["heads"] = float("nan")
-        t["forward"] = time.perf_counter() - t1
+            body = None
+        fwd = clock.mark()
         out = {k: v.float() for k, v in out.items()}
         settings = self.postprocess_settings
         rescore = self.cfg.use_maskiou
-        results = []
+        results, per_image = [], []
         for i, img in enumerate(batch):
-            t3 = time.perf_counter()
+            a = clock.mark()
             dets = select_detections(out, i, settings, with_masks=rescore)
             mask_iou = self._net.mask_iou(dets.masks, dets.classes) if rescore else None
-            t4 = time.perf_counter()
+            b = clock.mark()
             results.append(to_instances(dets, out["proto"][i], img.shape[0], img.shape[1], settings,
                                         self.class_names, mask_iou))
-            t["detect"] += t4 - t3
-            t["masks"] += time.perf_counter() - t4
-        t["total"] = time.perf_counter() - t0
-        self.timings = {k: v * 1000.0 for k, v in t.items()}
+            per_image.append((a, b, clock.mark()))
+        clock.finish()
+        nan = float("nan")
+        self.timings = {
+            "preprocess": clock.ms(start, pre),
+            "backbone_fpn": clock.ms(pre, body) if body is not None else nan,
+            "heads": clock.ms(body, fwd) if body is not None else nan,
+            "forward": clock.ms(pre, fwd),
+            "detect": sum(clock.ms(a, b) for a, b, _ in per_image),
+            "masks": sum(clock.ms(b, c) for _, b, c in per_image),
+            "total": clock.ms(start, clock.last),
+        }
         return results
+
+    def _to_device(self, host: torch.Tensor, slot: int) -> torch.Tensor:
+        """A host uint8 image on the device. On CUDA it goes through a pinned buffer kept per
+        batch slot and shape (reused: the previous call's copies finished before its results
+        reached the host), so the copy is asynchronous."""
+        if self.device.type != "cuda":
+            return host
+        key = (slot, tuple(host.shape))
+        buf = self._pinned.get(key)
+        if buf is None:
+            if len(self._pinned) > 16:  # many sizes: keep the memory bounded
+                self._pinned.clear()
+            buf = self._pinned[key] = torch.empty(host.shape, dtype=host.dtype, pin_memory=True)
+        buf.copy_(host)
+        return buf.to(self.device, non_blocking=True)
 
     def preprocess(self, batch: list[np.ndarray]) -> torch.Tensor:
         """BGR uint8 HxWx3 (or HxW mono) images -> network input [N,3,S,S] on the device
@@ -363,13 +409,45 @@ class Segmenter:
                 img = img[:, :, :3]
             if not img.flags.writeable or not img.flags.c_contiguous:
                 img = np.array(img, order="C")  # e.g. a read-only ROS message buffer: torch wants its own
-            x = torch.from_numpy(img).to(self.device, non_blocking=True)
+            x = self._to_device(torch.from_numpy(img), len(tensors))
             x = x.permute(2, 0, 1).unsqueeze(0).float()
             tensors.append(resize_and_normalize(x, s, self.cfg.backbone))
         x = torch.cat(tensors, 0)
         if getattr(self._net, "channels_last", False):
             x = x.contiguous(memory_format=torch.channels_last)
         return x
+
+
+class _StageClock:
+    """Stage boundaries of one call: ``time.perf_counter`` on the CPU, CUDA events on a GPU
+    (recorded in stream order; read after :meth:`finish`, so timing never syncs the host)."""
+
+    def __init__(self, device: torch.device):
+        self.cuda = device.type == "cuda"
+        self.marks: list = []
+
+    def mark(self) -> int:
+        if self.cuda:
+            event = torch.cuda.Event(enable_timing=True)
+            event.record()
+            self.marks.append(event)
+        else:
+            self.marks.append(time.perf_counter())
+        return len(self.marks) - 1
+
+    @property
+    def last(self) -> int:
+        return len(self.marks) - 1
+
+    def finish(self) -> None:
+        self.mark()
+        if self.cuda:
+            self.marks[-1].synchronize()  # the results are on the host already: nothing left to wait for
+
+    def ms(self, a: int, b: int) -> float:
+        if self.cuda:
+            return float(self.marks[a].elapsed_time(self.marks[b]))
+        return (self.marks[b] - self.marks[a]) * 1000.0
 
 
 def _check_image(img) -> None:

@@ -56,6 +56,16 @@ class CropMask:
     area: int
 
     @staticmethod
+    def from_instance(instances: Instances, j: int, box: np.ndarray, stride: int = 1) -> "CropMask":
+        """Instance ``j``'s mask read inside ``box`` from its box-sized window (no full frame)."""
+        h, w = instances.image_size
+        x1, y1 = max(int(math.floor(box[0])), 0), max(int(math.floor(box[1])), 0)
+        x2, y2 = min(int(math.ceil(box[2])), w), min(int(math.ceil(box[3])), h)
+        x1, y1 = x1 - x1 % stride, y1 - y1 % stride
+        crop = instances.mask_crop(j, x1, y1, max(x2 - x1, 0), max(y2 - y1, 0))[::stride, ::stride]
+        return CropMask(int(x1), int(y1), np.ascontiguousarray(crop), stride, int(np.count_nonzero(crop)))
+
+    @staticmethod
     def from_mask(mask: np.ndarray, box: np.ndarray | None = None, stride: int = 1) -> "CropMask":
         """From a full-frame bool mask [H,W], read inside ``box`` (x1, y1, x2, y2 pixels) or its own extent."""
         h, w = mask.shape
@@ -232,7 +242,7 @@ class Tracker:
         classes = np.asarray(instances.class_ids).reshape(n)
         crops: list[CropMask | None] = [None] * n
         if self.use_masks:
-            crops = [CropMask.from_mask(instances.masks[j], boxes[j], self.mask_stride) for j in range(n)]
+            crops = [CropMask.from_instance(instances, j, boxes[j], self.mask_stride) for j in range(n)]
         ids = np.zeros(n, np.int64)
         for c in np.unique(classes):
             det = np.flatnonzero(classes == c)

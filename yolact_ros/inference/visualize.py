@@ -37,9 +37,11 @@ def draw_instances(
     if draw_masks:
         tint = out.astype(np.float32)
         for i in order:
-            m = inst.masks[i]
+            x0, y0, m = inst.mask_window(i)  # box-sized: only the window is touched
+            region = tint[y0:y0 + m.shape[0], x0:x0 + m.shape[1]]
+            m = m[: region.shape[0], : region.shape[1]]
             color = np.array(class_color(inst.class_ids[i]), np.float32)
-            tint[m] = tint[m] * (1.0 - alpha) + color * alpha
+            region[m] = region[m] * (1.0 - alpha) + color * alpha
         out = tint.astype(np.uint8)
     h, w = out.shape[:2]
     scale = max(0.4, min(h, w) / 900.0)

@@ -82,13 +82,13 @@ def instances_to_masks(inst: Instances, header, *, ids=None) -> InstanceMaskArra
     mask_ids = _ids(inst, ids)
     out = InstanceMaskArray()
     out.header = header
-    height, width = inst.masks.shape[1:]
+    height, width = inst.image_size
     out.image_height, out.image_width = int(height), int(width)
     items = []
     if len(inst):
         for i in range(len(inst)):
             x0, y0, w, h = box_to_roi(inst.boxes[i], height, width)
-            crop = inst.masks[i, y0:y0 + h, x0:x0 + w]
+            crop = np.ascontiguousarray(inst.mask_crop(i, x0, y0, w, h))
             # bool -> 0/255 without a temporary: view as uint8 (0/1) and scale.
             mono = np.multiply(crop.view(np.uint8), 255, dtype=np.uint8)
             items.append(InstanceMask(

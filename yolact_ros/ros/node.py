@@ -379,7 +379,7 @@ class YolactNode(LifecycleNode):
             score_threshold=float(self._param("score_threshold")),
             top_k=int(self._param("top_k")),
             nms_threshold=nms if nms > 0 else None,
-            half=bool(self._param("half")),
+            precision=str(self._param("precision")),
             backend=str(self._param("backend")),
             cross_class_nms=bool(self._param("cross_class_nms")),
             num_threads=int(self._param("num_threads")) or None,

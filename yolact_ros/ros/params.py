@@ -59,7 +59,9 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("backend", defaults.BACKEND, "str",
               "What runs the network: torch (a .pth checkpoint) or onnxruntime (a .onnx file written by "
               "`yolact export`, given as weights; docs/onnx.md).", choices=defaults.BACKENDS),
-    ParamSpec("half", False, "bool", "Run the network in float16 (CUDA only; ignored with a warning on CPU)."),
+    ParamSpec("precision", defaults.PRECISION, "str",
+              "On CUDA: fp32 (TF32 off), tf32 or fp16 (autocast); the CPU runs fp32 (a warning says so).",
+              choices=defaults.PRECISIONS),
     ParamSpec("num_threads", 0, "int", "CPU threads for PyTorch; 0 = PyTorch's default.", min=0, max=256),
     ParamSpec("warmup", True, "bool", "Run one dummy frame at configure so the first real frame is not slow."),
     # --- cameras (applied at configure) -------------------------------------------------------
