@@ -15,10 +15,10 @@ class Instances:
     - ``box_scores`` float32 [N]    class confidence before mask re-scoring (= ``scores`` for YOLACT)
     - ``class_names`` tuple of str
 
-    Masks are kept **box-sized**: ``mask_windows`` bool [N,h,w] holds each instance's mask in a
-    window of the image whose top-left pixel is ``mask_origins[i]`` = (x0, y0); the mask is
-    False everywhere outside its window. The Segmenter pastes only these windows (one window
-    size per image, covering the largest box) and copies only them to the host. ``masks``
+    Masks are kept **box-sized**: ``mask_windows[i]`` (bool [h_i,w_i]) holds instance i's mask
+    in a window of the image whose top-left pixel is ``mask_origins[i]`` = (x0, y0); the mask
+    is False everywhere outside its window. The Segmenter pastes only these windows (instances
+    of similar size share a window size) and copies only them to the host. ``masks``
     gives the full-frame bool [N,H,W] masks (built on first use, then kept), the same values
     as a full-image paste; :meth:`mask_crop` reads any region without building them.
 
@@ -42,7 +42,7 @@ class Instances:
         else:
             if mask_windows is None or mask_origins is None or image_size is None:
                 raise ValueError("Instances needs masks= (full frame) or mask_windows=, mask_origins= and image_size=")
-            self.mask_windows = np.asarray(mask_windows, dtype=bool)
+            self.mask_windows = list(mask_windows)  # ragged: one bool [h_i, w_i] array each
             self.mask_origins = np.asarray(mask_origins, dtype=np.int64).reshape(-1, 2)
             self._size = (int(image_size[0]), int(image_size[1]))
             self._full = None
@@ -52,8 +52,7 @@ class Instances:
 
     def __repr__(self) -> str:
         h, w = self._size
-        return (f"Instances({len(self)} in {w}x{h}, windows {tuple(self.mask_windows.shape[1:])}, "
-                f"classes {self.labels})")
+        return f"Instances({len(self)} in {w}x{h}, classes {self.labels})"
 
     @property
     def image_size(self) -> tuple[int, int]:
@@ -104,7 +103,7 @@ class Instances:
             boxes=np.zeros((0, 4), np.float32),
             scores=np.zeros((0,), np.float32),
             class_ids=np.zeros((0,), np.int64),
-            mask_windows=np.zeros((0, 0, 0), bool),
+            mask_windows=[],
             mask_origins=np.zeros((0, 2), np.int64),
             image_size=(height, width),
             class_names=class_names,
@@ -112,10 +111,12 @@ class Instances:
 
     def __getitem__(self, idx) -> "Instances":
         """Select instances with an index array, slice or boolean mask."""
+        picked = np.arange(len(self))[idx]
         out = Instances(
             boxes=self.boxes[idx], scores=self.scores[idx], class_ids=self.class_ids[idx],
             box_scores=self.box_scores[idx], class_names=self.class_names,
-            mask_windows=self.mask_windows[idx], mask_origins=self.mask_origins[idx], image_size=self._size,
+            mask_windows=[self.mask_windows[k] for k in np.atleast_1d(picked)],
+            mask_origins=self.mask_origins[idx], image_size=self._size,
         )
         if self._full is not None:
             out._full = self._full[idx]

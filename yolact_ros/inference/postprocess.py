@@ -113,17 +113,22 @@ def to_instances(dets: Detections, proto: torch.Tensor, height: int, width: int,
     scores, box_scores = scores[order], box_scores[order]
     if len(dets):
         low_res = dets.masks if dets.masks is not None else assemble_masks(proto, dets.coeffs, dets.boxes)
-        windows, origins = paste_mask_windows(low_res, height, width, dets.boxes)
+        windows = [None] * len(dets)
+        origins = np.zeros((len(dets), 2), np.int64)
+        for idx, group, group_origins in paste_mask_windows(low_res, height, width, dets.boxes):
+            idx, group, group_origins = idx.tolist(), group.cpu().numpy(), group_origins.cpu().numpy()
+            for k, i in enumerate(idx):
+                windows[i] = group[k]
+            origins[idx] = group_origins
     else:
-        windows = torch.zeros((0, 0, 0), dtype=torch.bool)
-        origins = torch.zeros((0, 2), dtype=torch.long)
+        windows, origins = [], np.zeros((0, 2), np.int64)
     boxes = boxes_to_pixels(dets.boxes, height, width)
     return Instances(  # only the box-sized windows cross to the host
         boxes=boxes.cpu().numpy().astype(np.float32),
         scores=scores.cpu().numpy().astype(np.float32),
         class_ids=dets.classes.cpu().numpy().astype(np.int64),
-        mask_windows=windows.cpu().numpy(),
-        mask_origins=origins.cpu().numpy(),
+        mask_windows=windows,
+        mask_origins=origins,
         image_size=(height, width),
         box_scores=box_scores.cpu().numpy().astype(np.float32),
         class_names=class_names,
@@ -207,42 +212,51 @@ def paste_masks(masks: torch.Tensor, height: int, width: int, boxes: torch.Tenso
             part = masks[start : start + chunk].unsqueeze(0).float()
             out[start : start + chunk] = F.interpolate(part, (height, width), mode="bilinear", align_corners=False)[0] > threshold
         return out
-    windows, origins = paste_mask_windows(masks, height, width, boxes, threshold)
-    win_h, win_w = windows.shape[1:]
-    xs = origins[:, :1] + torch.arange(win_w, device=masks.device)  # [D,win_w]
-    ys = origins[:, 1:] + torch.arange(win_h, device=masks.device)  # [D,win_h]
-    flat_idx = (ys[:, :, None] * width + xs[:, None, :]).view(d, -1)
-    out.view(d, -1).scatter_(1, flat_idx, windows.view(d, -1))
+    for idx, windows, origins in paste_mask_windows(masks, height, width, boxes, threshold):
+        k, win_h, win_w = windows.shape
+        xs = origins[:, :1] + torch.arange(win_w, device=masks.device)  # [k,win_w]
+        ys = origins[:, 1:] + torch.arange(win_h, device=masks.device)  # [k,win_h]
+        flat_idx = (ys[:, :, None] * width + xs[:, None, :]).view(k, -1)
+        rows = torch.zeros((k, height * width), dtype=torch.bool, device=masks.device)
+        out.view(d, -1)[idx] = rows.scatter_(1, flat_idx, windows.view(k, -1))
     return out
 
 
 def paste_mask_windows(masks: torch.Tensor, height: int, width: int, boxes: torch.Tensor,
-                       threshold: float = MASK_THRESHOLD) -> tuple[torch.Tensor, torch.Tensor]:
+                       threshold: float = MASK_THRESHOLD, group: int = 16) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     """Soft low-res masks [D,h,w] cropped with ``boxes`` (relative xyxy [D,4]) -> the
-    ``height`` x ``width`` masks as box-sized windows: bool [D,win_h,win_w] (one size for all,
-    covering the largest box's support, each shifted to lie inside the image) and their
-    top-left pixels long [D,2] (x0, y0). Outside its window a mask is exactly False, so the
-    windows hold the same values as a full-image bilinear resize (align_corners=False) >
-    ``threshold``. Runs on the masks' device; no host synchronisation but the window size."""
+    ``height`` x ``width`` masks as box-sized windows, in groups of up to ``group`` instances
+    of similar size: ``[(index long [k], windows bool [k,wh,ww], origins long [k,2] (x0, y0))]``.
+    A group's windows share one size (its largest box's support), each shifted to lie inside
+    the image. Outside its window a mask is exactly False, so the windows hold the same values
+    as a full-image bilinear resize (align_corners=False) > ``threshold``. Runs on the masks'
+    device; one host synchronisation: the window sizes (tensor shapes) must be known."""
     d, h, w = masks.shape
     sy, sx = height / h, width / w
     # the crop keeps low-res pixels inside box +-1 px; bilinear reads one more: 2 low-res px + 1 px margin
     x1, x2 = sanitize_coordinates(boxes[:, 0], boxes[:, 2], width, padding=int(2 * sx) + 2)
     y1, y2 = sanitize_coordinates(boxes[:, 1], boxes[:, 3], height, padding=int(2 * sy) + 2)
-    # one sync: the window size (a tensor shape) must be known on the host
-    span = torch.stack(((x2 - x1).max(), (y2 - y1).max())).ceil().tolist()
-    win_w, win_h = int(min(width, span[0] + 1)), int(min(height, span[1] + 1))
-    # equal-size windows, shifted to lie inside the image (they still cover each box's support)
-    x0 = x1.floor().long().clamp(0, width - win_w)
-    y0 = y1.floor().long().clamp(0, height - win_h)
-    xs = x0[:, None] + torch.arange(win_w, device=masks.device)  # [D,win_w]
-    ys = y0[:, None] + torch.arange(win_h, device=masks.device)  # [D,win_h]
-    # F.interpolate's source coordinate, expressed as grid_sample's normalised coordinate
-    gx = (2.0 * ((xs.to(masks.dtype) + 0.5) * (w / width) - 0.5) + 1.0) / w - 1.0
-    gy = (2.0 * ((ys.to(masks.dtype) + 0.5) * (h / height) - 0.5) + 1.0) / h - 1.0
-    grid = torch.stack((gx[:, None, :].expand(-1, win_h, -1), gy[:, :, None].expand(-1, -1, win_w)), dim=-1)
-    vals = F.grid_sample(masks.unsqueeze(1).float(), grid, mode="bilinear", padding_mode="border", align_corners=False)
-    return vals[:, 0] > threshold, torch.stack((x0, y0), dim=1)
+    spans = torch.stack((x2 - x1, y2 - y1), dim=1).ceil().long().tolist()  # the one sync
+    order = sorted(range(d), key=lambda k: spans[k][0] * spans[k][1])
+    out = []
+    for start in range(0, d, group):
+        ids = order[start:start + group]
+        win_w = int(min(width, max(spans[k][0] for k in ids) + 1))
+        win_h = int(min(height, max(spans[k][1] for k in ids) + 1))
+        idx = torch.tensor(ids, device=masks.device)
+        # equal-size windows, shifted to lie inside the image (they still cover each box's support)
+        x0 = x1[idx].floor().long().clamp(0, width - win_w)
+        y0 = y1[idx].floor().long().clamp(0, height - win_h)
+        xs = x0[:, None] + torch.arange(win_w, device=masks.device)  # [k,win_w]
+        ys = y0[:, None] + torch.arange(win_h, device=masks.device)  # [k,win_h]
+        # F.interpolate's source coordinate, expressed as grid_sample's normalised coordinate
+        gx = (2.0 * ((xs.to(masks.dtype) + 0.5) * (w / width) - 0.5) + 1.0) / w - 1.0
+        gy = (2.0 * ((ys.to(masks.dtype) + 0.5) * (h / height) - 0.5) + 1.0) / h - 1.0
+        grid = torch.stack((gx[:, None, :].expand(-1, win_h, -1), gy[:, :, None].expand(-1, -1, win_w)), dim=-1)
+        vals = F.grid_sample(masks[idx].unsqueeze(1).float(), grid, mode="bilinear", padding_mode="border",
+                             align_corners=False)
+        out.append((idx, vals[:, 0] > threshold, torch.stack((x0, y0), dim=1)))
+    return out
 
 
 def boxes_to_pixels(boxes: torch.Tensor, height: int, width: int) -> torch.Tensor:
