@@ -49,12 +49,12 @@ def run(n: int, shared: bool, args, frames) -> dict:
     topics = {cam: f"/bench_cams/{cam}/image_raw" for cam in cams}
     if shared:
         procs = [NodeProcess("multi", NS, {"weights": args.weights, "num_threads": args.threads, "cameras": cams},
-                             remaps={f"{cam}/image": topics[cam] for cam in cams})]
+                             remaps={f"{cam}/image": topics[cam] for cam in cams}, env=args.node_env)]
         outputs = {cam: f"{NS}/{cam}" for cam in cams}
     else:
         threads = max(1, args.threads // n)
         procs = [NodeProcess(f"single_{cam}", f"{NS}/{cam}", {"weights": args.weights, "num_threads": threads},
-                             remaps={"image": topics[cam]}) for cam in cams]
+                             remaps={"image": topics[cam]}, env=args.node_env) for cam in cams]
         outputs = {cam: f"{NS}/{cam}" for cam in cams}
     clients = {cam: StampRecorder(outputs[cam], topics[cam]) for cam in cams}
     for c in clients.values():
@@ -103,17 +103,21 @@ def main() -> int:
     ap.add_argument("--rate", type=float, default=15.0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--weights", default=str(REPO / "models" / "demo" / "yolact_synth_demo.pth"))
+    ap.add_argument("--node-env", nargs="*", default=[], metavar="KEY=VALUE",
+                    help="environment of the node processes, e.g. THP_MEM_ALLOC_ENABLE=1")
+    ap.add_argument("--variants", nargs="+", choices=("shared", "separate"), default=["shared", "separate"])
     args = ap.parse_args()
+    args.node_env = dict(kv.split("=", 1) for kv in args.node_env)
     problem = ros_problem()
     if problem:
         print(f"cannot run: {problem}", file=sys.stderr)
         return 2
     frames = _frames(args.rate)
     print(f"{args.seconds:g} s per configuration after 5 s warm-up, {args.rate:g} Hz per camera, 640x480 bgr8, "
-          f"demo model, {args.threads} threads in all")
+          f"demo model, {args.threads} threads in all" + (f", node env {args.node_env}" if args.node_env else ""))
     print(f"{'cameras':>7} {'variant':<18} {'fps/camera':>10} {'fps total':>9} {'p50 ms':>8} {'p95 ms':>8} {'RSS MB':>8}")
     for n in args.cameras:
-        for shared in (True, False):
+        for shared in [v == "shared" for v in args.variants]:
             if n == 1 and not shared:
                 continue  # the same thing
             r = run(n, shared, args, frames)

@@ -1,0 +1,168 @@
+"""The CUDA path (marker ``cuda``): skipped, and reported as skipped, without a CUDA device.
+
+``YOLACT_TEST_DEVICE=cpu`` runs the same steps on the CPU (the dry run of
+``scripts/gpu_check.sh --dry-run``), so a mistake here cannot waste a lent GPU's minutes; the
+precision comparisons are then fp32 against fp32. Needs only torch, torchvision, numpy,
+scikit-image and pytest (what the lent machine has): no pycocotools, no ROS.
+
+The rule for tf32 and fp16 against fp32 (on every golden): at least 95 % of the fp32
+detections have a partner of the same class with box IoU >= 0.9 and |score difference| <=
+0.02, and matched masks overlap by IoU >= 0.9. Reduced precision reorders near-tied scores
+and moves boxes by a fraction of a pixel; this rule tolerates that and nothing more.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import torch
+
+import test_golden_parity as parity
+from golden_compare import golden_files, load
+from yolact_ros.inference.instances import Instances
+from yolact_ros.inference.postprocess import paste_mask_windows, paste_masks
+from yolact_ros.model.boxes import box_iou, crop_masks
+from yolact_ros.model.golden_weights import reference_model
+from yolact_ros.segmenter import Segmenter
+
+pytestmark = pytest.mark.cuda
+DEVICE = os.environ.get("YOLACT_TEST_DEVICE", "cuda")
+FILES = golden_files()
+
+
+@pytest.fixture(scope="module")
+def device():
+    if DEVICE.startswith("cuda") and not torch.cuda.is_available():
+        pytest.skip("no CUDA device (YOLACT_TEST_DEVICE=cpu runs these steps on the CPU)")
+    return torch.device(DEVICE)
+
+
+def _segmenter(config, device, precision="fp32", **settings):
+    settings = {"score_threshold": 0.0, "top_k": 100, **settings}
+    return Segmenter(model=reference_model(config), device=str(device), precision=precision, **settings)
+
+
+@pytest.fixture(scope="module", params=FILES, ids=[p.stem for p in FILES])
+def case(request, device):
+    data, meta, seg, raw, inst, bgr = parity.load_case(request.param, lambda c: _segmenter(c, device))
+    return data, meta, seg, {k: v.float().cpu() for k, v in raw.items()}, inst, bgr
+
+
+@pytest.mark.parametrize("name", ["input", "priors", "loc", "conf", "mask", "proto"])
+def test_golden_raw_outputs_fp32(case, name):
+    """fp32 on the device (TF32 off) within the CPU tolerances."""
+    parity.test_raw_outputs(case, name)
+
+
+def test_golden_detections_fp32(case):
+    parity.test_final_detections_and_masks(case)
+
+
+def _matched_fraction(ref: Instances, other: Instances) -> tuple[float, list[str]]:
+    problems = []
+    if len(ref) == 0:
+        return 1.0, problems
+    iou = box_iou(torch.from_numpy(ref.boxes), torch.from_numpy(other.boxes)).numpy() if len(other) else \
+        np.zeros((len(ref), 0))
+    used, matched = set(), 0
+    for i in range(len(ref)):
+        ok = [j for j in np.argsort(-iou[i]) if j not in used and iou[i, j] >= 0.9
+              and other.class_ids[j] == ref.class_ids[i] and abs(other.scores[j] - ref.scores[i]) <= 0.02]
+        if not ok:
+            continue
+        j = ok[0]
+        used.add(j)
+        a, b = ref.masks[i], other.masks[j]
+        union = np.logical_or(a, b).sum()
+        mask_iou = np.logical_and(a, b).sum() / union if union else 1.0
+        if mask_iou < 0.9:
+            problems.append(f"detection {i}: mask IoU {mask_iou:.3f}")
+        matched += 1
+    return matched / len(ref), problems
+
+
+@pytest.mark.parametrize("precision", ["tf32", "fp16"])
+@pytest.mark.parametrize("path", FILES, ids=[p.stem for p in FILES])
+def test_reduced_precision_against_fp32(device, path, precision):
+    import skimage.data
+
+    _, meta = load(path)
+    bgr = np.ascontiguousarray(getattr(skimage.data, meta["image"])()[:, :, ::-1])
+    ref = _segmenter(meta["config"], device)(bgr)
+    low = _segmenter(meta["config"], device, precision)(bgr)
+    fraction, problems = _matched_fraction(ref, low)
+    assert fraction >= 0.95, f"{precision}: {fraction:.1%} of fp32 detections matched"
+    assert not problems, problems[:5]
+
+
+def test_deform_conv_on_the_device_vs_the_cpu_formulation(device):
+    from torchvision.ops import deform_conv2d
+
+    from yolact_ros.model.dcn import DCN, deform_conv2d_cpu
+
+    torch.manual_seed(0)
+    dcn = DCN(16, 24, 3, stride=2, padding=1).eval()
+    torch.nn.init.normal_(dcn.conv_offset_mask.weight, std=0.3)
+    torch.nn.init.normal_(dcn.conv_offset_mask.bias, std=1.0)
+    x = torch.randn(2, 16, 23, 17)
+    with torch.no_grad():
+        offset, mask = dcn.offsets_and_mask(x)
+    flags = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = False
+    try:
+        for scale in (1.0, 20.0):  # 20x: samples outside the image
+            with torch.no_grad():
+                fast = deform_conv2d_cpu(x, offset * scale, dcn.weight, dcn.bias, 2, 1, 1, mask)
+                on_device = deform_conv2d(x.to(device), (offset * scale).to(device), dcn.weight.to(device),
+                                          dcn.bias.to(device), stride=2, padding=1, mask=mask.to(device))
+            assert (on_device.cpu() - fast).abs().max() < 2e-5 * max(1.0, float(fast.abs().max()))
+    finally:
+        torch.backends.cudnn.allow_tf32 = flags
+
+
+def test_batch_of_four_equals_four_single_calls(device):
+    import skimage.data
+
+    seg = _segmenter("yolact_plus_resnet50", device, top_k=15, score_threshold=0.1)
+    images = [np.ascontiguousarray(getattr(skimage.data, n)()[::2, ::2, ::-1]) for n in
+              ("astronaut", "coffee", "chelsea", "rocket")]
+    batched = seg(images)
+    for img, b in zip(images, batched):
+        single = seg(img)
+        assert len(single) == len(b)
+        np.testing.assert_allclose(single.boxes, b.boxes, atol=0.5)
+        np.testing.assert_allclose(single.scores, b.scores, atol=1e-3)
+        assert (single.masks != b.masks).mean() < 0.005
+
+
+def test_box_sized_masks_equal_full_frame_on_the_device(device):
+    g = torch.Generator().manual_seed(1)
+    low = torch.rand(40, 138, 138, generator=g) * 2 - 0.5
+    corners = torch.sort(torch.rand(40, 2, 2, generator=g), dim=1).values
+    boxes = corners.transpose(1, 2).reshape(40, 4)[:, [0, 2, 1, 3]]
+    low = crop_masks(low, boxes).to(device)
+    boxes = boxes.to(device)
+    full = paste_masks(low, 1080, 1920, boxes).cpu().numpy()
+    windows, origins = [None] * 40, np.zeros((40, 2), np.int64)
+    for idx, group, group_origins in paste_mask_windows(low, 1080, 1920, boxes):
+        for k, i in enumerate(idx.tolist()):
+            windows[i], origins[i] = group[k].cpu().numpy(), group_origins[k].cpu().numpy()
+    inst = Instances(np.zeros((40, 4), np.float32), np.ones(40, np.float32), np.zeros(40, np.int64),
+                     mask_windows=windows, mask_origins=origins, image_size=(1080, 1920))
+    assert np.array_equal(inst.masks, full)
+
+
+def test_no_device_memory_growth(device):
+    import skimage.data
+
+    seg = _segmenter("yolact_resnet50", device, top_k=15, score_threshold=0.15)
+    img = np.ascontiguousarray(skimage.data.astronaut()[:, :, ::-1])
+    frames = 200 if device.type == "cuda" else 10
+    for _ in range(10):
+        seg(img)
+    before = torch.cuda.memory_allocated(device) if device.type == "cuda" else 0
+    for _ in range(frames):
+        seg(img)
+    after = torch.cuda.memory_allocated(device) if device.type == "cuda" else 0
+    assert after - before <= 1 << 20, f"{(after - before) / 2**20:.1f} MiB more after {frames} frames"
