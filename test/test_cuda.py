@@ -146,7 +146,7 @@ def test_box_sized_masks_equal_full_frame_on_the_device(device):
     full = paste_masks(low, 1080, 1920, boxes).cpu().numpy()
     windows, origins = [None] * 40, np.zeros((40, 2), np.int64)
     for idx, group, group_origins in paste_mask_windows(low, 1080, 1920, boxes):
-        for k, i in enumerate(idx.tolist()):
+        for k, i in enumerate(idx):
             windows[i], origins[i] = group[k].cpu().numpy(), group_origins[k].cpu().numpy()
     inst = Instances(np.zeros((40, 4), np.float32), np.ones(40, np.float32), np.zeros(40, np.int64),
                      mask_windows=windows, mask_origins=origins, image_size=(1080, 1920))

@@ -248,7 +248,7 @@ def test_box_sized_masks_equal_the_full_frame_paste(seg, photo):
     groups = paste_mask_windows(low, 123, 201, boxes, group=3)  # 3 groups of similar size
     assert len(groups) == 3
     for idx, group_windows, group_origins in groups:
-        for k, i in enumerate(idx.tolist()):
+        for k, i in enumerate(idx):
             windows[i], origins[i] = group_windows[k].numpy(), group_origins[k].numpy()
     made = Instances(np.zeros((7, 4), np.float32), np.ones(7, np.float32), np.zeros(7, np.int64),
                      mask_windows=windows, mask_origins=origins, image_size=(123, 201))

@@ -105,6 +105,7 @@ def to_instances(dets: Detections, proto: torch.Tensor, height: int, width: int,
     if mask_iou is not None and len(dets):
         scores = box_scores * mask_iou
         keep = scores > settings.score_threshold if settings.score_threshold > 0 else torch.ones_like(scores, dtype=torch.bool)
+        # sync (a count): how many re-scored detections stay above the threshold
         order = torch.argsort(scores.masked_fill(~keep, float("-inf")), descending=True)[: int(keep.sum())]
     else:
         order = torch.arange(len(dets), device=scores.device)
@@ -116,7 +117,7 @@ def to_instances(dets: Detections, proto: torch.Tensor, height: int, width: int,
         windows = [None] * len(dets)
         origins = np.zeros((len(dets), 2), np.int64)
         for idx, group, group_origins in paste_mask_windows(low_res, height, width, dets.boxes):
-            idx, group, group_origins = idx.tolist(), group.cpu().numpy(), group_origins.cpu().numpy()
+            group, group_origins = group.cpu().numpy(), group_origins.cpu().numpy()  # the windows' copy to the host
             for k, i in enumerate(idx):
                 windows[i] = group[k]
             origins[idx] = group_origins
@@ -155,6 +156,7 @@ def fast_nms(
     <= ``nms_thresh`` (Fast NMS: suppressed boxes still suppress).  The survivors
     of all classes are sorted and the best ``max_num_detections`` returned.
     """
+    # sync (a count): the number of candidate priors sets the shapes below
     cand = torch.nonzero(conf[:, 1:].max(dim=1).values > conf_thresh).squeeze(1)  # prior indices
     if cand.numel() == 0:
         dev = loc.device
@@ -218,15 +220,15 @@ def paste_masks(masks: torch.Tensor, height: int, width: int, boxes: torch.Tenso
         ys = origins[:, 1:] + torch.arange(win_h, device=masks.device)  # [k,win_h]
         flat_idx = (ys[:, :, None] * width + xs[:, None, :]).view(k, -1)
         rows = torch.zeros((k, height * width), dtype=torch.bool, device=masks.device)
-        out.view(d, -1)[idx] = rows.scatter_(1, flat_idx, windows.view(k, -1))
+        out.view(d, -1)[torch.tensor(idx, device=masks.device)] = rows.scatter_(1, flat_idx, windows.view(k, -1))
     return out
 
 
 def paste_mask_windows(masks: torch.Tensor, height: int, width: int, boxes: torch.Tensor,
-                       threshold: float = MASK_THRESHOLD, group: int = 16) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+                       threshold: float = MASK_THRESHOLD, group: int = 16) -> list[tuple[list[int], torch.Tensor, torch.Tensor]]:
     """Soft low-res masks [D,h,w] cropped with ``boxes`` (relative xyxy [D,4]) -> the
     ``height`` x ``width`` masks as box-sized windows, in groups of up to ``group`` instances
-    of similar size: ``[(index long [k], windows bool [k,wh,ww], origins long [k,2] (x0, y0))]``.
+    of similar size: ``[(indices (list of k ints), windows bool [k,wh,ww], origins long [k,2] (x0, y0))]``.
     A group's windows share one size (its largest box's support), each shifted to lie inside
     the image. Outside its window a mask is exactly False, so the windows hold the same values
     as a full-image bilinear resize (align_corners=False) > ``threshold``. Runs on the masks'
@@ -255,7 +257,7 @@ def paste_mask_windows(masks: torch.Tensor, height: int, width: int, boxes: torc
         grid = torch.stack((gx[:, None, :].expand(-1, win_h, -1), gy[:, :, None].expand(-1, -1, win_w)), dim=-1)
         vals = F.grid_sample(masks[idx].unsqueeze(1).float(), grid, mode="bilinear", padding_mode="border",
                              align_corners=False)
-        out.append((idx, vals[:, 0] > threshold, torch.stack((x0, y0), dim=1)))
+        out.append((ids, vals[:, 0] > threshold, torch.stack((x0, y0), dim=1)))
     return out
 
 
