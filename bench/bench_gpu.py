@@ -10,7 +10,9 @@ stream order, read once the results are on the host; never a bare ``perf_counter
 ``--warmup`` calls, back to back on the same image (the astronaut, resized), the reference
 weights (no trained weights needed: the timing does not depend on them, the number of
 instances does, so ``all100`` keeps 100). Batch 4: four copies of the image in one call; the
-table gives per-call and per-image figures. Asserts nothing.
+table gives per-call and per-image figures. On CUDA every batch-1 row is also run with the
+network as a CUDA graph (``+G``; ``cuda_graph_used`` false in the JSON if the capture fell
+back to eager). Asserts nothing.
 """
 from __future__ import annotations
 
@@ -109,15 +111,21 @@ def main(argv: list[str] | None = None) -> int:
         for precision in plan["precisions"]:
             if device.type != "cuda" and precision != "fp32":
                 continue  # the CPU runs fp32 only
-            segs = {s: Segmenter(model=model, device=str(device), precision=precision, **SETTINGS[s])
-                    for s in plan["settings"]}
-            for size, setting, batch in itertools.product(plan["sizes"], plan["settings"], plan["batches"]):
+            graph_modes = [False, True] if device.type == "cuda" and plan.get("graphs", True) else [False]
+            segs = {(s, g): Segmenter(model=model, device=str(device), precision=precision, cuda_graph=g,
+                                      **SETTINGS[s]) for s in plan["settings"] for g in graph_modes}
+            for size, setting, batch, graph in itertools.product(plan["sizes"], plan["settings"], plan["batches"],
+                                                                 graph_modes):
+                if graph and batch != 1:
+                    continue  # graphs side by side with eager at batch 1
                 w, h = (int(v) for v in size.lower().split("x"))
                 image = cv2.resize(base, (w, h), interpolation=cv2.INTER_LINEAR)
+                seg = segs[(setting, graph)]
                 row = {"config": config, "precision": precision, "batch": batch, "size": size, "settings": setting,
-                       "device": name, **run_row(segs[setting], image, batch, plan["frames"], plan["warmup"])}
+                       "cuda_graph": graph, "device": name, **run_row(seg, image, batch, plan["frames"], plan["warmup"])}
+                row["cuda_graph_used"] = bool(seg.cuda_graph)
                 rows.append(row)
-                print(f"{config:21s} {precision:4s} {batch:>1d} {size:>9s} {setting:7s} {row['instances']:>4d} "
+                print(f"{config[:19] + ('+G' if graph else ''):21s} {precision:4s} {batch:>1d} {size:>9s} {setting:7s} {row['instances']:>4d} "
                       f"{row['preprocess_ms']:6.2f} {row['forward_ms']:7.2f} {row['detect_ms']:6.2f} "
                       f"{row['masks_ms']:6.2f} {row['total_ms']:7.2f} {row['total_p90_ms']:7.2f} "
                       f"{row['images_per_s']:7.1f} {100 * row['postprocess_share']:5.1f}", flush=True)

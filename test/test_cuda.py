@@ -96,6 +96,23 @@ def test_reduced_precision_against_fp32(device, path, precision):
     assert not problems, problems[:5]
 
 
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_cuda_graph_equals_eager(device, precision):
+    import skimage.data
+
+    img = np.ascontiguousarray(skimage.data.astronaut()[:, :, ::-1])
+    eager = _segmenter("yolact_plus_resnet50", device, precision, top_k=15, score_threshold=0.1)
+    graphed = _segmenter("yolact_plus_resnet50", device, precision, top_k=15, score_threshold=0.1,
+                         cuda_graph=True)
+    ref = eager(img)
+    for _ in range(3):  # capture, then replays
+        got = graphed(img)
+    assert graphed.cuda_graph == (device.type == "cuda"), "the capture fell back to eager"
+    assert len(got) == len(ref)
+    np.testing.assert_allclose(got.boxes, ref.boxes, atol=0.5)
+    np.testing.assert_allclose(got.scores, ref.scores, atol=1e-3 if precision == "fp32" else 2e-2)
+
+
 def test_deform_conv_on_the_device_vs_the_cpu_formulation(device):
     from torchvision.ops import deform_conv2d
 

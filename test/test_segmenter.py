@@ -142,6 +142,8 @@ def test_half_on_cpu_falls_back_to_float(photo):
     for precision in ("tf32", "fp16"):  # CUDA-only policies: the CPU runs fp32 (with a warning)
         seg = Segmenter(model=reference_model(SMALL), device="cpu", precision=precision, top_k=10)
         assert seg.precision == "fp32"
+    seg = Segmenter(model=reference_model(SMALL), device="cpu", cuda_graph=True, top_k=10)
+    assert seg.cuda_graph is False and len(seg(photo)) == 10  # CUDA only: eager on the CPU
     with pytest.raises(ValueError, match="unknown precision 'bf16'"):
         Segmenter(model=reference_model(SMALL), device="cpu", precision="bf16")
 

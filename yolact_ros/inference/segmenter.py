@@ -102,7 +102,9 @@ class Segmenter:
     strictly above), ``top_k`` (max instances per image), ``nms_threshold`` (None = the
     config's), ``classes`` (names or 0-based ids to keep; None = all; applied before top_k),
     ``cross_class_nms``, ``precision`` (``fp32`` with TF32 off, ``tf32``, or ``fp16`` autocast:
-    CUDA only, the CPU runs fp32; ``half=True`` is the old spelling of fp16), ``warmup`` (run one dummy
+    CUDA only, the CPU runs fp32; ``half=True`` is the old spelling of fp16), ``cuda_graph``
+    (replay the network body as a CUDA graph per input shape; off by default until measured
+    faster on a GPU, eager fallback; CUDA only), ``warmup`` (run one dummy
     image at construction), ``num_threads`` (CPU threads; None = leave torch's setting),
     ``optimize`` (run an inference copy with BatchNorm folded, merged head convs and
     channels-last layout; same outputs up to float rounding), ``model`` (an already built
@@ -129,6 +131,7 @@ class Segmenter:
         cross_class_nms: bool = defaults.CROSS_CLASS_NMS,
         half: bool = False,
         precision: str = defaults.PRECISION,
+        cuda_graph: bool = False,
         warmup: bool = False,
         num_threads: int | None = None,
         optimize: bool = True,
@@ -177,6 +180,10 @@ class Segmenter:
             log.warning("precision %s needs CUDA and the torch backend (for onnxruntime export with --precision fp16); "
                         "running in float32 on %s", requested, self.device)
         self._pinned: dict = {}
+        self._graphs: dict = {}
+        self.cuda_graph = bool(cuda_graph) and cuda_torch
+        if cuda_graph and not self.cuda_graph:
+            log.warning("cuda_graph=True needs CUDA and the torch backend; running eagerly on %s", self.device)
         self.score_threshold = score_threshold
         self.top_k = top_k
         self.nms_threshold = nms_threshold
@@ -346,7 +353,10 @@ class Segmenter:
         start = clock.mark()
         x = self.preprocess(batch)
         pre = clock.mark()
-        if self.backend == "torch":
+        if self.backend == "torch" and self.cuda_graph:
+            out = self._graph_forward(x)  # one replay: the body is not split into stages
+            body = None
+        elif self.backend == "torch":
             with self._precision():
                 feats = self._net.features(x)
                 body = clock.mark()
@@ -379,6 +389,38 @@ class Segmenter:
             "total": clock.ms(start, clock.last),
         }
         return results
+
+    def _graph_forward(self, x: torch.Tensor) -> dict:
+        """The network body as a captured CUDA graph, one per input shape (fixed-size input:
+        one graph per batch size). Captured on first use (three warm-up runs on a side stream,
+        then the capture); the outputs live in the graph's static buffers, valid until the next
+        call (post-processing reads them before returning). A capture that fails switches the
+        Segmenter back to eager execution with one warning."""
+        key = (tuple(x.shape), self.precision)
+        entry = self._graphs.get(key)
+        if entry is None:
+            try:
+                static_in = x.clone(memory_format=torch.preserve_format)
+                side = torch.cuda.Stream(self.device)
+                side.wait_stream(torch.cuda.current_stream(self.device))
+                with torch.cuda.stream(side), self._precision():
+                    for _ in range(3):
+                        self._net(static_in)
+                torch.cuda.current_stream(self.device).wait_stream(side)
+                graph = torch.cuda.CUDAGraph()
+                with torch.cuda.graph(graph), self._precision():
+                    static_out = self._net(static_in)
+                entry = self._graphs[key] = (graph, static_in, static_out)
+            except Exception as exc:  # noqa: BLE001 - eager still works
+                log.warning("CUDA graph capture failed (%s: %s); running eagerly", type(exc).__name__, exc)
+                self.cuda_graph = False
+                self._graphs.clear()
+                with self._precision():
+                    return self._net(x)
+        graph, static_in, static_out = entry
+        static_in.copy_(x)
+        graph.replay()
+        return static_out
 
     def _to_device(self, host: torch.Tensor, slot: int) -> torch.Tensor:
         """A host uint8 image on the device. On CUDA it goes through a pinned buffer kept per

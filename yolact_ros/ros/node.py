@@ -380,6 +380,7 @@ class YolactNode(LifecycleNode):
             top_k=int(self._param("top_k")),
             nms_threshold=nms if nms > 0 else None,
             precision=str(self._param("precision")),
+            cuda_graph=bool(self._param("cuda_graph")),
             backend=str(self._param("backend")),
             cross_class_nms=bool(self._param("cross_class_nms")),
             num_threads=int(self._param("num_threads")) or None,

@@ -62,6 +62,9 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("precision", defaults.PRECISION, "str",
               "On CUDA: fp32 (TF32 off), tf32 or fp16 (autocast); the CPU runs fp32 (a warning says so).",
               choices=defaults.PRECISIONS),
+    ParamSpec("cuda_graph", False, "bool",
+              "Replay the network body as a CUDA graph (fixed input size; CUDA only, eager fallback). Off "
+              "until measured faster on a GPU (BENCHMARKS.md)."),
     ParamSpec("num_threads", 0, "int", "CPU threads for PyTorch; 0 = PyTorch's default.", min=0, max=256),
     ParamSpec("warmup", True, "bool", "Run one dummy frame at configure so the first real frame is not slow."),
     # --- cameras (applied at configure) -------------------------------------------------------
