@@ -9,6 +9,13 @@
    one frame in flight at a time.
 2. A stream at --rate Hz (faster than the model) for --duration s: latency must not grow
    (first 10 s vs last 10 s p50), frames are dropped instead of queued.
+3. The Segmenter inside the node vs the bare Segmenter (same weights, settings, image and
+   torch threads), alternated in rounds: a block of --frames frames sent back to back to the
+   node (the next frame leaves when the previous output arrived, so the worker never idles
+   longer than one round trip; the node's own per-frame Segmenter time is read from its
+   diagnostics), then a block of calls of a bare Segmenter in this process, back to back,
+   while the node idles. Pacing matters: on these VMs a Segmenter called after a 2 s pause
+   is ~20 % slower than back to back, so both sides are paced the same way.
 
 The node runs as a separate process exactly as launch starts it; the model is YOLACT ResNet-50
 with the deterministic reference weights (no trained weights ship anywhere), score_threshold 0
@@ -18,6 +25,10 @@ from __future__ import annotations
 
 import argparse
 import os
+
+# The bare Segmenter of section 3 runs in this process: the same OpenMP setting as the node's
+# (yolact_ros.ros.main sets it before torch loads), or spinning threads make it slower.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import signal
 import sys
 import tempfile
@@ -154,6 +165,27 @@ def stream(client, rgb: np.ndarray, rate: float, duration: float) -> dict:
     }
 
 
+def node_vs_bare(client, rgb: np.ndarray, weights: Path, frames: int, rounds: int, threads: int) -> dict:
+    """Medians of the node's per-frame Segmenter time and the bare Segmenter's, alternated."""
+    import torch
+
+    from yolact_ros.inference.segmenter import Segmenter
+
+    # the node's threads: num_threads, or PyTorch's default in a fresh process (make_weights set 1 here)
+    torch.set_num_threads(threads or os.cpu_count() or 1)
+    bare = Segmenter(weights=str(weights), device="cpu", score_threshold=0.0, top_k=15)
+    bgr = rgb[:, :, ::-1]  # what the node gets from an rgb8 message: a BGR view
+    for _ in range(2):
+        bare(bgr)
+    node_ms, bare_ms = [], []
+    for _ in range(rounds):
+        node_ms += [latency_block(client, rgb, 1)["segmenter_p50"] for _ in range(frames)]
+        for _ in range(frames):
+            bare(bgr)
+            bare_ms.append(bare.timings["total"])
+    return {"node": float(np.median(node_ms)), "bare": float(np.median(bare_ms)), "n": len(node_ms)}
+
+
 def _collect_segmenter_times(client, out: dict) -> None:
     for values in client.statuses(NODE, lambda v: Key.LAST_STAMP in v):
         out[values[Key.LAST_STAMP]] = float(values[Key.LAST_SEGMENTER])
@@ -207,6 +239,11 @@ def main(argv=None) -> int:
               f"(not built when nobody subscribes)")
         client.unsubscribe_visualization()
         client.spin_until(lambda: False, 2.0)
+
+        nb = node_vs_bare(client, frame(640, 480), weights, args.frames, 3, args.num_threads)
+        print(f"\n# Segmenter in the node vs bare, 640x480, back to back, 3 alternated rounds of {args.frames}: "
+              f"node {nb['node']:.1f} ms, bare {nb['bare']:.1f} ms p50, node/bare {nb['node'] / nb['bare']:.3f}",
+              flush=True)
 
         print(f"\n# stream: 640x480 at {args.rate:g} Hz for {args.duration:g} s", flush=True)
         s = stream(client, frame(640, 480), args.rate, args.duration)
