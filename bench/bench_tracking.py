@@ -6,7 +6,7 @@ Runs ``models/demo/yolact_synth_demo.pth`` through the Segmenter on N frames of
 truth identities (detections matched to objects by mask IoU >= 0.5). Prints figures as JSON;
 asserts nothing.
 
-    nice -n 10 .venv/bin/python bench/bench_tracking.py --frames 150 [--cross-class-nms]
+    nice -n 10 .venv/bin/python bench/bench_tracking.py --frames 150 [--cross-class-nms] [--seeds 0 1 2 3]
 """
 from __future__ import annotations
 
@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--frames", type=int, default=150)
     ap.add_argument("--weights", default=str(DEFAULT_WEIGHTS))
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0], help="scene seeds; the switches are summed")
     ap.add_argument("--width", type=int, default=640)
     ap.add_argument("--height", type=int, default=480)
     ap.add_argument("--max-age", type=int, default=10)
@@ -81,9 +81,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--cross-class-nms", action="store_true",
                     help="the Segmenter's cross-class NMS (one detection an object)")
+    ap.add_argument("--class-change-iou", type=float, nargs="+", default=[0.3, 0.5],
+                    help="tracker variants besides 'ids keep their class'")
     a = ap.parse_args(argv)
-    print(json.dumps(run(a.frames, a.weights, (a.width, a.height), a.seed, max_age=a.max_age, min_iou=a.min_iou,
-                         threads=a.threads, cross_class_nms=a.cross_class_nms), indent=1))
+    variants = {"within_class": {}, **{f"class_change_iou_{v:g}": {"class_change_iou": v} for v in a.class_change_iou}}
+    runs = [run(a.frames, a.weights, (a.width, a.height), seed, max_age=a.max_age, min_iou=a.min_iou,
+                threads=a.threads, cross_class_nms=a.cross_class_nms, variants=variants) for seed in a.seeds]
+    totals = {}
+    for k in variants:
+        switches = sum(r[k]["identity_switches"] for r in runs)
+        matched = sum(r[k]["matched_object_frames"] for r in runs)
+        totals[k] = {"identity_switches": switches, "matched_object_frames": matched,
+                     "switch_rate": round(switches / max(matched, 1), 5),
+                     "switches_with_class_change": sum(r[k]["switches_with_class_change"] for r in runs)}
+    print(json.dumps({"seeds": a.seeds, "per_seed": runs, "totals": totals}, indent=1))
     return 0
 
 
