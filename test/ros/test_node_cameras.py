@@ -214,3 +214,46 @@ def test_onnxruntime_backend_in_the_node(ros_runtime, ros_log_dir, small_weights
     finally:
         client.close()
         assert proc.stop() == 0, proc.output
+
+
+def test_depth_per_camera(ros_runtime, ros_log_dir, small_weights):
+    """With cameras, each camera's depth and camera_info are <camera>/depth, <camera>/camera_info
+    and its 3D output <camera>/detections_3d (relative to the node's namespace)."""
+    from rclpy.qos import QoSProfile, QoSReliabilityPolicy
+    from sensor_msgs.msg import CameraInfo, Image
+    from vision_msgs.msg import Detection3DArray
+
+    ns = f"{NS}_d"
+    proc = NodeProcess("multi_depth", ns, {"weights": small_weights, "num_threads": 1, "cameras": ["front", "rear"],
+                                           "use_depth": True, **_reliable(f"{ns}/front/image")})
+    client = Client(f"{ns}/front", f"{ns}/front/image", reliable=True)
+    try:
+        got = []
+        qos = QoSProfile(depth=5, reliability=QoSReliabilityPolicy.RELIABLE)
+        client.node.create_subscription(Detection3DArray, f"{ns}/front/detections_3d", got.append, qos)
+        depth_pub = client.node.create_publisher(Image, f"{ns}/front/depth", qos)
+        info_pub = client.node.create_publisher(CameraInfo, f"{ns}/front/camera_info", qos)
+        assert client.wait_for_node_input(120), proc.tail()
+        assert client.spin_until(lambda: depth_pub.get_subscription_count() > 0
+                                 and info_pub.get_subscription_count() > 0, 20)
+        photo = rh.photo_rgb("astronaut")[::4, ::4]
+        h, w = photo.shape[:2]
+        msg = rh.image_msg(photo, "rgb8", frame_id="front_color")
+        msg.header.stamp = client.next_stamp()
+        depth = Image(height=h, width=w, encoding="32FC1", is_bigendian=0, step=w * 4,
+                      data=np.full((h, w), 1.25, np.float32).tobytes())
+        depth.header.stamp, depth.header.frame_id = msg.header.stamp, "front_depth"
+        info = CameraInfo(width=w, height=h, k=[200.0, 0.0, w / 2, 0.0, 200.0, h / 2, 0.0, 0.0, 1.0])
+        info.header.stamp, info.header.frame_id = msg.header.stamp, "front_depth"
+        info_pub.publish(info)
+        depth_pub.publish(depth)
+        time.sleep(0.3)
+        dets, _ = client.send(msg)
+        assert client.spin_until(lambda: bool(got), 10), proc.tail()
+        assert got[-1].header.frame_id == "front_depth"
+        assert got[-1].detections and all(abs(d.results[0].pose.pose.position.z - 1.25) < 1e-3
+                                          for d in got[-1].detections)
+        assert {d.id for d in got[-1].detections} <= {d.id for d in dets.detections}
+    finally:
+        client.close()
+        assert proc.stop() == 0, proc.output
