@@ -127,7 +127,6 @@ class YolactNode(LifecycleNode):
         self._stop = threading.Event()
         self._active = threading.Event()
         self._label_pub = None
-        self._label_stale = False  # score_threshold changed: label_info is republished
         self._diag_pub = None
         self._diag_timer = None
         self._throttle = Throttle(_WARN_PERIOD_S)
@@ -242,6 +241,8 @@ class YolactNode(LifecycleNode):
                 self._pending.update(updates)
             if self._worker is None or not self._worker.is_alive():
                 self._apply_pending()
+            if "score_threshold" in updates:  # label_info carries it: republished now, not at the next frame
+                self._publish_label_info(updates["score_threshold"])
         return SetParametersResult(successful=True)
 
     def _apply_pending(self) -> None:
@@ -255,7 +256,6 @@ class YolactNode(LifecycleNode):
             try:
                 if name == "score_threshold":
                     seg.score_threshold = value
-                    self._label_stale = True
                 elif name == "top_k":
                     seg.top_k = value
                 elif name == "nms_threshold":
@@ -532,9 +532,6 @@ class YolactNode(LifecycleNode):
 
     def _process(self, batch: list[tuple[CameraIO, Frame]]) -> None:
         self._apply_pending()
-        if self._label_stale:
-            self._label_stale = False
-            self._publish_label_info()
         t0 = time.perf_counter()
         c0 = time.thread_time()  # CPU time of this thread: the overhead without other processes' share
         items = []
@@ -628,8 +625,9 @@ class YolactNode(LifecycleNode):
         if with_points and placed.points is not None:
             cam.pubs["points"].publish(points_to_cloud(placed.points, header_3d, ids=ids))
 
-    def _publish_label_info(self) -> None:
-        """vision_msgs/LabelInfo on label_info (latched): class index -> name, the score threshold."""
+    def _publish_label_info(self, threshold: float | None = None) -> None:
+        """vision_msgs/LabelInfo on label_info (latched): class index -> name, the score
+        threshold (``threshold``: the one about to apply)."""
         seg, pub = self._segmenter, self._label_pub
         if seg is None or pub is None:
             return
@@ -638,7 +636,7 @@ class YolactNode(LifecycleNode):
         from std_msgs.msg import Header
 
         header = Header(stamp=self.get_clock().now().to_msg())
-        pub.publish(label_info(seg.class_names, seg.score_threshold, header))
+        pub.publish(label_info(seg.class_names, seg.score_threshold if threshold is None else threshold, header))
 
     def _warn_throttled(self, kind: str, text: str, error: bool = False) -> None:
         """One line per ``kind`` (a fixed set: rejection kinds, decoder warning, inference
