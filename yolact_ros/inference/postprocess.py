@@ -218,9 +218,9 @@ def paste_masks(masks: torch.Tensor, height: int, width: int, boxes: torch.Tenso
         k, win_h, win_w = windows.shape
         xs = origins[:, :1] + torch.arange(win_w, device=masks.device)  # [k,win_w]
         ys = origins[:, 1:] + torch.arange(win_h, device=masks.device)  # [k,win_h]
-        flat_idx = (ys[:, :, None] * width + xs[:, None, :]).view(k, -1)
-        rows = torch.zeros((k, height * width), dtype=torch.bool, device=masks.device)
-        out.view(d, -1)[torch.tensor(idx, device=masks.device)] = rows.scatter_(1, flat_idx, windows.view(k, -1))
+        base = torch.tensor(idx, device=masks.device)[:, None, None] * (height * width)  # each mask's offset in out
+        flat_idx = (base + ys[:, :, None] * width + xs[:, None, :]).view(-1)
+        out.view(-1).scatter_(0, flat_idx, windows.reshape(-1))  # straight into out: no per-group full frame
     return out
 
 

@@ -59,11 +59,8 @@ class CropMask:
     def from_instance(instances: Instances, j: int, box: np.ndarray, stride: int = 1) -> "CropMask":
         """Instance ``j``'s mask read inside ``box`` from its box-sized window (no full frame)."""
         h, w = instances.image_size
-        x1, y1 = max(int(math.floor(box[0])), 0), max(int(math.floor(box[1])), 0)
-        x2, y2 = min(int(math.ceil(box[2])), w), min(int(math.ceil(box[3])), h)
-        x1, y1 = x1 - x1 % stride, y1 - y1 % stride
-        crop = instances.mask_crop(j, x1, y1, max(x2 - x1, 0), max(y2 - y1, 0))[::stride, ::stride]
-        return CropMask(int(x1), int(y1), np.ascontiguousarray(crop), stride, int(np.count_nonzero(crop)))
+        x1, y1, x2, y2 = _box_region(box, w, h, stride)
+        return CropMask._of(x1, y1, instances.mask_crop(j, x1, y1, max(x2 - x1, 0), max(y2 - y1, 0)), stride)
 
     @staticmethod
     def from_mask(mask: np.ndarray, box: np.ndarray | None = None, stride: int = 1) -> "CropMask":
@@ -73,13 +70,24 @@ class CropMask:
             rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
             if rows.size == 0:
                 return CropMask(0, 0, np.zeros((0, 0), bool), stride, 0)
-            x1, y1, x2, y2 = cols[0], rows[0], cols[-1] + 1, rows[-1] + 1
+            x1, y1, x2, y2 = int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
+            x1, y1 = x1 - x1 % stride, y1 - y1 % stride
         else:
-            x1, y1 = max(int(math.floor(box[0])), 0), max(int(math.floor(box[1])), 0)
-            x2, y2 = min(int(math.ceil(box[2])), w), min(int(math.ceil(box[3])), h)
-        x1, y1 = x1 - x1 % stride, y1 - y1 % stride
-        crop = mask[y1:max(y2, y1):stride, x1:max(x2, x1):stride]
-        return CropMask(int(x1), int(y1), np.ascontiguousarray(crop), stride, int(np.count_nonzero(crop)))
+            x1, y1, x2, y2 = _box_region(box, w, h, stride)
+        return CropMask._of(x1, y1, mask[y1:max(y2, y1), x1:max(x2, x1)], stride)
+
+    @staticmethod
+    def _of(x0: int, y0: int, region: np.ndarray, stride: int) -> "CropMask":
+        """The crop of a mask's ``region`` whose top-left pixel is (x0, y0), on every ``stride``-th pixel."""
+        crop = np.ascontiguousarray(region[::stride, ::stride])
+        return CropMask(int(x0), int(y0), crop, stride, int(np.count_nonzero(crop)))
+
+
+def _box_region(box, width: int, height: int, stride: int) -> tuple[int, int, int, int]:
+    """Pixel xyxy covering ``box`` inside the image, its top-left corner on the stride grid."""
+    x1, y1 = max(int(math.floor(box[0])), 0), max(int(math.floor(box[1])), 0)
+    x2, y2 = min(int(math.ceil(box[2])), width), min(int(math.ceil(box[3])), height)
+    return x1 - x1 % stride, y1 - y1 % stride, x2, y2
 
 
 def crop_intersection(a: CropMask, b: CropMask, shift: tuple[int, int] = (0, 0)) -> int:

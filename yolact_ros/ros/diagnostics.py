@@ -17,7 +17,7 @@ from collections import deque
 
 import numpy as np
 
-__all__ = ["FrameStats", "Key", "build_diagnostics", "build_status", "stamp_text", "status_name"]
+__all__ = ["FrameStats", "Key", "build_diagnostics", "build_status", "stamp_text", "stamp_to_ns", "status_name"]
 
 _TIMINGS = ("latency_ms", "processing_ms", "segmenter_ms", "overhead_ms", "overhead_cpu_ms", "visualization_ms")
 
@@ -74,6 +74,11 @@ _LAST_FRAME_KEYS = {"latency_ms": Key.LAST_LATENCY, "segmenter_ms": Key.LAST_SEG
 def status_name(node_name: str, camera: str = "") -> str:
     """The name of a node's DiagnosticStatus (one per camera with the ``cameras`` parameter)."""
     return f"{node_name}: yolact" + (f" [{camera}]" if camera else "")
+
+
+def stamp_to_ns(stamp) -> int:
+    """A header stamp (``sec``, ``nanosec``) in nanoseconds."""
+    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
 
 
 def stamp_text(stamp) -> str:

@@ -29,7 +29,7 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-from .diagnostics import status_name
+from .diagnostics import stamp_to_ns, status_name
 
 __all__ = ["Client", "NodeProcess", "StampRecorder", "image_message", "install_prefix", "node_executable", "ns_to_stamp",
            "params_file", "ros_problem", "stamp_to_ns"]
@@ -199,10 +199,6 @@ class NodeProcess:
 
 
 # -- messages -------------------------------------------------------------------------------------
-def stamp_to_ns(stamp) -> int:
-    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
-
-
 def ns_to_stamp(ns: int):
     from builtin_interfaces.msg import Time
 

@@ -55,6 +55,14 @@ class ImageConversionError(ValueError):
         self.kind = kind
 
 
+def _data_view(data) -> np.ndarray:
+    """A message's uint8[] field as a flat uint8 array. rclpy stores uint8[] as
+    array.array('B') (buffer protocol: a view, no copy); bytes and lists are accepted too."""
+    if isinstance(data, (array.array, bytes, bytearray, memoryview)):
+        return np.frombuffer(data, dtype=np.uint8)
+    return np.asarray(data, dtype=np.uint8)
+
+
 def _check_pixels(width: int, height: int, max_pixels: int | None, what: str) -> None:
     if max_pixels is not None and width * height > max_pixels:
         raise ImageConversionError(
@@ -92,10 +100,7 @@ def image_to_array(msg: Image, max_pixels: int | None = None) -> np.ndarray:
     row_bytes = width * channels
     if step < row_bytes:
         raise ImageConversionError(f"step {step} is smaller than width*channels = {row_bytes}", kind="layout")
-    data = msg.data
-    # rclpy stores uint8[] as array.array('B') (buffer protocol, zero copy); accept bytes too.
-    buf = np.frombuffer(data, dtype=np.uint8) if isinstance(data, (array.array, bytes, bytearray, memoryview)) \
-        else np.asarray(data, dtype=np.uint8)
+    buf = _data_view(msg.data)
     # The last row need not carry its padding.
     needed = step * (height - 1) + row_bytes
     if buf.size < needed:
@@ -126,8 +131,7 @@ def depth_image_to_array(msg: Image, max_pixels: int | None = None) -> np.ndarra
     item = np.dtype(dtype).itemsize
     if step < width * item:
         raise ImageConversionError(f"depth step {step} is smaller than width*{item} = {width * item}", kind="layout")
-    buf = np.frombuffer(msg.data, dtype=np.uint8) if isinstance(msg.data, (array.array, bytes, bytearray, memoryview)) \
-        else np.asarray(msg.data, dtype=np.uint8)
+    buf = _data_view(msg.data)
     needed = step * (height - 1) + width * item
     if buf.size < needed:
         raise ImageConversionError(f"depth data has {buf.size} bytes, {width}x{height} {msg.encoding} with step "

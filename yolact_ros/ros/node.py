@@ -39,7 +39,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from ..inference.defaults import MASK_ALPHA
 from .camera import DEPTH_QUEUE, CameraIO
-from .diagnostics import Key, build_status, stamp_text
+from .diagnostics import Key, build_status, stamp_text, stamp_to_ns
 from .image_conversion import (
     ImageConversionError, bgr_to_image, compressed_to_bgr, depth_image_to_array, image_to_bgr, to_bgr3,
 )
@@ -491,7 +491,7 @@ class YolactNode(LifecycleNode):
         cam.stats.on_received(dropped)
 
     def _on_depth(self, cam: CameraIO, msg) -> None:
-        cam.add_depth(_stamp_ns(msg.header.stamp), msg)
+        cam.add_depth(stamp_to_ns(msg.header.stamp), msg)
 
     def _work(self) -> None:
         """Inference worker thread: every waiting frame (one per camera) in one batched forward."""
@@ -553,10 +553,10 @@ class YolactNode(LifecycleNode):
                 return
             t3 = time.perf_counter()
             c3 = time.thread_time()
-            vis_ms = self._publish(cam, frame.msg.header, image, inst)
+            vis_ms, vis_cpu_ms = self._publish(cam, frame.msg.header, image, inst)
             t4 = time.perf_counter()
             header = frame.msg.header
-            stamp_ns = _stamp_ns(header.stamp)
+            stamp_ns = stamp_to_ns(header.stamp)
             now_ns = self.get_clock().now().nanoseconds
             publish_ms = (t4 - t3) * 1000.0
             cam.stats.on_processed(
@@ -565,12 +565,12 @@ class YolactNode(LifecycleNode):
                 processing_ms=(time.monotonic() - frame.received) * 1000.0,  # arrival -> published
                 segmenter_ms=seg_ms,
                 overhead_ms=convert_ms + publish_ms - vis_ms,
-                overhead_cpu_ms=convert_cpu_ms + (time.thread_time() - c3) * 1000.0 - vis_ms,
+                overhead_cpu_ms=convert_cpu_ms + (time.thread_time() - c3) * 1000.0 - vis_cpu_ms,
                 visualization_ms=vis_ms,
             )
 
-    def _publish(self, cam: CameraIO, header, image, inst) -> float:
-        """All outputs of one camera's frame; returns the milliseconds spent on the overlay."""
+    def _publish(self, cam: CameraIO, header, image, inst) -> tuple[float, float]:
+        """All outputs of one camera's frame; returns the overlay's (wall, this thread's CPU) milliseconds."""
         from .messages import instances_to_detections, instances_to_masks
 
         outputs, seg, pubs = self._outputs, self._segmenter, cam.pubs
@@ -584,14 +584,14 @@ class YolactNode(LifecycleNode):
             self._publish_3d(cam, header, inst, ids, class_id_format)
         vis_pub = pubs["visualization"]
         if not (outputs.get("publish_visualization", True) and vis_pub.get_subscription_count() > 0):
-            return 0.0
+            return 0.0, 0.0
         from ..inference.visualize import draw_instances  # only needed while someone watches
 
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         overlay = draw_instances(to_bgr3(image), inst, seg.class_names, **_draw_kwargs(outputs))
         vis_pub.publish(bgr_to_image(overlay, header))
         cam.stats.on_visualization()
-        return (time.perf_counter() - t0) * 1000.0
+        return (time.perf_counter() - t0) * 1000.0, (time.thread_time() - c0) * 1000.0
 
     def _publish_3d(self, cam: CameraIO, header, inst, ids, class_id_format: str) -> None:
         """detections_3d (and points) from the depth frame paired with this colour frame by stamp."""
@@ -600,7 +600,7 @@ class YolactNode(LifecycleNode):
 
         outputs = self._outputs
         tolerance_ns = int(float(outputs.get("depth_tolerance", 0.05)) * 1e9)
-        paired = cam.depth_for(_stamp_ns(header.stamp), tolerance_ns)
+        paired = cam.depth_for(stamp_to_ns(header.stamp), tolerance_ns)
         if paired is None:
             cam.stats.on_without_depth()
             return
@@ -677,10 +677,6 @@ class YolactNode(LifecycleNode):
         out.header.stamp = self.get_clock().now().to_msg()
         out.status = statuses
         self._diag_pub.publish(out)
-
-
-def _stamp_ns(stamp) -> int:
-    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
 
 
 def latched_qos() -> QoSProfile:
