@@ -81,17 +81,24 @@ class RGBDFrame:
     visible_hi: np.ndarray
 
     def instances(self, class_names: tuple[str, ...] = KINDS) -> Instances:
-        """The ground truth as :class:`Instances` (score 1, box = the mask's extent, class = kind)."""
+        """The ground truth as :class:`Instances` (score 1, box = the mask's extent, class = kind),
+        masks box-sized as the Segmenter returns them (``masks`` still gives the full frames)."""
         n = len(self.solids)
         boxes = np.zeros((n, 4), np.float32)
+        windows, origins = [], np.zeros((n, 2), np.int64)
         for i, m in enumerate(self.masks):
             ys, xs = np.nonzero(m)
             if ys.size:
-                boxes[i] = (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
+                x1, y1, x2, y2 = int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
+                boxes[i] = (x1, y1, x2, y2)
+                windows.append(m[y1:y2, x1:x2].copy())
+                origins[i] = (x1, y1)
+            else:
+                windows.append(np.zeros((0, 0), bool))
         return Instances(boxes=boxes, scores=np.ones(n, np.float32),
                          class_ids=np.array([class_names.index(s.kind) for s in self.solids], np.int64),
-                         masks=self.masks.copy(), class_names=tuple(class_names))
-
+                         mask_windows=windows, mask_origins=origins, image_size=self.masks.shape[1:],
+                         class_names=tuple(class_names))
 
 def _rays(camera: PinholeCamera, u: np.ndarray | None = None,
           v: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:

@@ -27,7 +27,9 @@ of view): it is rescaled to the depth image's size by :meth:`PinholeCamera.scale
 
 1. the mask, resampled to the depth grid, keeps its pixels with a valid depth (not 0, NaN,
    inf, nor outside the range given to :func:`depth_to_metres`); fewer than ``min_points``:
-   the instance is skipped (``valid`` False, zeros in its rows, never NaN);
+   the instance is skipped (``valid`` False, zeros in its rows, never NaN). A mask of more
+   than ``4 * max_samples`` pixels is measured on every s-th row and column of its box (as
+   a depth image of lower resolution would see it; medians on about ``max_samples / 2``);
 2. the mask is eroded by ``erode_px`` pixels: flying pixels (depths between the object and
    what is behind it) and colour/depth misregistration live on the silhouette. When the
    eroded mask keeps fewer than ``min_points`` valid pixels the uneroded one is used;
@@ -36,16 +38,24 @@ of view): it is rescaled to the depth image's size by :meth:`PinholeCamera.scale
    being the mask's larger side in metres at the median depth (a compact object's visible
    depth spans about its width, so a curved or slanted surface is never cut);
 4. ``centre`` = the per-axis median of the kept points: a robust point of the object's
-   visible surface. The box is the ``size_percentile`` .. ``100 - size_percentile``
-   percentile range of the kept points per axis, widened in x and y on each side by half a
-   pixel plus the eroded rim (the points are pixel centres of the interior), at the depth
-   of the points on that side. ``box_centre`` is its middle, ``box_size`` its extents.
+   visible surface;
+5. the box: the kept points plus the rim pixels (those the erosion removed) whose depth
+   continues them — within the depth range of their kept 3x3 neighbours, widened by
+   ``max(min_band_m, 2 x the kept depth range of the 5x5 around them)``: a surface seen at a
+   grazing angle (a limb) holds a large part of the extent in its last pixels, a flying pixel
+   jumps part of the way to the background. Its ``size_percentile`` ..
+   ``100 - size_percentile`` range per axis (rank ``floor(q n)`` from each end), widened in x
+   and y by half a (measuring) pixel on each side: points are pixel centres. ``box_centre``
+   is its middle, ``box_size`` its extents.
+
+All instances of a frame are measured together: their crops are packed into one atlas image
+and each pixel rule is one array operation over all of them (per instance only the medians
+and the extremes remain).
 
 A single view sees the front of an object only: x and y extents are the object's (minus
-what a surface seen at a grazing angle hides in its outermost pixels, e.g. the side of an
-off-axis cylinder); the z extent is that of the visible surface without its rim, a lower
-bound of the object's depth; the solid's own centre lies behind ``centre`` by up to half
-the object's depth.
+what a surface seen at a grazing angle hides behind its outermost pixel, e.g. the far side
+of an off-axis cylinder); the z extent is that of the visible surface, a lower bound of the
+object's depth; the solid's own centre lies behind ``centre`` by up to half the object's depth.
 """
 from __future__ import annotations
 
@@ -53,12 +63,13 @@ import math
 from dataclasses import dataclass
 from typing import Iterator, NamedTuple, Sequence
 
+import cv2
 import numpy as np
 
 from .instances import Instances
 
 __all__ = [
-    "DEFAULT_MAX_DEPTH_M", "DEFAULT_MIN_DEPTH_M", "DEFAULT_MIN_POINTS", "DEPTH_ENCODINGS", "POINT_DTYPE",
+    "DEFAULT_MAX_DEPTH_M", "DEFAULT_MAX_SAMPLES", "DEFAULT_MIN_DEPTH_M", "DEFAULT_MIN_POINTS", "DEPTH_ENCODINGS", "POINT_DTYPE",
     "Instance3D", "Instances3D", "PinholeCamera", "depth_to_metres", "instance_points", "instances_in_3d",
 ]
 
@@ -67,12 +78,15 @@ DEFAULT_MIN_DEPTH_M = 0.1
 DEFAULT_MAX_DEPTH_M = 10.0
 #: An instance needs at least this many valid depth pixels to be placed in 3D.
 DEFAULT_MIN_POINTS = 20
+#: A larger mask is measured on a regular subgrid (every s-th row and column) of about this many pixels.
+DEFAULT_MAX_SAMPLES = 2048
 #: The depth encodings of sensor_msgs/Image understood, with the factor to metres.
 DEPTH_ENCODINGS = {"16UC1": 0.001, "mono16": 0.001, "32FC1": 1.0, "64FC1": 1.0}
 #: One point of :attr:`Instances3D.points`: 16 bytes, laid out as PointCloud2 fields
 #: x, y, z (FLOAT32, offsets 0, 4, 8) and instance (INT32, offset 12, the index into Instances).
 POINT_DTYPE = np.dtype([("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("instance", "<i4")])
 
+_PEEL = 8  # quantile ranks found by peeling extremes (deeper: a partition)
 _MAD_TO_SIGMA = 1.4826  # MAD of a normal distribution * this = its standard deviation
 
 
@@ -180,7 +194,7 @@ class Instance3D(NamedTuple):
     centre: np.ndarray  # float32 [3] median of the kept points: a point of the visible surface
     box_centre: np.ndarray  # float32 [3] middle of the percentile box
     box_size: np.ndarray  # float32 [3] x, y extents of the object, z extent of its visible surface
-    num_points: int  # kept points (valid depth, inside the eroded mask, not outliers)
+    num_points: int  # measured points kept (valid depth, inside the eroded mask, not outliers)
 
 
 @dataclass
@@ -188,8 +202,9 @@ class Instances3D:
     """Per-instance 3D results, index-aligned with the :class:`Instances` they came from.
 
     - ``valid``       bool    [N]    placed in 3D (False: too few valid depth pixels)
-    - ``num_valid``   int32   [N]    valid depth pixels in the (eroded) mask, before outlier rejection
-    - ``num_points``  int32   [N]    points kept after outlier rejection (0 where not valid)
+    - ``num_valid``   int32   [N]    valid depth pixels of the mask, before outlier rejection
+    - ``num_points``  int32   [N]    measured points kept after outlier rejection (on the measuring
+      grid: every pixel up to ``4 * max_samples``; 0 where not valid)
     - ``centres``     float32 [N,3]  median point (zeros where not valid; never NaN)
     - ``box_centres`` float32 [N,3]  middle of the percentile box (zeros where not valid)
     - ``box_sizes``   float32 [N,3]  extents of the percentile box (zeros where not valid)
@@ -226,14 +241,68 @@ class Instances3D:
             yield Instance3D(int(i), self.centres[i], self.box_centres[i], self.box_sizes[i], int(self.num_points[i]))
 
 
+_SQUARE3 = np.ones((3, 3), np.uint8)
+_SQUARE5 = np.ones((5, 5), np.uint8)
+
+
 def _erode(mask: np.ndarray, r: int) -> np.ndarray:
     """Binary erosion by a (2r+1)^2 square; outside the array counts as background."""
-    m = mask
-    for _ in range(r):
-        p = np.pad(m, 1, constant_values=False)
-        rows = p[:-2, :] & p[1:-1, :] & p[2:, :]
-        m = rows[:, :-2] & rows[:, 1:-1] & rows[:, 2:]
-    return m
+    m = np.ascontiguousarray(mask).view(np.uint8)
+    return cv2.erode(m, _SQUARE3, iterations=r, borderType=cv2.BORDER_CONSTANT, borderValue=0).view(bool)
+
+
+def _grow_rim(z: np.ndarray, kept: np.ndarray, candidates: np.ndarray, rings: int, min_jump_m: float) -> np.ndarray:
+    """``kept`` grown by up to ``rings`` rings of ``candidates`` (valid rim pixels) whose depth
+    continues it: within the depth range of their kept 3x3 neighbours, widened by
+    ``max(min_jump_m, 2 x the kept depth range of the 5x5 around them)`` (a steep surface
+    steps far per pixel, a flying pixel farther: it jumps part of the way to the background)."""
+    out = kept
+    z = np.ascontiguousarray(z, np.float32)
+    for _ in range(rings):
+        hi_v, lo_v = np.full(z.shape, -np.inf, np.float32), np.full(z.shape, np.inf, np.float32)
+        sel = out.view(np.uint8)
+        cv2.copyTo(z, sel, hi_v)
+        cv2.copyTo(z, sel, lo_v)
+        near_hi, near_lo = cv2.dilate(hi_v, _SQUARE3), cv2.erode(lo_v, _SQUARE3)
+        with np.errstate(invalid="ignore", over="ignore"):
+            spread = cv2.dilate(hi_v, _SQUARE5) - cv2.erode(lo_v, _SQUARE5)
+            tol = np.maximum(2.0 * spread, np.float32(min_jump_m))
+            new = candidates & (z <= near_hi + tol) & (z >= near_lo - tol)
+        if not new.any():
+            break
+        out = out | new
+        candidates = candidates & ~new
+    return out
+
+
+def _median(v: np.ndarray) -> float:
+    """The median of a non-empty 1-D array (np.median without its overhead)."""
+    n = v.size
+    k = n // 2
+    if n % 2:
+        return float(np.partition(v, k)[k])
+    p = np.partition(v, (k - 1, k))
+    return (float(p[k - 1]) + float(p[k])) / 2.0
+
+
+def _extremes(values: np.ndarray, where: np.ndarray, count: int, q: float) -> tuple[float, float]:
+    """The ``q`` and ``1 - q`` quantiles (rank ``floor(q * count)`` from each end) of
+    ``values[where]``, ``count`` being the number of True in ``where`` (both [H,W]). Up to
+    ``_PEEL`` ranks deep, the extremes are peeled off one by one (cv2.minMaxLoc, no copy of the
+    values); deeper, one partition of the gathered values."""
+    k = int(q * count)
+    if k > _PEEL:
+        p = np.partition(values[where], (k, count - 1 - k))
+        return float(p[k]), float(p[count - 1 - k])
+    mask = where.view(np.uint8)
+    if k:
+        mask = mask.copy()
+    for _ in range(k):  # count >= 1/q > 2k + 1: the k lowest and the k highest are distinct points
+        _, _, (lx, ly), (hx, hy) = cv2.minMaxLoc(values, mask)
+        mask[ly, lx] = 0
+        mask[hy, hx] = 0
+    lo, hi, _, _ = cv2.minMaxLoc(values, mask)
+    return float(lo), float(hi)
 
 
 def _grid_map(n_src: int, n_dst: int) -> np.ndarray:
@@ -248,15 +317,17 @@ def _span(index_map: np.ndarray, lo: int, hi: int) -> tuple[int, int]:
 
 def instances_in_3d(instances: Instances, depth_m: np.ndarray, camera: PinholeCamera, *,
                     min_points: int = DEFAULT_MIN_POINTS, erode_px: int = 1, mad_k: float = 3.5,
-                    min_band_m: float = 0.02, shape_band: float = 1.0, size_percentile: float = 0.1,
-                    points_step: int | None = None) -> Instances3D:
+                    min_band_m: float = 0.02, shape_band: float = 1.0, size_percentile: float = 0.05,
+                    max_samples: int | None = DEFAULT_MAX_SAMPLES, points_step: int | None = None) -> Instances3D:
     """Place every instance in 3D from a registered depth image (module docstring: the method).
 
     ``depth_m``: float [h,w] metres (:func:`depth_to_metres`; 0, NaN and inf count as invalid
     too), of the masks' field of view at any resolution of the same aspect ratio. ``camera``:
     intrinsics of the depth image or of the colour image (rescaled to the depth's size).
-    ``mad_k=inf`` and ``erode_px=0`` turn the outlier rules off. ``points_step``: also collect
-    the kept points of every ``points_step``-th depth pixel (both axes) in ``points``.
+    ``mad_k=inf`` and ``erode_px=0`` turn the outlier rules off. ``max_samples``: masks of
+    more than 4x as many pixels are measured on a subgrid, None measures every pixel.
+    ``points_step``: also collect the kept points of every ``points_step``-th depth pixel
+    (both axes, full resolution) in ``points``.
     """
     depth = np.asarray(depth_m)
     if depth.ndim != 2 or depth.dtype.kind != "f":
@@ -266,6 +337,8 @@ def instances_in_3d(instances: Instances, depth_m: np.ndarray, camera: PinholeCa
                          f"(got {min_points}, {erode_px}, {size_percentile})")
     if points_step is not None and points_step < 1:
         raise ValueError(f"points_step must be >= 1, got {points_step}")
+    if max_samples is not None and max_samples < 1:
+        raise ValueError(f"max_samples must be >= 1 or None, got {max_samples}")
     h, w = depth.shape
     n = len(instances)
     mh, mw = instances.image_size if n else (h, w)
@@ -281,65 +354,201 @@ def instances_in_3d(instances: Instances, depth_m: np.ndarray, camera: PinholeCa
         centres=np.zeros((n, 3), np.float32), box_centres=np.zeros((n, 3), np.float32),
         box_sizes=np.zeros((n, 3), np.float32), camera=cam,
     )
-    chunks = []
+    q = size_percentile / 100.0
+    median_samples = None if max_samples is None else max(1, max_samples // 2)
+    # 1. each instance's crop of the depth grid: its mask there, on every st-th row and column
+    #    of a large one (as a depth image of lower resolution would see it, centred in its box)
+    crops = []
     for i in range(n):
-        mask = instances.mask_crop(i, 0, 0, mw, mh)  # this instance's full-frame mask only
-        r_any, c_any = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+        x0, y0, win = instances.mask_window(i)  # the instance's box-sized mask: never the full frame
+        r_any, c_any = np.flatnonzero(win.any(1)), np.flatnonzero(win.any(0))
         if r_any.size == 0:
             continue
         if same_grid:
-            v0, v1, u0, u1 = int(r_any[0]), int(r_any[-1]) + 1, int(c_any[0]), int(c_any[-1]) + 1
-            m = mask[v0:v1, u0:u1]
+            v0, v1, u0, u1 = y0 + int(r_any[0]), y0 + int(r_any[-1]) + 1, x0 + int(c_any[0]), x0 + int(c_any[-1]) + 1
+            m = win[v0 - y0:v1 - y0, u0 - x0:u1 - x0]
         else:
-            (v0, v1), (u0, u1) = _span(rows_src, r_any[0], r_any[-1]), _span(cols_src, c_any[0], c_any[-1])
-            m = mask[np.ix_(rows_src[v0:v1], cols_src[u0:u1])]
-        z = depth[v0:v1, u0:u1]
-        with np.errstate(invalid="ignore"):
-            sel = m & np.isfinite(z) & (z > 0)
-        out.num_valid[i] = count = np.count_nonzero(sel)
+            (v0, v1), (u0, u1) = _span(rows_src, y0 + r_any[0], y0 + r_any[-1]), _span(cols_src, x0 + c_any[0], x0 + c_any[-1])
+            m = win[np.ix_(rows_src[v0:v1] - y0, cols_src[u0:u1] - x0)]
+        st = 1 if max_samples is None else max(1, int(math.sqrt(np.count_nonzero(m) / max_samples)))
+        ro, co = ((v1 - v0 - 1) % st) // 2, ((u1 - u0 - 1) % st) // 2
+        crops.append(_Crop(i, v0, v1, u0, u1, st, ro, co, m))
+    # 2. the crops side by side in one atlas: the pixel rules run once over all of them
+    atlas = _Atlas(crops, depth, cam, erode_px)
+    sel, interior = atlas.sel, atlas.interior
+    med = np.zeros(len(crops))
+    band = np.full(len(crops), math.inf)
+    for k, c in enumerate(crops):
+        s_ = atlas.slot(k)
+        count = np.count_nonzero(sel[s_]) if c.st == 1 else _valid_count(c.m, depth[c.v0:c.v1, c.u0:c.u1])
+        out.num_valid[c.index] = count
         if count < min_points:
             continue
-        # the interior (eroded mask): silhouettes carry the flying pixels and misregistered colour edges
-        interior, eroded = (_erode(m, erode_px) & sel, erode_px) if erode_px else (sel, 0)
-        if np.count_nonzero(interior) < min_points:
-            interior, eroded = sel, 0
-        z_in = z[interior]
-        med = float(np.median(z_in))
-        band = math.inf
+        inner = interior[s_]
+        if np.count_nonzero(inner) < min_points:  # too thin to erode: the whole mask
+            inner[...] = sel[s_]
+        sub = _thinned(s_, count, median_samples)  # the medians on at most about max_samples / 2 pixels
+        z_in = atlas.z[sub][interior[sub]]
+        if z_in.size == 0:
+            continue
+        med[k] = _median(z_in)
         if math.isfinite(mad_k):
             # a compact object's visible depth spans about its width: never cut within shape_band x that
-            width = max(m.shape[0] * med / cam.fy, m.shape[1] * med / cam.fx)
-            band = max(mad_k * _MAD_TO_SIGMA * float(np.median(np.abs(z_in - med))), min_band_m, shape_band * width)
-        with np.errstate(invalid="ignore"):
-            keep = interior & (np.abs(z - med) <= band)
-        if np.count_nonzero(keep) < min_points:
+            floor = max(min_band_m, shape_band * med[k] * max((c.v1 - c.v0) / cam.fy, (c.u1 - c.u0) / cam.fx))
+            dev = np.abs(z_in - np.float32(med[k]))
+            band[k] = floor
+            if mad_k * _MAD_TO_SIGMA * float(dev.max()) > floor:  # else no MAD can widen the band
+                band[k] = max(mad_k * _MAD_TO_SIGMA * _median(dev), floor)
+    # 3. the kept points (interior, within the band) and the extent (plus the rim pixels whose
+    #    depth continues the kept ones: a limb seen at a grazing angle holds a large part of the
+    #    extent in its last pixels; a flying pixel jumps towards the background)
+    in_band = atlas.within(med, band)
+    keep = interior & in_band
+    extent = _grow_rim(atlas.z, keep, sel & ~interior & in_band, erode_px, min_band_m) if erode_px else keep
+    px, py = atlas.gx * atlas.z, atlas.gy * atlas.z
+    chunks = []
+    for k, c in enumerate(crops):
+        if not med[k]:
             continue
-        vv, uu = np.nonzero(keep)
-        pts = cam.backproject(uu + u0, vv + v0, z[vv, uu])
-        lo, hi = np.percentile(pts, [size_percentile, 100.0 - size_percentile], axis=0)
-        # point coordinates are pixel centres of the interior: the object reaches half a pixel
-        # plus the eroded rim beyond them on each side
-        # (at the depth of the points at that side: a limb seen off-axis lies deeper than the median)
-        margin = 0.5 + eroded
-        for k, f in ((0, cam.fx), (1, cam.fy)):
-            lo[k] -= margin * float(np.median(pts[pts[:, k] <= lo[k], 2])) / f
-            hi[k] += margin * float(np.median(pts[pts[:, k] >= hi[k], 2])) / f
-        centre = np.median(pts, axis=0)
+        s_ = atlas.slot(k)
+        kept = keep[s_]
+        n_keep = np.count_nonzero(kept)
+        if n_keep < min_points:
+            continue
+        sub = _thinned(s_, n_keep, median_samples)
+        on = keep[sub]
+        centre = (_median(px[sub][on]), _median(py[sub][on]), _median(atlas.z[sub][on]))
+        ext = extent[s_]
+        n_ext = int(np.count_nonzero(ext))
+        (xlo, xhi), (ylo, yhi) = _extremes(px[s_], ext, n_ext, q), _extremes(py[s_], ext, n_ext, q)
+        zlo, zhi = _extremes(atlas.z[s_], ext, n_ext, q)
+        # the points are the centres of (grid) pixels: the object reaches half a pixel beyond the outermost
+        hx, hy = 0.5 * c.st * med[k] / cam.fx, 0.5 * c.st * med[k] / cam.fy
+        i = c.index
         out.valid[i] = True
-        out.num_points[i] = pts.shape[0]
+        out.num_points[i] = n_keep
         out.centres[i] = centre
-        out.box_centres[i] = (lo + hi) / 2
-        out.box_sizes[i] = hi - lo
+        out.box_centres[i] = ((xlo + xhi) / 2, (ylo + yhi) / 2, (zlo + zhi) / 2)
+        out.box_sizes[i] = (xhi - xlo + 2 * hx, yhi - ylo + 2 * hy, zhi - zlo)
         if points_step is not None:
-            grid = ((uu + u0) % points_step == 0) & ((vv + v0) % points_step == 0)
-            chunk = np.empty(int(grid.sum()), POINT_DTYPE)
-            for k, name in enumerate("xyz"):
-                chunk[name] = pts[grid, k]
-            chunk["instance"] = i
-            chunks.append(chunk)
+            chunks.append(_points(c, kept if c.st == 1 else None, depth, cam, points_step, erode_px, float(med[k]),
+                                  float(band[k])))
     if points_step is not None:
         out.points = np.concatenate(chunks) if chunks else np.empty(0, POINT_DTYPE)
     return out
+
+
+@dataclass
+class _Crop:
+    """One instance's region of the depth grid: rows v0..v1, columns u0..u1, measured on every
+    st-th pixel from (v0 + ro, u0 + co); ``m`` its mask on the full-resolution region."""
+
+    index: int
+    v0: int
+    v1: int
+    u0: int
+    u1: int
+    st: int
+    ro: int
+    co: int
+    m: np.ndarray
+
+    @property
+    def grid(self) -> tuple[slice, slice]:
+        """The measuring grid inside the region."""
+        return slice(self.ro, None, self.st), slice(self.co, None, self.st)
+
+
+_GAP = 2  # empty atlas pixels between crops: more than the 5x5 reach of the rim rule
+
+
+class _Atlas:
+    """The measuring grids of all crops packed into one image (shelves of decreasing height,
+    ``_GAP`` empty pixels between them), so that each pixel rule is one array operation for
+    all instances: ``z`` depth (NaN outside the crops), ``gx``, ``gy`` (u - cx) / fx and
+    (v - cy) / fy of each pixel, ``sel`` mask pixels with a valid depth, ``interior`` the
+    eroded masks' (erosion of each crop on its own: the gaps are background)."""
+
+    def __init__(self, crops: list[_Crop], depth: np.ndarray, cam: PinholeCamera, erode_px: int):
+        grids = [c.m[c.grid] for c in crops]
+        sizes = [g.shape for g in grids]
+        total = sum((hh + _GAP) * (ww + _GAP) for hh, ww in sizes)
+        width = max([int(math.sqrt(total * 1.5))] + [ww + _GAP for _, ww in sizes]) if sizes else 1
+        self.slots: list[tuple[slice, slice]] = [None] * len(crops)  # type: ignore[list-item]
+        x = y = shelf = 0
+        for k in sorted(range(len(crops)), key=lambda k: -sizes[k][0]):
+            hh, ww = sizes[k]
+            if x + ww + _GAP > width:
+                x, y, shelf = 0, y + shelf, 0
+            self.slots[k] = (slice(y + _GAP, y + _GAP + hh), slice(x + _GAP, x + _GAP + ww))
+            x, shelf = x + ww + _GAP, max(shelf, hh + _GAP)
+        shape = (y + shelf + _GAP, width + _GAP)
+        m = np.zeros(shape, bool)
+        self.z = np.full(shape, np.nan, np.float32)
+        self.gx = np.zeros(shape, np.float32)
+        self.gy = np.zeros(shape, np.float32)
+        for c, g, s in zip(crops, grids, self.slots):
+            m[s] = g
+            self.z[s] = depth[c.v0:c.v1, c.u0:c.u1][c.grid]
+            self.gx[s] = ((np.arange(c.u0 + c.co, c.u1, c.st, dtype=np.float32) - np.float32(cam.cx)) / np.float32(cam.fx))[None, :]
+            self.gy[s] = ((np.arange(c.v0 + c.ro, c.v1, c.st, dtype=np.float32) - np.float32(cam.cy)) / np.float32(cam.fy))[:, None]
+        with np.errstate(invalid="ignore"):
+            self.sel = m & (self.z > 0) & (self.z < np.inf)  # NaN compares False
+        self.interior = (_erode(m, erode_px) & self.sel) if erode_px else self.sel.copy()
+
+    def slot(self, k: int) -> tuple[slice, slice]:
+        return self.slots[k]
+
+    def within(self, centre: np.ndarray, band: np.ndarray) -> np.ndarray:
+        """bool atlas: |z - centre[k]| <= band[k] inside crop k, for the crops whose centre is
+        not 0 (False elsewhere)."""
+        c_map = np.zeros(self.z.shape, np.float32)
+        b_map = np.full(self.z.shape, -1.0, np.float32)
+        for k, s in enumerate(self.slots):
+            if centre[k]:
+                c_map[s], b_map[s] = centre[k], band[k]
+        with np.errstate(invalid="ignore"):
+            return np.abs(self.z - c_map) <= b_map
+
+
+def _thinned(slot: tuple[slice, slice], count: int, samples: int | None) -> tuple[slice, slice]:
+    """``slot`` on every s-th row and column, s such that about ``count / s**2 <= samples``
+    (None: every pixel)."""
+    s = 1 if samples is None else max(1, int(math.sqrt(count / samples)))
+    if s == 1:
+        return slot
+    r, c = slot
+    return slice(r.start, r.stop, s), slice(c.start, c.stop, s)
+
+
+def _valid_count(mask: np.ndarray, z: np.ndarray) -> int:
+    """Pixels of ``mask`` with a valid depth in ``z``."""
+    with np.errstate(invalid="ignore"):
+        return int(np.count_nonzero(mask & (z > 0) & (z < np.inf)))
+
+
+def _points(c: _Crop, kept: np.ndarray | None, depth: np.ndarray, cam: PinholeCamera, step: int, erode_px: int,
+            med: float, band: float) -> np.ndarray:
+    """The kept points of crop ``c`` on every ``step``-th depth pixel (:data:`POINT_DTYPE`).
+    ``kept``: its kept pixels when it was measured at full resolution; else they are found
+    again on the full-resolution region by the same rules."""
+    z = depth[c.v0:c.v1, c.u0:c.u1]
+    if kept is None:
+        with np.errstate(invalid="ignore"):
+            sel = c.m & (z > 0) & (z < np.inf)
+            kept = (_erode(c.m, erode_px) & sel) if erode_px else sel
+            if math.isfinite(band):
+                kept = kept & (np.abs(z - np.float32(med)) <= band)
+    rs, cs = (-c.v0) % step, (-c.u0) % step  # the region's first row/column on the points grid
+    on = kept[rs::step, cs::step]
+    zs = z[rs::step, cs::step][on]
+    gx = (np.arange(c.u0 + cs, c.u1, step, dtype=np.float32) - np.float32(cam.cx)) / np.float32(cam.fx)
+    gy = (np.arange(c.v0 + rs, c.v1, step, dtype=np.float32) - np.float32(cam.cy)) / np.float32(cam.fy)
+    rr, cc = np.nonzero(on)
+    chunk = np.empty(zs.size, POINT_DTYPE)
+    chunk["x"], chunk["y"], chunk["z"] = gx[cc] * zs, gy[rr] * zs, zs
+    chunk["instance"] = c.index
+    return chunk
 
 
 def instance_points(instances: Instances, depth_m: np.ndarray, camera: PinholeCamera, step: int = 2,
