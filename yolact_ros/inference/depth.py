@@ -3,15 +3,15 @@
 What the ROS layer calls, per colour frame with its registered depth image::
 
     camera = PinholeCamera.from_k(info.k, info.width, info.height)        # sensor_msgs/CameraInfo
-    depth_m = depth_to_metres(depth_array, encoding)                      # "16UC1" (mm) or "32FC1" (m)
-    result = instances_in_3d(instances, depth_m, camera, points_step=2)   # Instances3D
+    result = instances_in_3d(instances, depth_array, camera,              # Instances3D
+                             encoding="16UC1", points_step=2)             # 16UC1 (mm) or 32FC1 (m)
     for obj in result.objects():          # only the instances with enough valid depth
         obj.index, obj.box_centre, obj.box_size, obj.centre               # -> vision_msgs/Detection3D
     result.points                          # structured x, y, z float32 + instance int32 -> PointCloud2
     result.num_skipped                     # instances left out: too few valid depth pixels
 
 **Frames and units.** Every 3D value is in the camera's optical frame (x right, y down, z
-forward, as ``*_optical_frame`` in ROS), in metres. ``depth_m[v, u]`` is the z coordinate of
+forward, as ``*_optical_frame`` in ROS), in metres. ``depth[v, u]`` is the z coordinate of
 pixel (u, v) (a depth image, not a range image); the pixel's point is
 ``((u - cx) z / fx, (v - cy) z / fy, z)``, pixel centres at integer coordinates (the OpenCV
 and ROS convention). The depth must be registered to the colour image ("aligned depth": same
@@ -161,8 +161,18 @@ def depth_to_metres(depth: np.ndarray, encoding: str | None = None, min_m: float
 
     ``encoding``: ``"16UC1"`` / ``"mono16"`` (millimetres), ``"32FC1"`` / ``"64FC1"`` (metres), or
     None to go by the dtype (unsigned integers: millimetres; floats: metres). Invalid: 0, NaN,
-    +-inf and depths outside [``min_m``, ``max_m``].
+    +-inf and depths outside [``min_m``, ``max_m``]. (:func:`instances_in_3d` takes the image
+    as it comes, too, and converts only the pixels it reads.)
     """
+    a, scale = _depth_image(depth, encoding)
+    with np.errstate(invalid="ignore"):
+        m = a.astype(np.float32) * np.float32(scale) if scale != 1.0 else a.astype(np.float32, copy=True)
+        m[~((m >= min_m) & (m <= max_m))] = np.nan  # NaN compares False: caught here too
+    return m
+
+
+def _depth_image(depth: np.ndarray, encoding: str | None) -> tuple[np.ndarray, float]:
+    """The [H,W] array of a depth image and its factor to metres (see :func:`depth_to_metres`)."""
     a = np.asarray(depth)
     if a.ndim == 3 and a.shape[2] == 1:
         a = a[:, :, 0]
@@ -170,21 +180,16 @@ def depth_to_metres(depth: np.ndarray, encoding: str | None = None, min_m: float
         raise ValueError(f"a depth image is [H,W], got shape {a.shape}")
     if encoding is None:
         if a.dtype.kind == "u":
-            scale = 0.001
-        elif a.dtype.kind == "f":
-            scale = 1.0
-        else:
-            raise ValueError(f"cannot tell the depth unit of dtype {a.dtype}: pass encoding")
-    else:
-        if encoding not in DEPTH_ENCODINGS:
-            raise ValueError(f"unsupported depth encoding {encoding!r}: one of {sorted(DEPTH_ENCODINGS)}")
-        scale = DEPTH_ENCODINGS[encoding]
-        if (scale == 1.0) != (a.dtype.kind == "f"):
-            raise ValueError(f"encoding {encoding!r} does not fit an array of dtype {a.dtype}")
-    with np.errstate(invalid="ignore"):
-        m = a.astype(np.float32) * np.float32(scale) if scale != 1.0 else a.astype(np.float32, copy=True)
-        m[~((m >= min_m) & (m <= max_m))] = np.nan  # NaN compares False: caught here too
-    return m
+            return a, 0.001
+        if a.dtype.kind == "f":
+            return a, 1.0
+        raise ValueError(f"cannot tell the depth unit of dtype {a.dtype}: pass encoding")
+    if encoding not in DEPTH_ENCODINGS:
+        raise ValueError(f"unsupported depth encoding {encoding!r}: one of {sorted(DEPTH_ENCODINGS)}")
+    scale = DEPTH_ENCODINGS[encoding]
+    if (scale == 1.0) != (a.dtype.kind == "f"):
+        raise ValueError(f"encoding {encoding!r} does not fit an array of dtype {a.dtype}")
+    return a, scale
 
 
 class Instance3D(NamedTuple):
@@ -315,23 +320,24 @@ def _span(index_map: np.ndarray, lo: int, hi: int) -> tuple[int, int]:
     return int(np.searchsorted(index_map, lo, "left")), int(np.searchsorted(index_map, hi, "right"))
 
 
-def instances_in_3d(instances: Instances, depth_m: np.ndarray, camera: PinholeCamera, *,
+def instances_in_3d(instances: Instances, depth: np.ndarray, camera: PinholeCamera, *, encoding: str | None = None,
+                    min_m: float = DEFAULT_MIN_DEPTH_M, max_m: float = DEFAULT_MAX_DEPTH_M,
                     min_points: int = DEFAULT_MIN_POINTS, erode_px: int = 1, mad_k: float = 3.5,
                     min_band_m: float = 0.02, shape_band: float = 1.0, size_percentile: float = 0.05,
                     max_samples: int | None = DEFAULT_MAX_SAMPLES, points_step: int | None = None) -> Instances3D:
     """Place every instance in 3D from a registered depth image (module docstring: the method).
 
-    ``depth_m``: float [h,w] metres (:func:`depth_to_metres`; 0, NaN and inf count as invalid
-    too), of the masks' field of view at any resolution of the same aspect ratio. ``camera``:
+    ``depth``: the depth image [h,w] of the masks' field of view, at any resolution of the same
+    aspect ratio, as it comes (``encoding`` and the valid range [``min_m``, ``max_m``] as for
+    :func:`depth_to_metres`: 16UC1 millimetres, float metres; only the pixels read are
+    converted) or already in metres from :func:`depth_to_metres` (NaN invalid). ``camera``:
     intrinsics of the depth image or of the colour image (rescaled to the depth's size).
     ``mad_k=inf`` and ``erode_px=0`` turn the outlier rules off. ``max_samples``: masks of
     more than 4x as many pixels are measured on a subgrid, None measures every pixel.
     ``points_step``: also collect the kept points of every ``points_step``-th depth pixel
     (both axes, full resolution) in ``points``.
     """
-    depth = np.asarray(depth_m)
-    if depth.ndim != 2 or depth.dtype.kind != "f":
-        raise ValueError(f"depth_m must be float metres [H,W] (see depth_to_metres), got {depth.dtype} {depth.shape}")
+    depth, scale = _depth_image(depth, encoding)
     if min_points < 1 or erode_px < 0 or not 0.0 <= size_percentile < 50.0:
         raise ValueError(f"need min_points >= 1, erode_px >= 0, 0 <= size_percentile < 50 "
                          f"(got {min_points}, {erode_px}, {size_percentile})")
@@ -374,20 +380,23 @@ def instances_in_3d(instances: Instances, depth_m: np.ndarray, camera: PinholeCa
         ro, co = ((v1 - v0 - 1) % st) // 2, ((u1 - u0 - 1) % st) // 2
         crops.append(_Crop(i, v0, v1, u0, u1, st, ro, co, m))
     # 2. the crops side by side in one atlas: the pixel rules run once over all of them
-    atlas = _Atlas(crops, depth, cam, erode_px)
+    atlas = _Atlas(crops, depth, scale, cam, erode_px, (min_m, max_m))
     sel, interior = atlas.sel, atlas.interior
     med = np.zeros(len(crops))
     band = np.full(len(crops), math.inf)
+    subs: list = [None] * len(crops)  # each crop's pixels for the medians
+    whole = np.ones(len(crops), bool)  # no interior point outside the band (on the median pixels)
     for k, c in enumerate(crops):
         s_ = atlas.slot(k)
-        count = np.count_nonzero(sel[s_]) if c.st == 1 else _valid_count(c.m, depth[c.v0:c.v1, c.u0:c.u1])
+        on_grid = np.count_nonzero(sel[s_])
+        count = on_grid if c.st == 1 else np.count_nonzero(c.m & _valid(c.metres(depth, scale), (min_m, max_m)))
         out.num_valid[c.index] = count
         if count < min_points:
             continue
         inner = interior[s_]
         if np.count_nonzero(inner) < min_points:  # too thin to erode: the whole mask
             inner[...] = sel[s_]
-        sub = _thinned(s_, count, median_samples)  # the medians on at most about max_samples / 2 pixels
+        subs[k] = sub = _thinned(s_, on_grid, median_samples)  # the medians on at most about max_samples / 2 pixels
         z_in = atlas.z[sub][interior[sub]]
         if z_in.size == 0:
             continue
@@ -399,6 +408,7 @@ def instances_in_3d(instances: Instances, depth_m: np.ndarray, camera: PinholeCa
             band[k] = floor
             if mad_k * _MAD_TO_SIGMA * float(dev.max()) > floor:  # else no MAD can widen the band
                 band[k] = max(mad_k * _MAD_TO_SIGMA * _median(dev), floor)
+            whole[k] = float(dev.max()) <= band[k]
     # 3. the kept points (interior, within the band) and the extent (plus the rim pixels whose
     #    depth continues the kept ones: a limb seen at a grazing angle holds a large part of the
     #    extent in its last pixels; a flying pixel jumps towards the background)
@@ -415,9 +425,9 @@ def instances_in_3d(instances: Instances, depth_m: np.ndarray, camera: PinholeCa
         n_keep = np.count_nonzero(kept)
         if n_keep < min_points:
             continue
-        sub = _thinned(s_, n_keep, median_samples)
+        sub = subs[k]
         on = keep[sub]
-        centre = (_median(px[sub][on]), _median(py[sub][on]), _median(atlas.z[sub][on]))
+        centre = (_median(px[sub][on]), _median(py[sub][on]), med[k] if whole[k] else _median(atlas.z[sub][on]))
         ext = extent[s_]
         n_ext = int(np.count_nonzero(ext))
         (xlo, xhi), (ylo, yhi) = _extremes(px[s_], ext, n_ext, q), _extremes(py[s_], ext, n_ext, q)
@@ -431,8 +441,8 @@ def instances_in_3d(instances: Instances, depth_m: np.ndarray, camera: PinholeCa
         out.box_centres[i] = ((xlo + xhi) / 2, (ylo + yhi) / 2, (zlo + zhi) / 2)
         out.box_sizes[i] = (xhi - xlo + 2 * hx, yhi - ylo + 2 * hy, zhi - zlo)
         if points_step is not None:
-            chunks.append(_points(c, kept if c.st == 1 else None, depth, cam, points_step, erode_px, float(med[k]),
-                                  float(band[k])))
+            chunks.append(_points(c, kept if c.st == 1 else None, c.metres(depth, scale), cam, points_step, erode_px,
+                                  float(med[k]), float(band[k]), (min_m, max_m)))
     if points_step is not None:
         out.points = np.concatenate(chunks) if chunks else np.empty(0, POINT_DTYPE)
     return out
@@ -458,6 +468,11 @@ class _Crop:
         """The measuring grid inside the region."""
         return slice(self.ro, None, self.st), slice(self.co, None, self.st)
 
+    def metres(self, depth: np.ndarray, scale: float) -> np.ndarray:
+        """The region of the depth image in metres (float32, every pixel)."""
+        z = depth[self.v0:self.v1, self.u0:self.u1]
+        return z.astype(np.float32) * np.float32(scale) if scale != 1.0 else z.astype(np.float32, copy=False)
+
 
 _GAP = 2  # empty atlas pixels between crops: more than the 5x5 reach of the rim rule
 
@@ -469,7 +484,8 @@ class _Atlas:
     (v - cy) / fy of each pixel, ``sel`` mask pixels with a valid depth, ``interior`` the
     eroded masks' (erosion of each crop on its own: the gaps are background)."""
 
-    def __init__(self, crops: list[_Crop], depth: np.ndarray, cam: PinholeCamera, erode_px: int):
+    def __init__(self, crops: list[_Crop], depth: np.ndarray, scale: float, cam: PinholeCamera, erode_px: int,
+                 valid_range: tuple[float, float]):
         grids = [c.m[c.grid] for c in crops]
         sizes = [g.shape for g in grids]
         total = sum((hh + _GAP) * (ww + _GAP) for hh, ww in sizes)
@@ -492,8 +508,9 @@ class _Atlas:
             self.z[s] = depth[c.v0:c.v1, c.u0:c.u1][c.grid]
             self.gx[s] = ((np.arange(c.u0 + c.co, c.u1, c.st, dtype=np.float32) - np.float32(cam.cx)) / np.float32(cam.fx))[None, :]
             self.gy[s] = ((np.arange(c.v0 + c.ro, c.v1, c.st, dtype=np.float32) - np.float32(cam.cy)) / np.float32(cam.fy))[:, None]
-        with np.errstate(invalid="ignore"):
-            self.sel = m & (self.z > 0) & (self.z < np.inf)  # NaN compares False
+        if scale != 1.0:
+            self.z *= np.float32(scale)
+        self.sel = m & _valid(self.z, valid_range)
         self.interior = (_erode(m, erode_px) & self.sel) if erode_px else self.sel.copy()
 
     def slot(self, k: int) -> tuple[slice, slice]:
@@ -521,23 +538,22 @@ def _thinned(slot: tuple[slice, slice], count: int, samples: int | None) -> tupl
     return slice(r.start, r.stop, s), slice(c.start, c.stop, s)
 
 
-def _valid_count(mask: np.ndarray, z: np.ndarray) -> int:
-    """Pixels of ``mask`` with a valid depth in ``z``."""
+def _valid(z: np.ndarray, valid_range: tuple[float, float]) -> np.ndarray:
+    """bool: depths (metres) inside [min, max] (NaN, inf and 0 are not)."""
     with np.errstate(invalid="ignore"):
-        return int(np.count_nonzero(mask & (z > 0) & (z < np.inf)))
+        return (z >= np.float32(valid_range[0])) & (z <= np.float32(valid_range[1]))
 
 
-def _points(c: _Crop, kept: np.ndarray | None, depth: np.ndarray, cam: PinholeCamera, step: int, erode_px: int,
-            med: float, band: float) -> np.ndarray:
-    """The kept points of crop ``c`` on every ``step``-th depth pixel (:data:`POINT_DTYPE`).
-    ``kept``: its kept pixels when it was measured at full resolution; else they are found
-    again on the full-resolution region by the same rules."""
-    z = depth[c.v0:c.v1, c.u0:c.u1]
+def _points(c: _Crop, kept: np.ndarray | None, z: np.ndarray, cam: PinholeCamera, step: int, erode_px: int,
+            med: float, band: float, valid_range: tuple[float, float]) -> np.ndarray:
+    """The kept points of crop ``c`` on every ``step``-th depth pixel (:data:`POINT_DTYPE`);
+    ``z`` its region in metres. ``kept``: its kept pixels when it was measured at full
+    resolution; else they are found again on the full-resolution region by the same rules."""
     if kept is None:
-        with np.errstate(invalid="ignore"):
-            sel = c.m & (z > 0) & (z < np.inf)
-            kept = (_erode(c.m, erode_px) & sel) if erode_px else sel
-            if math.isfinite(band):
+        sel = c.m & _valid(z, valid_range)
+        kept = (_erode(c.m, erode_px) & sel) if erode_px else sel
+        if math.isfinite(band):
+            with np.errstate(invalid="ignore"):
                 kept = kept & (np.abs(z - np.float32(med)) <= band)
     rs, cs = (-c.v0) % step, (-c.u0) % step  # the region's first row/column on the points grid
     on = kept[rs::step, cs::step]
@@ -551,11 +567,11 @@ def _points(c: _Crop, kept: np.ndarray | None, depth: np.ndarray, cam: PinholeCa
     return chunk
 
 
-def instance_points(instances: Instances, depth_m: np.ndarray, camera: PinholeCamera, step: int = 2,
+def instance_points(instances: Instances, depth: np.ndarray, camera: PinholeCamera, step: int = 2,
                     **options) -> np.ndarray:
     """The kept 3D points of every instance placed in 3D, on every ``step``-th depth pixel:
     :data:`POINT_DTYPE` [M] (x, y, z float32 metres in the optical frame, instance int32 =
     index into ``instances``), ready for a PointCloud2 (``.tobytes()`` is its data,
     point_step 16). A pixel inside two masks appears once for each. ``options``: those of
     :func:`instances_in_3d`; call that with ``points_step`` to get the centres too in one pass."""
-    return instances_in_3d(instances, depth_m, camera, points_step=step, **options).points
+    return instances_in_3d(instances, depth, camera, points_step=step, **options).points

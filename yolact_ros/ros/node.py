@@ -595,10 +595,13 @@ class YolactNode(LifecycleNode):
 
     def _publish_3d(self, cam: CameraIO, header, inst, ids, class_id_format: str) -> None:
         """detections_3d (and points) from the depth frame paired with this colour frame by stamp."""
-        from ..inference.depth import PinholeCamera, depth_to_metres, instances_in_3d
+        from ..inference.depth import PinholeCamera, instances_in_3d
         from .messages import instances_to_detections_3d, points_to_cloud
 
         outputs = self._outputs
+        with_points = bool(outputs.get("publish_points", False)) and cam.pubs["points"].get_subscription_count() > 0
+        if not with_points and cam.pubs["detections_3d"].get_subscription_count() == 0:
+            return  # nobody listens: nothing is computed
         tolerance_ns = int(float(outputs.get("depth_tolerance", 0.05)) * 1e9)
         paired = cam.depth_for(stamp_to_ns(header.stamp), tolerance_ns)
         if paired is None:
@@ -614,9 +617,8 @@ class YolactNode(LifecycleNode):
             cam.stats.on_without_depth()
             self._warn_throttled(f"depth: {kind}", f"cannot use the depth frame on {cam.topic('depth')}: {exc}")
             return
-        depth_m = depth_to_metres(depth, depth_msg.encoding)
-        with_points = bool(outputs.get("publish_points", False)) and cam.pubs["points"].get_subscription_count() > 0
-        placed = instances_in_3d(inst, depth_m, camera, min_points=int(outputs.get("depth_min_points", 20)),
+        placed = instances_in_3d(inst, depth, camera, encoding=depth_msg.encoding,
+                                 min_points=int(outputs.get("depth_min_points", 20)),
                                  points_step=int(outputs.get("points_step", 4)) if with_points else None)
         cam.stats.on_placed_3d(len(placed.indices), placed.num_skipped)
         header_3d = type(header)(stamp=header.stamp, frame_id=info.header.frame_id or depth_msg.header.frame_id)
