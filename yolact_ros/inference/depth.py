@@ -367,14 +367,16 @@ def instances_in_3d(instances: Instances, depth: np.ndarray, camera: PinholeCame
     crops = []
     for i in range(n):
         x0, y0, win = instances.mask_window(i)  # the instance's box-sized mask: never the full frame
-        r_any, c_any = np.flatnonzero(win.any(1)), np.flatnonzero(win.any(0))
-        if r_any.size == 0:
+        if win.size == 0:
+            continue
+        bx, by, bw, bh = cv2.boundingRect(np.ascontiguousarray(win).view(np.uint8))  # the mask's extent in its window
+        if bw == 0:
             continue
         if same_grid:
-            v0, v1, u0, u1 = y0 + int(r_any[0]), y0 + int(r_any[-1]) + 1, x0 + int(c_any[0]), x0 + int(c_any[-1]) + 1
-            m = win[v0 - y0:v1 - y0, u0 - x0:u1 - x0]
+            v0, v1, u0, u1 = y0 + by, y0 + by + bh, x0 + bx, x0 + bx + bw
+            m = win[by:by + bh, bx:bx + bw]
         else:
-            (v0, v1), (u0, u1) = _span(rows_src, y0 + r_any[0], y0 + r_any[-1]), _span(cols_src, x0 + c_any[0], x0 + c_any[-1])
+            (v0, v1), (u0, u1) = _span(rows_src, y0 + by, y0 + by + bh - 1), _span(cols_src, x0 + bx, x0 + bx + bw - 1)
             m = win[np.ix_(rows_src[v0:v1] - y0, cols_src[u0:u1] - x0)]
         st = 1 if max_samples is None else max(1, int(math.sqrt(np.count_nonzero(m) / max_samples)))
         ro, co = ((v1 - v0 - 1) % st) // 2, ((u1 - u0 - 1) % st) // 2
@@ -406,7 +408,8 @@ def instances_in_3d(instances: Instances, depth: np.ndarray, camera: PinholeCame
             floor = max(min_band_m, shape_band * med[k] * max((c.v1 - c.v0) / cam.fy, (c.u1 - c.u0) / cam.fx))
             dev = np.abs(z_in - np.float32(med[k]))
             band[k] = floor
-            if mad_k * _MAD_TO_SIGMA * float(dev.max()) > floor:  # else no MAD can widen the band
+            # the MAD widens the band only when more than half the deviations exceed floor / (mad_k * 1.4826)
+            if 2 * np.count_nonzero(dev > floor / (mad_k * _MAD_TO_SIGMA)) > dev.size:
                 band[k] = max(mad_k * _MAD_TO_SIGMA * _median(dev), floor)
             whole[k] = float(dev.max()) <= band[k]
     # 3. the kept points (interior, within the band) and the extent (plus the rim pixels whose
