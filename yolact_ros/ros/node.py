@@ -37,13 +37,11 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 from diagnostic_msgs.msg import DiagnosticArray
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
-from ..inference.defaults import MASK_ALPHA
 from .camera import DEPTH_QUEUE, CameraIO
 from .diagnostics import Key, build_status, stamp_text, stamp_to_ns
-from .image_conversion import (
-    ImageConversionError, bgr_to_image, compressed_to_bgr, depth_image_to_array, image_to_bgr, to_bgr3,
-)
+from .image_conversion import ImageConversionError, compressed_to_bgr, image_to_bgr
 from .mailbox import Frame, LatestFrames
+from .outputs import publish_frame
 from .params import LOAD_PARAMS, PARAMS, RUNTIME_PARAMS, check, command_line_overrides, parse_cameras, spec
 from .throttle import Throttle
 
@@ -570,62 +568,8 @@ class YolactNode(LifecycleNode):
             )
 
     def _publish(self, cam: CameraIO, header, image, inst) -> tuple[float, float]:
-        """All outputs of one camera's frame; returns the overlay's (wall, this thread's CPU) milliseconds."""
-        from .messages import instances_to_detections, instances_to_masks
-
-        outputs, seg, pubs = self._outputs, self._segmenter, cam.pubs
-        ids = cam.tracker.update(inst) if cam.tracker is not None else None
-        class_id_format = outputs.get("class_id_format", "name")
-        pubs["detections"].publish(instances_to_detections(inst, header, seg.class_names, ids=ids,
-                                                           class_id_format=class_id_format))
-        if outputs.get("publish_masks", True):
-            pubs["masks"].publish(instances_to_masks(inst, header, ids=ids))
-        if "detections_3d" in pubs:
-            self._publish_3d(cam, header, inst, ids, class_id_format)
-        vis_pub = pubs["visualization"]
-        if not (outputs.get("publish_visualization", True) and vis_pub.get_subscription_count() > 0):
-            return 0.0, 0.0
-        from ..inference.visualize import draw_instances  # only needed while someone watches
-
-        t0, c0 = time.perf_counter(), time.thread_time()
-        overlay = draw_instances(to_bgr3(image), inst, seg.class_names, **_draw_kwargs(outputs))
-        vis_pub.publish(bgr_to_image(overlay, header))
-        cam.stats.on_visualization()
-        return (time.perf_counter() - t0) * 1000.0, (time.thread_time() - c0) * 1000.0
-
-    def _publish_3d(self, cam: CameraIO, header, inst, ids, class_id_format: str) -> None:
-        """detections_3d (and points) from the depth frame paired with this colour frame by stamp."""
-        from ..inference.depth import PinholeCamera, instances_in_3d
-        from .messages import instances_to_detections_3d, points_to_cloud
-
-        outputs = self._outputs
-        with_points = bool(outputs.get("publish_points", False)) and cam.pubs["points"].get_subscription_count() > 0
-        if not with_points and cam.pubs["detections_3d"].get_subscription_count() == 0:
-            return  # nobody listens: nothing is computed
-        tolerance_ns = int(float(outputs.get("depth_tolerance", 0.05)) * 1e9)
-        paired = cam.depth_for(stamp_to_ns(header.stamp), tolerance_ns)
-        if paired is None:
-            cam.stats.on_without_depth()
-            return
-        depth_msg, info = paired
-        try:
-            depth = depth_image_to_array(depth_msg, int(outputs.get("max_image_pixels") or 0) or None)
-            camera = PinholeCamera.from_k(list(info.k), int(info.width) or depth.shape[1],
-                                          int(info.height) or depth.shape[0])
-        except (ImageConversionError, ValueError) as exc:
-            kind = getattr(exc, "kind", "camera_info")
-            cam.stats.on_without_depth()
-            self._warn_throttled(f"depth: {kind}", f"cannot use the depth frame on {cam.topic('depth')}: {exc}")
-            return
-        placed = instances_in_3d(inst, depth, camera, encoding=depth_msg.encoding,
-                                 min_points=int(outputs.get("depth_min_points", 20)),
-                                 points_step=int(outputs.get("points_step", 4)) if with_points else None)
-        cam.stats.on_placed_3d(len(placed.indices), placed.num_skipped)
-        header_3d = type(header)(stamp=header.stamp, frame_id=info.header.frame_id or depth_msg.header.frame_id)
-        cam.pubs["detections_3d"].publish(instances_to_detections_3d(
-            inst, placed, header_3d, self._segmenter.class_names, ids=ids, class_id_format=class_id_format))
-        if with_points and placed.points is not None:
-            cam.pubs["points"].publish(points_to_cloud(placed.points, header_3d, ids=ids))
+        """All outputs of one camera's frame (:func:`yolact_ros.ros.outputs.publish_frame`)."""
+        return publish_frame(cam, header, image, inst, self._outputs, self._segmenter.class_names, self._warn_throttled)
 
     def _publish_label_info(self, threshold: float | None = None) -> None:
         """vision_msgs/LabelInfo on label_info (latched): class index -> name, the score
@@ -692,15 +636,6 @@ def latched_qos() -> QoSProfile:
 def _changeable_in(p) -> str:
     """The states in which load-time parameter ``p`` may change."""
     return "unconfigured or inactive" if p.read_at == "activate" else "unconfigured"
-
-
-def _draw_kwargs(outputs: dict) -> dict:
-    """Visualization parameters -> draw_instances keyword arguments."""
-    return {
-        "alpha": float(outputs.get("visualization.mask_alpha", MASK_ALPHA)),
-        "draw_boxes": bool(outputs.get("visualization.show_boxes", True)),
-        "draw_labels": bool(outputs.get("visualization.show_labels", True)),
-    }
 
 
 def _detection_type():

@@ -1,0 +1,91 @@
+"""What the node publishes for one camera's processed frame: detections, masks, 3D, overlay.
+
+Called by the node's inference worker once per frame and camera, after the Segmenter
+(:meth:`yolact_ros.ros.node.YolactNode._process`). Outputs that nobody subscribes to are not
+computed: the overlay only while ``visualization`` has a subscriber, the 3D only while
+``detections_3d`` (or, with ``publish_points``, ``points``) has one. Tracking, when on, gives
+the ids of every output of the frame.
+"""
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+from ..inference.defaults import MASK_ALPHA
+from .camera import CameraIO
+from .diagnostics import stamp_to_ns
+from .image_conversion import ImageConversionError, bgr_to_image, depth_image_to_array, to_bgr3
+
+__all__ = ["draw_kwargs", "publish_3d", "publish_frame"]
+
+#: ``warn(kind, text)``: one throttled log line per kind (the node's ``_warn_throttled``).
+Warn = Callable[[str, str], None]
+
+
+def publish_frame(cam: CameraIO, header, image, inst, outputs: dict, class_names, warn: Warn) -> tuple[float, float]:
+    """All outputs of one camera's frame; returns the overlay's (wall, this thread's CPU)
+    milliseconds (0 when nobody watches it). ``outputs``: the node's run-time parameters."""
+    from .messages import instances_to_detections, instances_to_masks
+
+    pubs = cam.pubs
+    ids = cam.tracker.update(inst) if cam.tracker is not None else None
+    class_id_format = outputs.get("class_id_format", "name")
+    pubs["detections"].publish(instances_to_detections(inst, header, class_names, ids=ids,
+                                                       class_id_format=class_id_format))
+    if outputs.get("publish_masks", True):
+        pubs["masks"].publish(instances_to_masks(inst, header, ids=ids))
+    if "detections_3d" in pubs:
+        publish_3d(cam, header, inst, ids, outputs, class_names, warn)
+    vis_pub = pubs["visualization"]
+    if not (outputs.get("publish_visualization", True) and vis_pub.get_subscription_count() > 0):
+        return 0.0, 0.0
+    from ..inference.visualize import draw_instances  # only needed while someone watches
+
+    t0, c0 = time.perf_counter(), time.thread_time()
+    overlay = draw_instances(to_bgr3(image), inst, class_names, **draw_kwargs(outputs))
+    vis_pub.publish(bgr_to_image(overlay, header))
+    cam.stats.on_visualization()
+    return (time.perf_counter() - t0) * 1000.0, (time.thread_time() - c0) * 1000.0
+
+
+def publish_3d(cam: CameraIO, header, inst, ids, outputs: dict, class_names, warn: Warn) -> None:
+    """detections_3d (and points) from the depth frame paired with this colour frame by stamp.
+    A colour frame without a usable depth frame is counted (diagnostics), never an error."""
+    from ..inference.depth import PinholeCamera, instances_in_3d
+    from .messages import instances_to_detections_3d, points_to_cloud
+
+    with_points = bool(outputs.get("publish_points", False)) and cam.pubs["points"].get_subscription_count() > 0
+    if not with_points and cam.pubs["detections_3d"].get_subscription_count() == 0:
+        return  # nobody listens: nothing is computed
+    tolerance_ns = int(float(outputs.get("depth_tolerance", 0.05)) * 1e9)
+    paired = cam.depth_for(stamp_to_ns(header.stamp), tolerance_ns)
+    if paired is None:
+        cam.stats.on_without_depth()
+        return
+    depth_msg, info = paired
+    try:
+        depth = depth_image_to_array(depth_msg, int(outputs.get("max_image_pixels") or 0) or None)
+        camera = PinholeCamera.from_k(list(info.k), int(info.width) or depth.shape[1],
+                                      int(info.height) or depth.shape[0])
+        placed = instances_in_3d(inst, depth, camera, encoding=depth_msg.encoding,
+                                 min_points=int(outputs.get("depth_min_points", 20)),
+                                 points_step=int(outputs.get("points_step", 4)) if with_points else None)
+    except (ImageConversionError, ValueError) as exc:  # a bad depth image, camera_info or field of view
+        cam.stats.on_without_depth()
+        warn(f"depth: {getattr(exc, 'kind', 'camera_info')}", f"cannot use the depth frame on {cam.topic('depth')}: {exc}")
+        return
+    cam.stats.on_placed_3d(len(placed.indices), placed.num_skipped)
+    header_3d = type(header)(stamp=header.stamp, frame_id=info.header.frame_id or depth_msg.header.frame_id)
+    cam.pubs["detections_3d"].publish(instances_to_detections_3d(
+        inst, placed, header_3d, class_names, ids=ids, class_id_format=outputs.get("class_id_format", "name")))
+    if with_points and placed.points is not None:
+        cam.pubs["points"].publish(points_to_cloud(placed.points, header_3d, ids=ids))
+
+
+def draw_kwargs(outputs: dict) -> dict:
+    """Visualization parameters -> draw_instances keyword arguments."""
+    return {
+        "alpha": float(outputs.get("visualization.mask_alpha", MASK_ALPHA)),
+        "draw_boxes": bool(outputs.get("visualization.show_boxes", True)),
+        "draw_labels": bool(outputs.get("visualization.show_labels", True)),
+    }
