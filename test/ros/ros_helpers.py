@@ -68,3 +68,23 @@ def assert_matches(dets, masks, inst, height: int, width: int, class_names) -> N
         union = np.logical_or(got, ref).sum()
         iou = np.logical_and(got, ref).sum() / union if union else 1.0
         assert iou > 0.98, f"instance {i}: mask IoU {iou:.3f}"
+
+
+def run_example(name: str, args: list[str], feed, tries: int = 30, timeout: float = 30.0) -> tuple[int, str]:
+    """Run ``examples/<name>`` with ``args`` while calling ``feed()`` (e.g. send a frame) until
+    it exits, at most ``tries`` times (its discovery takes 0-3 s); (exit code, its output)."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, str(REPO / "examples" / name), *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        for _ in range(tries):
+            feed()
+            if proc.poll() is not None:
+                break
+        out = proc.communicate(timeout=timeout)[0]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return proc.returncode, out

@@ -4,8 +4,6 @@ The node runs as launch starts it; every camera has its own client (publisher on
 camera's input, subscriptions to its outputs)."""
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 
 import numpy as np
@@ -184,25 +182,18 @@ def test_depth_gives_3d_detections_and_tracking_keeps_ids(ros_runtime, ros_log_d
         mine = [d for d in d3.detections if d.results[0].hypothesis.class_id == wanted]
         best = min(mine, key=lambda d: np.linalg.norm([d.results[0].pose.pose.position.x, d.results[0].pose.pose.position.y,
                                                        d.results[0].pose.pose.position.z]))
-        proc_nearest = subprocess.Popen([sys.executable, str(rh.REPO / "examples" / "nearest.py"), "--ns", NS,
-                                         "--class", wanted, "--count", "1"],
-                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        try:
-            for _ in range(30):  # frames with depth until the example (discovery 0-3 s) has reported one
-                msg = rh.image_msg(photo, "rgb8", frame_id="color_optical")
-                msg.header.stamp = client.next_stamp()
-                depth.header.stamp = info.header.stamp = msg.header.stamp
-                info_pub.publish(info)
-                depth_pub.publish(depth)
-                time.sleep(0.2)
-                client.send(msg)
-                if proc_nearest.poll() is not None:
-                    break
-            out = proc_nearest.communicate(timeout=30)[0]
-        finally:
-            if proc_nearest.poll() is None:
-                proc_nearest.kill()
-        assert proc_nearest.returncode == 0, out
+
+        def frame_with_depth():
+            msg = rh.image_msg(photo, "rgb8", frame_id="color_optical")
+            msg.header.stamp = client.next_stamp()
+            depth.header.stamp = info.header.stamp = msg.header.stamp
+            info_pub.publish(info)
+            depth_pub.publish(depth)
+            time.sleep(0.2)
+            client.send(msg)
+
+        rc, out = rh.run_example("nearest.py", ["--ns", NS, "--class", wanted, "--count", "1"], frame_with_depth)
+        assert rc == 0, out
         p = best.results[0].pose.pose.position
         assert f"nearest {wanted} #{best.id} at ({p.x:.3f}, {p.y:.3f}, {p.z:.3f}) m in depth_optical" in out, out
         # a colour frame without a depth frame: 2D only, counted

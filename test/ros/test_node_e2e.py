@@ -195,22 +195,9 @@ def test_diagnostics_report_rates_and_model(client, photo):
 
 
 def test_example_consumer_rebuilds_full_frame_masks(client, photo):
-    import subprocess
-    import sys
-
-    proc = subprocess.Popen([sys.executable, str(rh.REPO / "examples" / "consumer.py"), "--ns", NS, "--count", "1"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        # publish frames until the consumer (discovery 0-3 s) has reported one
-        for _ in range(20):
-            client.send(rh.image_msg(photo, frame_id="consumer_cam"))
-            if proc.poll() is not None:
-                break
-        out = proc.communicate(timeout=30)[0]
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 0, out
+    rc, out = rh.run_example("consumer.py", ["--ns", NS, "--count", "1"],
+                             lambda: client.send(rh.image_msg(photo, frame_id="consumer_cam")), tries=20)
+    assert rc == 0, out
     assert "consumer_cam, 512x512" in out and "instances" in out and " px" in out, out
 
 
