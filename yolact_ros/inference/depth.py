@@ -382,7 +382,7 @@ def instances_in_3d(instances: Instances, depth: np.ndarray, camera: PinholeCame
         ro, co = ((v1 - v0 - 1) % st) // 2, ((u1 - u0 - 1) % st) // 2
         crops.append(_Crop(i, v0, v1, u0, u1, st, ro, co, m))
     # 2. the crops side by side in one atlas: the pixel rules run once over all of them
-    atlas = _Atlas(crops, depth, scale, cam, erode_px, (min_m, max_m))
+    atlas = _Atlas(crops, depth, scale, erode_px, (min_m, max_m))
     sel, interior = atlas.sel, atlas.interior
     med = np.zeros(len(crops))
     band = np.full(len(crops), math.inf)
@@ -418,7 +418,6 @@ def instances_in_3d(instances: Instances, depth: np.ndarray, camera: PinholeCame
     in_band = atlas.within(med, band)
     keep = interior & in_band
     extent = _grow_rim(atlas.z, keep, sel & ~interior & in_band, erode_px, min_band_m) if erode_px else keep
-    px, py = atlas.gx * atlas.z, atlas.gy * atlas.z
     chunks = []
     for k, c in enumerate(crops):
         if not med[k]:
@@ -428,13 +427,15 @@ def instances_in_3d(instances: Instances, depth: np.ndarray, camera: PinholeCame
         n_keep = np.count_nonzero(kept)
         if n_keep < min_points:
             continue
-        sub = subs[k]
-        on = keep[sub]
-        centre = (_median(px[sub][on]), _median(py[sub][on]), med[k] if whole[k] else _median(atlas.z[sub][on]))
+        z = atlas.z[s_]
+        px, py = c.gx(cam)[None, :] * z, c.gy(cam)[:, None] * z  # the crop's points: x, y
+        sub = _local(subs[k], s_)
+        on = kept[sub]
+        centre = (_median(px[sub][on]), _median(py[sub][on]), med[k] if whole[k] else _median(z[sub][on]))
         ext = extent[s_]
         n_ext = int(np.count_nonzero(ext))
-        (xlo, xhi), (ylo, yhi) = _extremes(px[s_], ext, n_ext, q), _extremes(py[s_], ext, n_ext, q)
-        zlo, zhi = _extremes(atlas.z[s_], ext, n_ext, q)
+        (xlo, xhi), (ylo, yhi) = _extremes(px, ext, n_ext, q), _extremes(py, ext, n_ext, q)
+        zlo, zhi = _extremes(z, ext, n_ext, q)
         # the points are the centres of (grid) pixels: the object reaches half a pixel beyond the outermost
         hx, hy = 0.5 * c.st * med[k] / cam.fx, 0.5 * c.st * med[k] / cam.fy
         i = c.index
@@ -471,6 +472,14 @@ class _Crop:
         """The measuring grid inside the region."""
         return slice(self.ro, None, self.st), slice(self.co, None, self.st)
 
+    def gx(self, cam: PinholeCamera) -> np.ndarray:
+        """(u - cx) / fx of the measuring grid's columns."""
+        return (np.arange(self.u0 + self.co, self.u1, self.st, dtype=np.float32) - np.float32(cam.cx)) / np.float32(cam.fx)
+
+    def gy(self, cam: PinholeCamera) -> np.ndarray:
+        """(v - cy) / fy of the measuring grid's rows."""
+        return (np.arange(self.v0 + self.ro, self.v1, self.st, dtype=np.float32) - np.float32(cam.cy)) / np.float32(cam.fy)
+
     def metres(self, depth: np.ndarray, scale: float) -> np.ndarray:
         """The region of the depth image in metres (float32, every pixel)."""
         z = depth[self.v0:self.v1, self.u0:self.u1]
@@ -483,11 +492,11 @@ _GAP = 2  # empty atlas pixels between crops: more than the 5x5 reach of the rim
 class _Atlas:
     """The measuring grids of all crops packed into one image (shelves of decreasing height,
     ``_GAP`` empty pixels between them), so that each pixel rule is one array operation for
-    all instances: ``z`` depth (NaN outside the crops), ``gx``, ``gy`` (u - cx) / fx and
-    (v - cy) / fy of each pixel, ``sel`` mask pixels with a valid depth, ``interior`` the
-    eroded masks' (erosion of each crop on its own: the gaps are background)."""
+    all instances: ``z`` depth in metres (NaN outside the crops), ``sel`` mask pixels with a
+    valid depth, ``interior`` the eroded masks' (each crop eroded on its own: the gaps are
+    background)."""
 
-    def __init__(self, crops: list[_Crop], depth: np.ndarray, scale: float, cam: PinholeCamera, erode_px: int,
+    def __init__(self, crops: list[_Crop], depth: np.ndarray, scale: float, erode_px: int,
                  valid_range: tuple[float, float]):
         grids = [c.m[c.grid] for c in crops]
         sizes = [g.shape for g in grids]
@@ -504,13 +513,9 @@ class _Atlas:
         shape = (y + shelf + _GAP, width + _GAP)
         m = np.zeros(shape, bool)
         self.z = np.full(shape, np.nan, np.float32)
-        self.gx = np.zeros(shape, np.float32)
-        self.gy = np.zeros(shape, np.float32)
         for c, g, s in zip(crops, grids, self.slots):
             m[s] = g
             self.z[s] = depth[c.v0:c.v1, c.u0:c.u1][c.grid]
-            self.gx[s] = ((np.arange(c.u0 + c.co, c.u1, c.st, dtype=np.float32) - np.float32(cam.cx)) / np.float32(cam.fx))[None, :]
-            self.gy[s] = ((np.arange(c.v0 + c.ro, c.v1, c.st, dtype=np.float32) - np.float32(cam.cy)) / np.float32(cam.fy))[:, None]
         if scale != 1.0:
             self.z *= np.float32(scale)
         self.sel = m & _valid(self.z, valid_range)
@@ -539,6 +544,11 @@ def _thinned(slot: tuple[slice, slice], count: int, samples: int | None) -> tupl
         return slot
     r, c = slot
     return slice(r.start, r.stop, s), slice(c.start, c.stop, s)
+
+
+def _local(sub: tuple[slice, slice], slot: tuple[slice, slice]) -> tuple[slice, slice]:
+    """``sub`` (a thinned ``slot`` of the atlas) relative to the slot's own origin."""
+    return tuple(slice(a.start - b.start, a.stop - b.start, a.step) for a, b in zip(sub, slot))
 
 
 def _valid(z: np.ndarray, valid_range: tuple[float, float]) -> np.ndarray:
