@@ -10,7 +10,7 @@ figures are per frame (median and p95, milliseconds of wall time on this CPU).
     python bench/bench_depth.py                      # 640x480, 15 instances, 16UC1 depth
     python bench/bench_depth.py --json out.json
     python bench/bench_depth.py --accuracy --seeds 0 10   # the accuracy table of docs/depth_tracking.md
-    python bench/bench_depth.py --against 82fff75    # instances_in_3d of this tree vs a git revision's, alternated
+    python bench/bench_depth.py --against 82fff75    # 3D and tracker of this tree vs a git revision's, alternated
 
 ``--accuracy`` measures instead, against the exact ground truth of the ray-cast scenes of
 ``random_solids`` (6 solids 40-130 px across, 0.8-2.5 m, in front of a tilted plane at 4 m):
@@ -136,27 +136,35 @@ def accuracy(seeds: range) -> dict:
                    for k, v in row.items()} for name, row in rows.items()}
 
 
-def against(rev: str, n: int = 15, frames: int = 10, size: tuple[int, int] = (640, 480), repeat: int = 5) -> dict:
-    """instances_in_3d (16UC1 depth, as the node gets it) of this tree and of ``rev``'s
-    ``yolact_ros/inference/depth.py`` (imported from git into this process), alternated frame
-    by frame on the same frames. A revision whose instances_in_3d needs metres gets
-    depth_to_metres inside its timing, as its node did."""
+def _module_at(rev: str, path: str, name: str):
+    """``path`` of the repository at git revision ``rev``, imported as module ``name``."""
     import importlib.util
     import subprocess
     import tempfile
 
-    src = subprocess.run(["git", "show", f"{rev}:yolact_ros/inference/depth.py"], cwd=Path(__file__).resolve().parents[1],
+    src = subprocess.run(["git", "show", f"{rev}:{path}"], cwd=Path(__file__).resolve().parents[1],
                          check=True, capture_output=True, text=True).stdout
     with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
         f.write(src)
-    spec = importlib.util.spec_from_file_location("yolact_ros.inference._depth_rev", f.name)
-    old = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = old
-    spec.loader.exec_module(old)
+    spec = importlib.util.spec_from_file_location(name, f.name)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def against(rev: str, n: int = 15, frames: int = 10, size: tuple[int, int] = (640, 480), repeat: int = 5) -> dict:
+    """instances_in_3d (16UC1 depth, as the node gets it) and Tracker.update of this tree and of
+    ``rev``'s ``yolact_ros/inference/depth.py`` and ``tracking.py`` (imported from git into this
+    process), alternated frame by frame on the same frames. A revision whose instances_in_3d
+    needs metres gets depth_to_metres inside its timing, as its node did."""
+    old = _module_at(rev, "yolact_ros/inference/depth.py", "yolact_ros.inference._depth_rev")
+    old_tracking = _module_at(rev, "yolact_ros/inference/tracking.py", "yolact_ros.inference._tracking_rev")
     takes_raw = "encoding" in old.instances_in_3d.__code__.co_varnames
     seq = sequence(n, frames, *size)
-    t_new, t_old = [], []
+    t = {"3d": [], "3d_rev": [], "tracker": [], "tracker_rev": []}
     for _ in range(repeat):
+        trackers = Tracker(max_age=10), old_tracking.Tracker(max_age=10)
         for inst, depth_mm, cam in seq:
             t0 = time.perf_counter()
             instances_in_3d(inst, depth_mm, cam, encoding="16UC1")
@@ -166,10 +174,15 @@ def against(rev: str, n: int = 15, frames: int = 10, size: tuple[int, int] = (64
             else:
                 old.instances_in_3d(inst, old.depth_to_metres(depth_mm, "16UC1"), cam)
             t2 = time.perf_counter()
-            t_new.append(t1 - t0)
-            t_old.append(t2 - t1)
-    return {"rev": rev, "this_ms": 1000 * float(np.median(t_new)), "rev_ms": 1000 * float(np.median(t_old)),
-            "ratio_this_over_rev": float(np.median(t_new) / np.median(t_old)), "frames": frames * repeat}
+            trackers[0].update(inst)
+            t3 = time.perf_counter()
+            trackers[1].update(inst)
+            t4 = time.perf_counter()
+            for k, dt in zip(t, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
+                t[k].append(dt)
+    med = {k: 1000 * float(np.median(v)) for k, v in t.items()}
+    return {"rev": rev, "frames": frames * repeat, "ms": med,
+            "ratio_3d": med["3d"] / med["3d_rev"], "ratio_tracker": med["tracker"] / med["tracker_rev"]}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -183,14 +196,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--accuracy", action="store_true", help="print the accuracy table instead of timing")
     ap.add_argument("--seeds", type=int, nargs=2, default=[0, 10], metavar=("FIRST", "END"),
                     help="--accuracy: the scene seeds FIRST..END-1")
-    ap.add_argument("--against", metavar="REV", help="time instances_in_3d of this tree against a git revision's")
+    ap.add_argument("--against", metavar="REV", help="time instances_in_3d and the tracker of this tree against a git revision's")
     args = ap.parse_args(argv)
     if args.against:
         w, h = (int(v) for v in args.size.lower().split("x"))
         res = against(args.against, args.instances, args.frames, (w, h), args.repeat)
-        print(f"instances_in_3d, {args.instances} instances at {w}x{h}, {res['frames']} frames alternated: "
-              f"this tree {res['this_ms']:.2f} ms, {args.against} {res['rev_ms']:.2f} ms, "
-              f"ratio {res['ratio_this_over_rev']:.3f}")
+        ms = res["ms"]
+        print(f"{args.instances} instances at {w}x{h}, {res['frames']} frames, alternated (median ms):")
+        print(f"  instances_in_3d  this tree {ms['3d']:.2f}  {args.against} {ms['3d_rev']:.2f}  ratio {res['ratio_3d']:.3f}")
+        print(f"  Tracker.update   this tree {ms['tracker']:.2f}  {args.against} {ms['tracker_rev']:.2f}  "
+              f"ratio {res['ratio_tracker']:.3f}")
         return 0
     if args.accuracy:
         res = accuracy(range(*args.seeds))

@@ -8,7 +8,7 @@ import pytest
 from yolact_ros.data.scene import DemoScene
 from yolact_ros.evaluation.tracking import IdentityScore
 from yolact_ros.inference.instances import Instances
-from yolact_ros.inference.tracking import CropMask, Tracker, box_iou_np, crop_iou, mask_iou
+from yolact_ros.inference.tracking import CropMask, Tracker, box_iou_np, crop_intersection, crop_iou, mask_iou
 
 CLASSES = ("disc", "rectangle", "triangle", "star")
 
@@ -172,3 +172,103 @@ def test_iou_helpers():
     assert box_iou_np([[0, 0, 10, 10]], [[5, 0, 15, 10], [20, 20, 30, 30]]).tolist() == [[pytest.approx(1 / 3), 0.0]]
     with pytest.raises(ValueError):
         Tracker(min_iou=0.0)
+
+
+def _square(x: int, y: int, size: int = 40) -> np.ndarray:
+    m = np.zeros((240, 320), bool)
+    m[y:y + size, x:x + size] = True
+    return m
+
+
+def test_class_flips_keep_their_ids_with_class_change_iou(scene_frames):
+    """Detector-like ground truth whose class is redrawn at random in 10 % of the detections:
+    with class_change_iou the ids survive the flips; kept within a class, they do not."""
+    def run(**kw):
+        rng = np.random.default_rng(3)
+        tracker, score = Tracker(max_age=10, min_iou=0.3, **kw), IdentityScore()
+        for objects in scene_frames:
+            masks, classes, _ = _detections(objects, rng)
+            classes = [int(rng.integers(len(CLASSES))) if rng.random() < 0.1 else c for c in classes]
+            inst = _instances(masks, classes)
+            ids = tracker.update(inst)
+            assert len(set(ids.tolist())) == len(ids)
+            score.update([o.object_id for o in objects], np.stack([o.visible for o in objects]) if objects else
+                         np.zeros((0, 240, 320), bool), ids, inst.masks, inst.class_ids)
+        return score
+
+    flexible, strict = run(class_change_iou=0.3), run()
+    assert flexible.matched > 0.9 * flexible.objects
+    assert flexible.switches <= 0.01 * flexible.matched, flexible.summary()
+    assert strict.switches > 0.05 * strict.matched, strict.summary()  # each flip is a new id
+
+
+def test_a_class_flip_beats_a_worse_duplicate_of_the_old_class():
+    """One assignment over both classes: the detection that overlaps the track best continues
+    it even when its class changed and a worse one of the old class is there."""
+    tracker = Tracker(class_change_iou=0.3)
+    a = tracker.update(_instances([_square(100, 100)], [0]))[0]
+    ids = tracker.update(_instances([_square(101, 100), _square(112, 100)], [1, 0]))  # IoU 0.95 vs 0.54
+    assert ids[0] == a and ids[1] != a
+    for margin, flip in ((0.05, False), (0.0, True)):  # about equal overlap (0.95 vs 0.905): its class wins
+        tracker = Tracker(class_change_iou=0.3, class_change_margin=margin)
+        a = tracker.update(_instances([_square(100, 100)], [0]))[0]
+        ids = tracker.update(_instances([_square(101, 100), _square(102, 100)], [1, 0]))
+        assert (ids[0] == a) == flip and (ids[1] == a) != flip
+    strict = Tracker()  # an id keeps its class: the same-class detection continues it
+    a = strict.update(_instances([_square(100, 100)], [0]))[0]
+    ids = strict.update(_instances([_square(101, 100), _square(112, 100)], [1, 0]))
+    assert ids[1] == a and ids[0] != a
+
+
+def test_a_mask_that_changed_too_much_is_found_by_its_box():
+    """A jump of 25 px on a 40 px square: mask IoU 0.23 and containment 0.375 fail, box IoU
+    0.23 >= min_box_iou keeps the id (within the class, unless class changes are allowed)."""
+    for kw, cls, same in [({}, 0, True), ({"min_box_iou": None}, 0, False), ({}, 1, False),
+                          ({"class_change_iou": 0.5}, 1, True), ({"min_box_iou": 0.3}, 0, False)]:
+        tracker = Tracker(**kw)
+        a = tracker.update(_instances([_square(100, 100)], [0]))[0]
+        b = tracker.update(_instances([_square(125, 100)], [cls]))[0]
+        assert (a == b) == same, (kw, cls)
+    tracker = Tracker()  # boxes that do not overlap are never paired
+    a = tracker.update(_instances([_square(100, 100)], [0]))[0]
+    assert tracker.update(_instances([_square(141, 100)], [0]))[0] != a
+
+
+def test_crops_from_windows_equal_crops_of_the_full_frame_masks():
+    """CropMask.from_instance samples each mask straight from its window: the same mask as the
+    crop of the full-frame mask (CropMask.from_mask, on the same stride grid: the same area
+    and intersections), whatever the window's place (partly outside the box or the image)."""
+    def canvas(c: CropMask, h: int, w: int) -> np.ndarray:
+        out = np.zeros((h + 80, w + 80), bool)
+        out[c.y0:c.y0 + c.stride * c.crop.shape[0]:c.stride, c.x0:c.x0 + c.stride * c.crop.shape[1]:c.stride] = c.crop
+        return out
+
+    rng = np.random.default_rng(5)
+    for _ in range(300):
+        h, w = int(rng.integers(5, 60)), int(rng.integers(5, 60))
+        n = int(rng.integers(1, 5))
+        windows = [rng.random((int(rng.integers(0, 40)), int(rng.integers(0, 40)))) < 0.6 for _ in range(n)]
+        origins = [(int(rng.integers(0, w + 3)), int(rng.integers(0, h + 3))) for _ in range(n)]
+        xy = rng.uniform(-10, max(h, w) + 5, (n, 2))
+        boxes = np.concatenate([xy, xy + rng.uniform(-3, 40, (n, 2))], axis=1)
+        inst = Instances(boxes=boxes.astype(np.float32), scores=np.ones(n, np.float32),
+                         class_ids=np.zeros(n, np.int64), mask_windows=windows, mask_origins=np.array(origins),
+                         image_size=(h, w))
+        rows = np.asarray(inst.boxes, np.float64)
+        for stride in (1, 2, 3):
+            got = [CropMask.from_instance(inst, j, rows[j], stride) for j in range(n)]
+            want = [CropMask.from_mask(inst.masks[j], rows[j], stride) for j in range(n)]
+            for g, x in zip(got, want):
+                assert g.area == x.area and g.x0 % stride == 0 and g.y0 % stride == 0
+                assert (canvas(g, h, w) == canvas(x, h, w)).all()
+            for a in range(n):  # intersections with the other instances' crops, moved or not
+                for b in range(n):
+                    for shift in ((0, 0), (3, -2)):
+                        assert crop_intersection(got[a], got[b], shift) == crop_intersection(want[a], want[b], shift)
+
+
+def test_invalid_thresholds():
+    for kw in ({"min_box_iou": 0.0}, {"class_change_iou": 0.0}, {"class_change_iou": 1.5}, {"min_containment": 0.0},
+               {"class_change_margin": -0.1}):
+        with pytest.raises(ValueError):
+            Tracker(**kw)

@@ -28,7 +28,7 @@ class IdentityScore:
     objects: int = 0  # ground-truth object-frames
     matched: int = 0  # of which matched to a detection
     switches: int = 0
-    class_switches: int = 0  # of which the detection's class changed too (a tracker never crosses classes)
+    class_switches: int = 0  # of which the detection's class changed too (the model changed its mind)
     last_track: dict[int, int] = field(default_factory=dict)  # object id -> track id it was last matched with
     last_class: dict[int, int] = field(default_factory=dict)  # object id -> class of that detection
 

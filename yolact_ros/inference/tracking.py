@@ -6,25 +6,40 @@ What the ROS layer calls, once per processed frame, in frame order::
     ids = tracker.update(instances)                 # int64 [N], aligned with the instances
 
 An id is an integer >= 1, new ids count up from 1 and are never reused. It follows one object
-while the detections of consecutive frames overlap it:
+while the detections of consecutive frames overlap it. Each frame, the tracks and the
+detections are paired in three stages, each an optimal assignment
+(:func:`scipy.optimize.linear_sum_assignment`, maximising the summed score) among the tracks
+and detections the stages before left unpaired:
 
-- **assignment**: per class, the tracks and the detections of that class are paired by an
-  optimal assignment (:func:`scipy.optimize.linear_sum_assignment`, maximising the summed
-  IoU); a pair is accepted at IoU >= ``min_iou``. The tracks and detections left then get a
-  second assignment by containment (mask intersection / the smaller mask), accepted at
-  >= ``min_containment``: an object being occluded, or coming out from behind another,
-  changes its visible area faster than IoU allows. Detections still unpaired may then continue
-  an unpaired track of *another* class at IoU >= ``class_change_iou`` (a weak model flips the
-  class of one object between frames; None disables this, so an id keeps its class).
-  Unpaired detections start new tracks.
+1. **mask IoU**: a pair of one class is accepted at IoU >= ``min_iou``. With
+   ``class_change_iou`` set, a pair of two classes is accepted at IoU >= ``class_change_iou``
+   and competes in the same assignment, its score lowered by ``class_change_margin`` (a weak
+   model flips the class of one object between frames: the track continues and takes the
+   detection's class, also when a detection of its own class overlaps it clearly less, as a
+   duplicate detection may; at about equal overlap its own class wins). None (the default):
+   an id keeps its class, and a detection of another class is another object.
+2. **containment** (mask intersection / the smaller mask) >= ``min_containment``, one class
+   (ties, a mask inside two others, go to the better IoU): an object being occluded, or coming
+   out from behind another, changes its visible area faster than IoU allows.
+3. **box IoU** >= ``min_box_iou`` (None: no third stage) of the track's predicted box with the
+   detection's box, one class (any class with ``class_change_iou`` set): the last chance for an
+   object whose mask changed too much (partly hidden, split, badly segmented) or that was missed
+   for a few frames and moved on.
+
+Detections left unpaired start new tracks.
+
 - **IoU**: mask IoU (``use_masks=True``), else box IoU (also for a pair where either mask has
   no pixel inside its box, as a weak detection's may). A track's mask is kept as its box crop
-  on every ``mask_stride``-th pixel; mask IoU is computed only for pairs whose boxes overlap,
-  on the overlap of their crops — cheap however large the image.
-- **motion**: each track keeps a smoothed velocity of its box centre (pixels a frame; not
-  updated from a box that changed its size by more than 25 %, as occlusion does); its mask
-  and box are moved by it to the frame of the comparison, so a moving object that was missed
-  for a few frames is still found where it has gone.
+  on every ``mask_stride``-th pixel; mask IoU is computed only for pairs whose boxes overlap
+  (and, without ``class_change_iou``, of one class), on the overlap of their crops — cheap
+  however large the image. Box IoU is :func:`box_iou_np` (the project's one box IoU), one
+  call for all tracks x detections, made only in a frame that needs it (stage 3 with
+  overlapping boxes left, an empty mask, ``use_masks=False``).
+- **motion**: each track keeps a smoothed velocity of its box centre (pixels a frame,
+  exponential smoothing by ``velocity_smoothing``; a box that changed its width or height by
+  more than 25 %, as occlusion and the image border do, only decays it); its mask and box are
+  moved by it to the frame of the comparison, so a moving object that was missed for a few
+  frames is still found where it has gone.
 - **age**: a track not seen for more than ``max_age`` frames is forgotten; until then an object
   that comes back gets its old id. State is bounded: at most ``max_tracks`` tracks (the least
   recently seen go first), each a box crop.
@@ -56,11 +71,24 @@ class CropMask:
     area: int
 
     @staticmethod
-    def from_instance(instances: Instances, j: int, box: np.ndarray, stride: int = 1) -> "CropMask":
-        """Instance ``j``'s mask read inside ``box`` from its box-sized window (no full frame)."""
+    def from_instance(instances: Instances, j: int, box, stride: int = 1) -> "CropMask":
+        """Instance ``j``'s mask inside ``box`` (x1, y1, x2, y2), sampled straight from its mask
+        window (no full frame, no copy of the region): the samples of the box region that lie
+        inside the window — outside it the mask is False — on the stride grid of the image."""
         h, w = instances.image_size
-        x1, y1, x2, y2 = _box_region(box, w, h, stride)
-        return CropMask._of(x1, y1, instances.mask_crop(j, x1, y1, max(x2 - x1, 0), max(y2 - y1, 0)), stride)
+        s = stride
+        x1, y1, x2, y2 = _box_region(box, w, h, s)
+        x0, y0 = (int(v) for v in instances.mask_origins[j])
+        win = instances.mask_windows[j]
+        if x1 < x0:  # the first sample column inside the window
+            x1 += -(-(x0 - x1) // s) * s
+        if y1 < y0:
+            y1 += -(-(y0 - y1) // s) * s
+        x2, y2 = min(x2, x0 + win.shape[1]), min(y2, y0 + win.shape[0])
+        if x2 <= x1 or y2 <= y1:
+            return CropMask(x1, y1, np.zeros((0, 0), bool), s, 0)
+        crop = win[y1 - y0:y2 - y0:s, x1 - x0:x2 - x0:s].copy()
+        return CropMask(x1, y1, crop, s, int(np.count_nonzero(crop)))
 
     @staticmethod
     def from_mask(mask: np.ndarray, box: np.ndarray | None = None, stride: int = 1) -> "CropMask":
@@ -98,10 +126,16 @@ def crop_intersection(a: CropMask, b: CropMask, shift: tuple[int, int] = (0, 0))
         raise ValueError(f"crops of different strides ({s}, {b.stride})")
     if a.area == 0 or b.area == 0:
         return 0
-    ax, ay = (a.x0 + s * int(round(shift[0] / s))) // s, (a.y0 + s * int(round(shift[1] / s))) // s
-    bx, by = b.x0 // s, b.y0 // s
-    x1, x2 = max(ax, bx), min(ax + a.crop.shape[1], bx + b.crop.shape[1])
-    y1, y2 = max(ay, by), min(ay + a.crop.shape[0], by + b.crop.shape[0])
+    return _shared(a, (a.x0 + s * int(round(shift[0] / s))) // s, (a.y0 + s * int(round(shift[1] / s))) // s,
+                   b, b.x0 // s, b.y0 // s)
+
+
+def _shared(a: CropMask, ax: int, ay: int, b: CropMask, bx: int, by: int) -> int:
+    """Samples two crops share, their corners at (ax, ay) and (bx, by) in samples of their stride."""
+    ah, aw = a.crop.shape
+    bh, bw = b.crop.shape
+    x1, x2 = max(ax, bx), min(ax + aw, bx + bw)
+    y1, y2 = max(ay, by), min(ay + ah, by + bh)
     if x2 <= x1 or y2 <= y1:
         return 0
     return int(np.count_nonzero(a.crop[y1 - ay:y2 - ay, x1 - ax:x2 - ax] & b.crop[y1 - by:y2 - by, x1 - bx:x2 - bx]))
@@ -133,6 +167,27 @@ def box_iou_np(a: np.ndarray, b: np.ndarray) -> np.ndarray:
                    torch.from_numpy(np.asarray(b, np.float64).reshape(-1, 4))).numpy()
 
 
+class _PairScores:
+    """Scores of tracks (their predicted boxes, [T, 4]) x detections (boxes [N, 4])."""
+
+    def __init__(self, moved: np.ndarray, boxes: np.ndarray):
+        self.moved, self.boxes = moved, boxes
+        # boxes that overlap (box IoU > 0: positive width and height of the intersection)
+        a, b = moved[:, None, :], boxes[None, :, :]
+        self.overlap = ((np.maximum(a[..., 0], b[..., 0]) < np.minimum(a[..., 2], b[..., 2]))
+                        & (np.maximum(a[..., 1], b[..., 1]) < np.minimum(a[..., 3], b[..., 3])))
+        self.iou = np.zeros(self.overlap.shape)
+        self.contain = np.zeros(self.overlap.shape)
+        self._box_iou: np.ndarray | None = None
+
+    def box_iou(self) -> np.ndarray:
+        """Box IoU [T, N] (computed on the first call)."""
+        if self._box_iou is None:
+            t, n = self.overlap.shape
+            self._box_iou = box_iou_np(self.moved, self.boxes) if t and n else np.zeros((t, n))
+        return self._box_iou
+
+
 @dataclass
 class TrackState:
     """One track: its id and class, its last box and mask, velocity (px/frame), frames since seen."""
@@ -155,12 +210,20 @@ class Tracker:
 
     def __init__(self, max_age: int = 10, min_iou: float = 0.3, use_masks: bool = True, mask_stride: int = 2,
                  min_containment: float = 0.6, velocity_smoothing: float = 0.5, max_tracks: int = 512,
-                 class_change_iou: float | None = None):
+                 class_change_iou: float | None = None, class_change_margin: float = 0.05,
+                 min_box_iou: float | None = 0.1):
         if max_age < 0 or not 0.0 < min_iou <= 1.0 or mask_stride < 1 or max_tracks < 1:
             raise ValueError(f"need max_age >= 0, 0 < min_iou <= 1, mask_stride >= 1, max_tracks >= 1 "
                              f"(got {max_age}, {min_iou}, {mask_stride}, {max_tracks})")
+        if not 0.0 < min_containment <= 1.0:
+            raise ValueError(f"min_containment must be in (0, 1], got {min_containment}")
+        if not 0.0 <= class_change_margin < 1.0:
+            raise ValueError(f"class_change_margin must be in [0, 1), got {class_change_margin}")
         if not 0.0 <= velocity_smoothing < 1.0:
             raise ValueError(f"velocity_smoothing must be in [0, 1), got {velocity_smoothing}")
+        for name, v in (("class_change_iou", class_change_iou), ("min_box_iou", min_box_iou)):
+            if v is not None and not 0.0 < v <= 1.0:
+                raise ValueError(f"{name} must be None or in (0, 1], got {v}")
         self.max_age = int(max_age)
         self.min_iou = float(min_iou)
         self.min_containment = float(min_containment)
@@ -169,6 +232,8 @@ class Tracker:
         self.velocity_smoothing = float(velocity_smoothing)
         self.max_tracks = int(max_tracks)
         self.class_change_iou = None if class_change_iou is None else float(class_change_iou)
+        self.class_change_margin = float(class_change_margin)
+        self.min_box_iou = None if min_box_iou is None else float(min_box_iou)
         self.tracks: list[TrackState] = []
         self.next_id = 1
         self._image_size: tuple[int, int] | None = None
@@ -181,64 +246,6 @@ class Tracker:
         self.tracks = []
         self._image_size = None
 
-    def _pair_scores(self, tracks: list[TrackState], boxes: np.ndarray,
-                     crops: list[CropMask | None]) -> tuple[np.ndarray, np.ndarray]:
-        """(IoU, containment = intersection / the smaller area) of every track-detection pair."""
-        if not tracks or boxes.shape[0] == 0:
-            z = np.zeros((len(tracks), boxes.shape[0]))
-            return z, z
-        shifts = np.array([t.predicted_shift() for t in tracks])
-        moved = np.array([t.box for t in tracks]) + np.concatenate([shifts, shifts], axis=1)
-        iou = box_iou_np(moved, boxes)
-        if not self.use_masks:
-            return iou, np.zeros_like(iou)
-        m_iou, contain = np.zeros_like(iou), np.zeros_like(iou)
-        for i, j in zip(*np.nonzero(iou > 0)):
-            a, b = tracks[i].mask, crops[j]
-            if a is None or b is None or not a.area or not b.area:
-                m_iou[i, j] = iou[i, j]  # no mask pixel inside the box to compare: the boxes decide
-                continue
-            inter = crop_intersection(a, b, tuple(shifts[i]))
-            if inter:
-                m_iou[i, j] = inter / (a.area + b.area - inter)
-                contain[i, j] = inter / min(a.area, b.area)
-        return m_iou, contain
-
-    @staticmethod
-    def _assign(score: np.ndarray, threshold: float) -> list[tuple[int, int]]:
-        from scipy.optimize import linear_sum_assignment
-
-        if score.size == 0:
-            return []
-        rows, cols = linear_sum_assignment(np.where(score >= threshold, score, 0.0), maximize=True)
-        return [(int(r), int(c)) for r, c in zip(rows, cols) if score[r, c] >= threshold]
-
-    def _follow(self, t: TrackState, box: np.ndarray, crop: CropMask | None) -> None:
-        """Track ``t`` was found at ``box`` this frame."""
-        old_wh, new_wh = t.box[2:] - t.box[:2], box[2:] - box[:2]
-        a = self.velocity_smoothing
-        if np.all(np.abs(new_wh - old_wh) <= 0.25 * np.maximum(old_wh, 1.0)):
-            step = (box[:2] + box[2:]) / 2 - (t.box[:2] + t.box[2:]) / 2
-            t.velocity = a * t.velocity + (1 - a) * step / (t.misses + 1)
-        else:  # the box changed shape (occlusion, the image border): its centre says little of the motion
-            t.velocity = a * t.velocity
-        t.box, t.mask, t.misses, t.hits = box.copy(), crop, -1, t.hits + 1
-
-    def _class_changes(self, ids: np.ndarray, boxes: np.ndarray, classes: np.ndarray, crops: list) -> None:
-        """Detections left unpaired may continue a track of another class that was not seen this
-        frame, when they overlap it by IoU >= ``class_change_iou``: the model changed its mind
-        about the class (the track takes the new class)."""
-        det = np.flatnonzero(ids == 0)
-        trk = [k for k, t in enumerate(self.tracks) if t.misses >= 0]  # not found this frame
-        if not len(det) or not trk:
-            return
-        iou, _ = self._pair_scores([self.tracks[k] for k in trk], boxes[det], [crops[j] for j in det])
-        for r, k in self._assign(iou, self.class_change_iou):
-            t, j = self.tracks[trk[r]], det[k]
-            self._follow(t, boxes[j], crops[j])
-            t.class_id = int(classes[j])
-            ids[j] = t.id
-
     def update(self, instances: Instances) -> np.ndarray:
         """The ids (int64 [N], >= 1) of this frame's instances; ages and forgets tracks."""
         n = len(instances)
@@ -247,30 +254,44 @@ class Tracker:
             self.reset()
         self._image_size = size
         boxes = np.asarray(instances.boxes, np.float64).reshape(n, 4)
-        classes = np.asarray(instances.class_ids).reshape(n)
+        classes = np.asarray(instances.class_ids).reshape(n).astype(np.int64)
         crops: list[CropMask | None] = [None] * n
         if self.use_masks:
             crops = [CropMask.from_instance(instances, j, boxes[j], self.mask_stride) for j in range(n)]
+        same = np.array([t.class_id for t in self.tracks], np.int64)[:, None] == classes[None, :]
+        crossing = self.class_change_iou is not None
+        scores = self._pair_scores(boxes, crops, None if crossing else same)
+        iou = scores.iou
+        if crossing:
+            ok = np.where(same, iou >= self.min_iou, iou >= self.class_change_iou)
+            # a class change must overlap clearly better than a detection of the track's class
+            pairs = self._assign(np.where(same, iou, np.maximum(iou - self.class_change_margin, 1e-9)), ok)
+        else:
+            ok = same & (iou >= self.min_iou)
+            pairs = self._assign(iou, ok)
+        free_t, free_d = np.ones(len(self.tracks), bool), np.ones(n, bool)
+        for r, j in pairs:
+            free_t[r] = free_d[j] = False
+        if self.use_masks and free_t.any() and free_d.any():
+            # ties (a mask inside two others) go to the better IoU
+            ok = same & (scores.contain >= self.min_containment) & free_t[:, None] & free_d[None, :]
+            for r, j in self._assign(scores.contain + 1e-6 * iou, ok):
+                pairs.append((r, j))
+                free_t[r] = free_d[j] = False
+        if self.min_box_iou is not None and free_t.any() and free_d.any():
+            ok = scores.overlap & free_t[:, None] & free_d[None, :]
+            if not crossing:
+                ok &= same
+            if ok.any():  # box IoU > 0 needs overlapping boxes
+                box_iou = scores.box_iou()
+                pairs += self._assign(box_iou, ok & (box_iou >= self.min_box_iou))
         ids = np.zeros(n, np.int64)
-        for c in np.unique(classes):
-            det = np.flatnonzero(classes == c)
-            trk = [k for k, t in enumerate(self.tracks) if t.class_id == c]
-            iou, contain = self._pair_scores([self.tracks[k] for k in trk], boxes[det], [crops[j] for j in det])
-            pairs = self._assign(iou, self.min_iou)
-            if self.use_masks and len(pairs) < min(len(trk), len(det)):
-                # second chance for the rest: a mask mostly inside the other one (an object
-                # being occluded or coming out from behind another changes its area fast)
-                rest_r = [r for r in range(len(trk)) if r not in {p[0] for p in pairs}]
-                rest_c = [k for k in range(len(det)) if k not in {p[1] for p in pairs}]
-                sub = contain[np.ix_(rest_r, rest_c)]
-                pairs += [(rest_r[r], rest_c[k]) for r, k in self._assign(sub, self.min_containment)]
-            for r, k in pairs:
-                t, j = self.tracks[trk[r]], det[k]
-                self._follow(t, boxes[j], crops[j])
-                ids[j] = t.id
-        if self.class_change_iou is not None:
-            self._class_changes(ids, boxes, classes, crops)
-        for j in np.flatnonzero(ids == 0):
+        for r, j in pairs:
+            t = self.tracks[r]
+            self._follow(t, boxes[j], crops[j])
+            t.class_id = int(classes[j])
+            ids[j] = t.id
+        for j in np.flatnonzero(ids == 0).tolist():
             self.tracks.append(TrackState(self.next_id, int(classes[j]), boxes[j].copy(), crops[j], np.zeros(2), -1))
             ids[j] = self.next_id
             self.next_id += 1
@@ -280,3 +301,72 @@ class Tracker:
         if len(self.tracks) > self.max_tracks:
             self.tracks = sorted(self.tracks, key=lambda t: t.misses)[:self.max_tracks]
         return ids
+
+    def _pair_scores(self, boxes: np.ndarray, crops: list[CropMask | None],
+                     wanted: np.ndarray | None = None) -> "_PairScores":
+        """Every track, moved by its predicted shift, against every detection ([T, N] each):
+        whether the boxes overlap, IoU, containment (intersection / the smaller area) and, on
+        demand, box IoU (:func:`box_iou_np`, one call). Mask IoU only for the pairs whose
+        boxes overlap (and that ``wanted`` allows, bool [T, N]), on the overlap of their crops."""
+        nt = len(self.tracks)
+        s = self.mask_stride
+        moved, geo = [], []
+        for t in self.tracks:
+            k = t.misses + 1
+            vx, vy = t.velocity.tolist()
+            dx, dy = vx * k, vy * k
+            x1, y1, x2, y2 = t.box.tolist()
+            moved.append((x1 + dx, y1 + dy, x2 + dx, y2 + dy))
+            m = t.mask  # its crop's corner in samples, moved by the shift rounded to the stride
+            geo.append(None if m is None or not m.area else
+                       ((m.x0 + s * int(round(dx / s))) // s, (m.y0 + s * int(round(dy / s))) // s, m))
+        out = _PairScores(np.array(moved, np.float64).reshape(nt, 4), boxes)
+        if not self.use_masks:
+            out.iou = out.box_iou()
+            return out
+        todo = out.overlap if wanted is None else out.overlap & wanted
+        dgeo = [None if b is None or not b.area else (b.x0 // s, b.y0 // s, b) for b in crops]
+        iou, contain = out.iou, out.contain
+        for r, k in zip(*(v.tolist() for v in np.nonzero(todo))):
+            ga, gb = geo[r], dgeo[k]
+            if ga is None or gb is None:
+                iou[r, k] = out.box_iou()[r, k]  # no mask pixel inside the box to compare: the boxes decide
+                continue
+            ax, ay, a = ga
+            bx, by, b = gb
+            if a.stride != s or b.stride != s:
+                raise ValueError(f"crops of different strides ({a.stride}, {b.stride}), the tracker's is {s}")
+            inter = _shared(a, ax, ay, b, bx, by)
+            if inter:
+                iou[r, k] = inter / (a.area + b.area - inter)
+                contain[r, k] = inter / min(a.area, b.area)
+        return out
+
+    @staticmethod
+    def _assign(score: np.ndarray, ok: np.ndarray) -> list[tuple[int, int]]:
+        """The allowed pairs (``ok``) of an optimal assignment maximising the summed ``score``
+        of the allowed pairs."""
+        if score.size == 0 or not ok.any():
+            return []
+        if ok.sum(0).max() <= 1 and ok.sum(1).max() <= 1:
+            # at most one allowed pair per row and column: all of them are the optimum
+            return [(r, c) for r, c in zip(*(v.tolist() for v in np.nonzero(ok)))]
+        from scipy.optimize import linear_sum_assignment
+
+        rows, cols = linear_sum_assignment(np.where(ok, score, 0.0), maximize=True)
+        return [(r, c) for r, c in zip(rows.tolist(), cols.tolist()) if ok[r, c]]
+
+    def _follow(self, t: TrackState, box: np.ndarray, crop: CropMask | None) -> None:
+        """Track ``t`` was found at ``box`` this frame."""
+        ox1, oy1, ox2, oy2 = t.box.tolist()
+        nx1, ny1, nx2, ny2 = box.tolist()
+        ow, oh, nw, nh = ox2 - ox1, oy2 - oy1, nx2 - nx1, ny2 - ny1
+        a = self.velocity_smoothing
+        vx, vy = t.velocity.tolist()
+        if abs(nw - ow) <= 0.25 * max(ow, 1.0) and abs(nh - oh) <= 0.25 * max(oh, 1.0):
+            k = t.misses + 1  # frames since it was last seen
+            sx, sy = (nx1 + nx2) / 2 - (ox1 + ox2) / 2, (ny1 + ny2) / 2 - (oy1 + oy2) / 2
+            t.velocity = np.array((a * vx + (1 - a) * sx / k, a * vy + (1 - a) * sy / k))
+        else:  # the box changed shape (occlusion, the image border): its centre says little of the motion
+            t.velocity = np.array((a * vx, a * vy))
+        t.box, t.mask, t.misses, t.hits = box.copy(), crop, -1, t.hits + 1

@@ -110,11 +110,12 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("points_step", 4, "int", "Keep every n-th pixel (in x and y) of each mask in `points`.",
               runtime=True, min=1, max=64),
     ParamSpec("tracking", False, "bool",
-              "Persistent ids: Detection2D.id, InstanceMask.id and the 3D ids become track ids (mask IoU, "
-              "optimal assignment within a class, per camera)."),
+              "Persistent ids: Detection2D.id, InstanceMask.id and the 3D ids become track ids (optimal "
+              "assignment by mask IoU, then containment, then box IoU; within a class; per camera)."),
     ParamSpec("tracking_class_change_iou", 0.0, "float",
-              "0 = a track id keeps its class; > 0 = an unmatched detection continues an unmatched track of "
-              "another class overlapping it by this mask IoU (the model flipped the class).", min=0.0, max=1.0),
+              "0 = a track id keeps its class; > 0 = a detection of another class continues a track it overlaps "
+              "by this mask IoU (the model flipped the class; at about equal overlap the track's own class wins). "
+              "Recommended 0.3 with cross_class_nms.", min=0.0, max=1.0),
     ParamSpec("tracking_max_age", 10, "int",
               "Frames a track survives without a match (an object that leaves for fewer frames keeps its id).",
               min=1, max=1000),
