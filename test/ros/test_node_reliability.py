@@ -121,18 +121,83 @@ def _time_to_exit(proc: NodeProcess, sig: int) -> tuple[int, float]:
     return code, elapsed
 
 
+def _signals_held(pid: int) -> bool:
+    """Whether process ``pid`` blocks or catches both SIGINT and SIGTERM (/proc/<pid>/status)."""
+    try:
+        status = open(f"/proc/{pid}/status").read()
+    except OSError:
+        return True  # gone: nothing left to wait for
+    masks = {k: int(v, 16) for k, v in (ln.split(":\t", 1) for ln in status.splitlines() if ln[:6] in ("SigBlk", "SigCgt"))}
+    held = masks.get("SigBlk", 0) | masks.get("SigCgt", 0)
+    return all(held >> (s - 1) & 1 for s in (signal.SIGINT, signal.SIGTERM))
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_signals_at_any_moment_exit_0_within_a_second(ros_runtime, ros_log_dir, small_weights, sig):
-    """From the first milliseconds after exec, through the imports and the model load, to spinning."""
+    """From the first milliseconds after exec, through the imports and the model load, to spinning.
+
+    The executable's shebang blocks the signals (GNU env --block-signal) a moment after exec;
+    a signal in that first moment, before env has run, still kills the process (documented in
+    docs/ros.md), so each case waits until the process holds them."""
     # 0.005-0.3 s: interpreter start and imports; 0.6-3 s: rclpy up, torch import, model load
     for delay in (0.005, 0.03, 0.1, 0.3, 0.6, 1.0, 1.5, 2.0, 3.0):
         proc = NodeProcess("sig", NS, {"weights": small_weights, "num_threads": 1})
+        end = time.monotonic() + 2.0
+        while not _signals_held(proc.proc.pid) and time.monotonic() < end:
+            time.sleep(0.0005)
         time.sleep(max(0.0, delay - (time.monotonic() - proc.started)))
         code, elapsed = _time_to_exit(proc, sig)
         out = proc.output
         assert code == 0, (delay, code, out)
         assert "Traceback" not in out and "KeyboardInterrupt" not in out, (delay, out)
         assert elapsed < 1.2, (delay, elapsed, out)  # 1 s + the scheduling slack of a busy 2-core machine
+
+
+def test_a_signal_wrapped_by_python_during_a_transition_is_a_shutdown():
+    """Python wraps the signal's ShutdownRequested when it is raised in an import's class body
+    ("RuntimeError: Error calling __set_name__", seen once in CI at 3 s): with a signal
+    pending the transition ends quietly (main then exits 0), without one it is a failure."""
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    from yolact_ros.ros import node as node_module
+    from yolact_ros.ros import process
+
+    class Fake:
+        lines: list = []
+
+        def get_logger(self):
+            return self
+
+        def error(self, text):
+            self.lines.append(text)
+
+        def _undo(self, name):
+            pass
+
+    @node_module._transition("configure")
+    def configure(self, state):
+        class Descriptor:
+            def __set_name__(self, owner, name):
+                raise process.ShutdownRequested("SIGINT")
+
+        class Model:  # noqa: F841 - its definition raises
+            d = Descriptor()
+
+    fake = Fake()
+    assert configure(fake, None) == TransitionCallbackReturn.FAILURE and "configure failed" in fake.lines[0]
+    assert not process.shutdown_requested()
+    process._requested.set()
+    try:
+        assert configure(fake, None) == TransitionCallbackReturn.FAILURE  # quietly: main exits 0
+    finally:
+        process._requested.clear()
+    assert len(fake.lines) == 1
+
+    @node_module._transition("configure")
+    def interrupted(self, state):
+        raise process.ShutdownRequested("SIGTERM")  # never raised into rclpy's C++ caller
+
+    assert interrupted(fake, None) == TransitionCallbackReturn.FAILURE and len(fake.lines) == 1
 
 
 def test_shutdown_transition_ends_the_process_with_0(ros_runtime, ros_log_dir, small_weights):

@@ -23,6 +23,10 @@ def run_node() -> None:
         code = main()
     except ShutdownRequested:
         code = 0
+    except BaseException:
+        if not shutdown_requested():
+            raise  # a real error: its traceback, exit 1
+        code = 0  # the signal's exception as an import or a C extension wrapped it: still a shutdown
     finish(code)
 
 
@@ -76,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
         if node.get_parameter("autostart").value:
             for name, trigger in (("configure", node.trigger_configure), ("activate", node.trigger_activate)):
                 if trigger() != TransitionCallbackReturn.SUCCESS:
+                    if shutdown_requested():  # a signal arrived during the transition
+                        return 0
                     node.get_logger().info(
                         f"autostart: {name} failed (reason above), exiting with code 1; with autostart:=false "
                         "the node stays up and waits for lifecycle transitions")

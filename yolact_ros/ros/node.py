@@ -43,6 +43,7 @@ from .image_conversion import ImageConversionError, compressed_to_bgr, image_to_
 from .mailbox import Frame, LatestFrames
 from .outputs import publish_frame
 from .params import LOAD_PARAMS, PARAMS, RUNTIME_PARAMS, check, command_line_overrides, parse_cameras, spec
+from .process import ShutdownRequested, shutdown_requested
 from .throttle import Throttle
 
 RCLError = _rclpy.RCLError
@@ -76,7 +77,13 @@ def _transition(name: str):
         def run(self, state):
             try:
                 return callback(self, state)
-            except Exception as exc:  # noqa: BLE001 - reported, the node keeps serving
+            except (Exception, ShutdownRequested) as exc:  # noqa: BLE001 - reported, the node keeps serving
+                if isinstance(exc, ShutdownRequested) or shutdown_requested():
+                    # a signal during the transition (its ShutdownRequested, or that exception as
+                    # Python wrapped it, e.g. raised in an import's class body: "Error calling
+                    # __set_name__"): never raised into rclpy's C++ caller, nothing undone (the
+                    # process ends now); the caller sees the failure and shutdown_requested()
+                    return TransitionCallbackReturn.FAILURE
                 self.get_logger().error(f"{name} failed: {type(exc).__name__}: {_one_line(exc)}")
                 try:
                     self._undo(name)
