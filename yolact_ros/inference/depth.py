@@ -142,12 +142,14 @@ class PinholeCamera:
         return PinholeCamera(self.fx * sx, self.fy * sy, (self.cx + 0.5) * sx - 0.5, (self.cy + 0.5) * sy - 0.5,
                              width, height)
 
-    def backproject(self, u: np.ndarray, v: np.ndarray, z: np.ndarray) -> np.ndarray:
-        """Pixels (u, v) at depth z -> points [..., 3] float32 (optical frame, metres)."""
-        z = np.asarray(z, dtype=np.float32)
-        x = (np.asarray(u, dtype=np.float32) - np.float32(self.cx)) * z / np.float32(self.fx)
-        y = (np.asarray(v, dtype=np.float32) - np.float32(self.cy)) * z / np.float32(self.fy)
-        return np.stack([x, y, z], axis=-1)
+    def slopes(self, start: int, stop: int, step: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """x / z and y / z (float32) of the pixel columns and rows ``start..stop`` by ``step``
+        (``start``, ``stop``: (u, v) pairs): a pixel (u, v) at depth z is the point
+        (slope_x[u] z, slope_y[v] z, z)."""
+        (u0, v0), (u1, v1) = start, stop
+        f32 = np.float32
+        return ((np.arange(u0, u1, step, dtype=f32) - f32(self.cx)) / f32(self.fx),
+                (np.arange(v0, v1, step, dtype=f32) - f32(self.cy)) / f32(self.fy))
 
     def project(self, points: np.ndarray) -> np.ndarray:
         """Points [..., 3] (z > 0) -> pixel coordinates [..., 2] (u, v) float64."""
@@ -389,7 +391,7 @@ def instances_in_3d(instances: Instances, depth: np.ndarray, camera: PinholeCame
     subs: list = [None] * len(crops)  # each crop's pixels for the medians
     whole = np.ones(len(crops), bool)  # no interior point outside the band (on the median pixels)
     for k, c in enumerate(crops):
-        s_ = atlas.slot(k)
+        s_ = atlas.slots[k]
         on_grid = np.count_nonzero(sel[s_])
         count = on_grid if c.st == 1 else np.count_nonzero(c.m & _valid(c.metres(depth, scale), (min_m, max_m)))
         out.num_valid[c.index] = count
@@ -422,13 +424,14 @@ def instances_in_3d(instances: Instances, depth: np.ndarray, camera: PinholeCame
     for k, c in enumerate(crops):
         if not med[k]:
             continue
-        s_ = atlas.slot(k)
+        s_ = atlas.slots[k]
         kept = keep[s_]
         n_keep = np.count_nonzero(kept)
         if n_keep < min_points:
             continue
         z = atlas.z[s_]
-        px, py = c.gx(cam)[None, :] * z, c.gy(cam)[:, None] * z  # the crop's points: x, y
+        gx, gy = c.slopes(cam)
+        px, py = gx[None, :] * z, gy[:, None] * z  # the crop's points: x, y
         sub = _local(subs[k], s_)
         on = kept[sub]
         centre = (_median(px[sub][on]), _median(py[sub][on]), med[k] if whole[k] else _median(z[sub][on]))
@@ -472,13 +475,9 @@ class _Crop:
         """The measuring grid inside the region."""
         return slice(self.ro, None, self.st), slice(self.co, None, self.st)
 
-    def gx(self, cam: PinholeCamera) -> np.ndarray:
-        """(u - cx) / fx of the measuring grid's columns."""
-        return (np.arange(self.u0 + self.co, self.u1, self.st, dtype=np.float32) - np.float32(cam.cx)) / np.float32(cam.fx)
-
-    def gy(self, cam: PinholeCamera) -> np.ndarray:
-        """(v - cy) / fy of the measuring grid's rows."""
-        return (np.arange(self.v0 + self.ro, self.v1, self.st, dtype=np.float32) - np.float32(cam.cy)) / np.float32(cam.fy)
+    def slopes(self, cam: PinholeCamera) -> tuple[np.ndarray, np.ndarray]:
+        """x / z of the measuring grid's columns and y / z of its rows."""
+        return cam.slopes((self.u0 + self.co, self.v0 + self.ro), (self.u1, self.v1), self.st)
 
     def metres(self, depth: np.ndarray, scale: float) -> np.ndarray:
         """The region of the depth image in metres (float32, every pixel)."""
@@ -520,9 +519,6 @@ class _Atlas:
             self.z *= np.float32(scale)
         self.sel = m & _valid(self.z, valid_range)
         self.interior = (_erode(m, erode_px) & self.sel) if erode_px else self.sel.copy()
-
-    def slot(self, k: int) -> tuple[slice, slice]:
-        return self.slots[k]
 
     def within(self, centre: np.ndarray, band: np.ndarray) -> np.ndarray:
         """bool atlas: |z - centre[k]| <= band[k] inside crop k, for the crops whose centre is
@@ -571,8 +567,7 @@ def _points(c: _Crop, kept: np.ndarray | None, z: np.ndarray, cam: PinholeCamera
     rs, cs = (-c.v0) % step, (-c.u0) % step  # the region's first row/column on the points grid
     on = kept[rs::step, cs::step]
     zs = z[rs::step, cs::step][on]
-    gx = (np.arange(c.u0 + cs, c.u1, step, dtype=np.float32) - np.float32(cam.cx)) / np.float32(cam.fx)
-    gy = (np.arange(c.v0 + rs, c.v1, step, dtype=np.float32) - np.float32(cam.cy)) / np.float32(cam.fy)
+    gx, gy = cam.slopes((c.u0 + cs, c.v0 + rs), (c.u1, c.v1), step)
     rr, cc = np.nonzero(on)
     chunk = np.empty(zs.size, POINT_DTYPE)
     chunk["x"], chunk["y"], chunk["z"] = gx[cc] * zs, gy[rr] * zs, zs
