@@ -2,6 +2,7 @@
 
     bash scripts/build_ws.sh && source scripts/ros_env.sh
     python bench/bench_cameras.py [--cameras 1 2 4] [--seconds 30] [--rate 15]
+    python bench/bench_cameras.py --cameras 2 4 --variants shared --alternate-env YOLACT_ROS_KEEP_FREED_MEMORY=0
 
 For each N, in one run and alternating: (a) one yolact_node with ``cameras: [cam0..camN-1]``
 and (b) N yolact_nodes with one camera each, every camera publishing 640x480 frames of the
@@ -10,6 +11,8 @@ and in total, latency (image stamp -> detections received here) p50/p95, and the
 memory of the node processes together (VmRSS, sampled once a second, the maximum). CPU
 threads: the one node gets --threads; each of the N nodes gets max(1, threads // N), so both
 variants use the same cores. The model is the demo model (models/demo/yolact_synth_demo.pth).
+With ``--alternate-env KEY=VALUE`` every configuration runs ``--rounds`` times as it is and
+as many times with that variable added to the nodes' environment, alternated.
 """
 from __future__ import annotations
 
@@ -106,8 +109,15 @@ def main() -> int:
     ap.add_argument("--node-env", nargs="*", default=[], metavar="KEY=VALUE",
                     help="environment of the node processes, e.g. THP_MEM_ALLOC_ENABLE=1")
     ap.add_argument("--variants", nargs="+", choices=("shared", "separate"), default=["shared", "separate"])
+    ap.add_argument("--alternate-env", metavar="KEY=VALUE",
+                    help="run each configuration also with this in the nodes' environment, alternated")
+    ap.add_argument("--rounds", type=int, default=1, help="repeats of each configuration (and its alternate)")
     args = ap.parse_args()
     args.node_env = dict(kv.split("=", 1) for kv in args.node_env)
+    envs = [("", args.node_env)]
+    if args.alternate_env:
+        key, value = args.alternate_env.split("=", 1)
+        envs.append((args.alternate_env, {**args.node_env, key: value}))
     problem = ros_problem()
     if problem:
         print(f"cannot run: {problem}", file=sys.stderr)
@@ -115,15 +125,19 @@ def main() -> int:
     frames = _frames(args.rate)
     print(f"{args.seconds:g} s per configuration after 5 s warm-up, {args.rate:g} Hz per camera, 640x480 bgr8, "
           f"demo model, {args.threads} threads in all" + (f", node env {args.node_env}" if args.node_env else ""))
-    print(f"{'cameras':>7} {'variant':<18} {'fps/camera':>10} {'fps total':>9} {'p50 ms':>8} {'p95 ms':>8} {'RSS MB':>8}")
+    print(f"{'cameras':>7} {'variant':<18} {'fps/camera':>10} {'fps total':>9} {'p50 ms':>8} {'p95 ms':>8} "
+          f"{'RSS MB':>8}  env")
     for n in args.cameras:
         for shared in [v == "shared" for v in args.variants]:
             if n == 1 and not shared:
                 continue  # the same thing
-            r = run(n, shared, args, frames)
-            variant = "one node, batched" if shared else f"{n} nodes"
-            print(f"{n:>7} {variant:<18} {r['fps_per_camera']:>10.2f} {r['fps_total']:>9.2f} {r['p50']:>8.0f} "
-                  f"{r['p95']:>8.0f} {r['rss_mb']:>8.0f}", flush=True)
+            for _ in range(args.rounds):
+                for label, env in envs:
+                    args.node_env = env
+                    r = run(n, shared, args, frames)
+                    variant = "one node, batched" if shared else f"{n} nodes"
+                    print(f"{n:>7} {variant:<18} {r['fps_per_camera']:>10.2f} {r['fps_total']:>9.2f} "
+                          f"{r['p50']:>8.0f} {r['p95']:>8.0f} {r['rss_mb']:>8.0f}  {label}", flush=True)
     return 0
 
 

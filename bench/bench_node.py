@@ -35,6 +35,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from yolact_ros.inference.cpu_memory import keep_freed_memory
+
+keep_freed_memory()  # as the yolact CLI and the node do, before torch starts its threads
+
 import cv2
 import numpy as np
 

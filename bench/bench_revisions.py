@@ -21,6 +21,10 @@ import tarfile
 import tempfile
 from pathlib import Path
 
+from yolact_ros.inference.cpu_memory import keep_freed_memory
+
+keep_freed_memory()  # as the yolact CLI and the node do, before torch starts its threads
+
 import torch
 
 from yolact_ros.cli.bench import SETTINGS, load_image

@@ -5,6 +5,9 @@
 import sys
 
 from yolact_ros.cli.bench import main
+from yolact_ros.inference.cpu_memory import keep_freed_memory
+
+keep_freed_memory()  # as the yolact CLI and the node do, before torch starts its threads
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

@@ -8,6 +8,8 @@ import importlib
 import logging
 import sys
 
+from ..inference.cpu_memory import keep_freed_memory
+
 #: name -> (module, help); each module has ``main(argv) -> int``
 SUBCOMMANDS = {
     "infer": ("yolact_ros.cli.infer", "segment images, folders and videos; write overlays + COCO results JSON"),
@@ -31,6 +33,7 @@ def main(argv=None) -> int:
         print(f"yolact: unknown command {name!r}; choose from {', '.join(SUBCOMMANDS)}", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    keep_freed_memory()  # before torch starts its threads
     return int(importlib.import_module(SUBCOMMANDS[name][0]).main(rest) or 0)
 
 

@@ -50,6 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     :func:`run_node`). Returns the exit code: 0 after SIGINT/SIGTERM or
     the shutdown transition, 1 when autostart fails (the reason is logged once, by the
     transition), 2 for an unusable command line."""
+    from ..inference.cpu_memory import keep_freed_memory
+
+    keep_freed_memory()  # before rclpy and DDS start their threads: one malloc arena for all
     import rclpy
     from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
     from rclpy.lifecycle import TransitionCallbackReturn

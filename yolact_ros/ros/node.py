@@ -26,13 +26,11 @@ import threading
 import time
 
 import rclpy
-from rclpy.exceptions import ParameterUninitializedException
 from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
-from rclpy.qos import QoSDurabilityPolicy, QoSHistoryPolicy, QoSProfile, QoSReliabilityPolicy
 from rclpy.qos_overriding_options import QoSOverridingOptions
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType, SetParametersResult
+from rcl_interfaces.msg import SetParametersResult
 
 from diagnostic_msgs.msg import DiagnosticArray
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
@@ -41,22 +39,17 @@ from .camera import DEPTH_QUEUE, CameraIO
 from .diagnostics import Key, build_status, stamp_text, stamp_to_ns
 from .image_conversion import ImageConversionError, compressed_to_bgr, image_to_bgr
 from .mailbox import Frame, LatestFrames
+from .node_params import change_refusal, declare_all, read
 from .outputs import publish_frame
-from .params import LOAD_PARAMS, PARAMS, RUNTIME_PARAMS, check, command_line_overrides, parse_cameras, spec
+from .params import PARAMS, RUNTIME_PARAMS, check, parse_cameras
 from .process import ShutdownRequested, shutdown_requested
+from .qos import input_qos, latched_qos, output_qos
 from .throttle import Throttle
 
 RCLError = _rclpy.RCLError
 
 __all__ = ["YolactNode", "input_qos", "latched_qos", "output_qos"]
 
-_TYPES = {
-    "bool": ParameterType.PARAMETER_BOOL,
-    "int": ParameterType.PARAMETER_INTEGER,
-    "float": ParameterType.PARAMETER_DOUBLE,
-    "str": ParameterType.PARAMETER_STRING,
-    "str_list": ParameterType.PARAMETER_STRING_ARRAY,
-}
 _WARN_PERIOD_S = 5.0
 
 
@@ -96,29 +89,12 @@ def _transition(name: str):
     return wrap
 
 
-def input_qos(depth: int = 1) -> QoSProfile:
-    """Sensor-data QoS with a queue of one: only the newest frame matters (depth frames keep a
-    few, to pair with a colour frame by stamp)."""
-    return QoSProfile(
-        history=QoSHistoryPolicy.KEEP_LAST, depth=depth,
-        reliability=QoSReliabilityPolicy.BEST_EFFORT, durability=QoSDurabilityPolicy.VOLATILE,
-    )
-
-
-def output_qos(depth: int = 5) -> QoSProfile:
-    """Reliable keep-last: matches both reliable and best-effort subscribers."""
-    return QoSProfile(
-        history=QoSHistoryPolicy.KEEP_LAST, depth=depth,
-        reliability=QoSReliabilityPolicy.RELIABLE, durability=QoSDurabilityPolicy.VOLATILE,
-    )
-
-
 class YolactNode(LifecycleNode):
     """See the module docstring; parameters are listed in :mod:`yolact_ros.ros.params`."""
 
     def __init__(self, node_name: str = "yolact_node", *, argv: list[str] | None = None, **kwargs):
         super().__init__(node_name, **kwargs)
-        self._start_errors = self._declare_all(sys.argv if argv is None else argv)
+        self._start_errors = declare_all(self, sys.argv if argv is None else argv)
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self._guard_change_state_service()
         self._segmenter = None
@@ -162,81 +138,18 @@ class YolactNode(LifecycleNode):
         service.callback = change_state
 
     # -- parameters -------------------------------------------------------------------------------
-    def _declare_all(self, argv: list[str]) -> list[str]:
-        """Declare every parameter with its start value checked by :func:`params.check`; the
-        errors (one line each), reported when configure runs.
-
-        The start value is what the command line's ``-p`` says (rcl drops such an override
-        silently when a params file gives the parameter another type), else the params
-        file's, else the default. An invalid value is replaced by the default so the node
-        still comes up and answers; configure then fails with the reason."""
-        typed = command_line_overrides(argv, self.get_name())
-        overrides = getattr(self, "_parameter_overrides", {})
-        errors = []
-        for p in PARAMS:
-            if p.name in typed:
-                value, source = typed[p.name], "command line"
-            elif p.name in overrides and overrides[p.name].type_ != Parameter.Type.NOT_SET:
-                value, source = overrides[p.name].value, "parameter file"
-            else:
-                value, source = p.default, ""
-            value, reason = check(p.name, value)
-            if reason:
-                errors.append(f"{reason} [from the {source}]" if source else reason)
-                value = p.default
-            self._declare(p, value)
-        return errors
-
-    def _declare(self, p, value) -> None:
-        desc = ParameterDescriptor(name=p.name, type=_TYPES[p.kind], description=p.description)
-        extra = []
-        if p.choices:
-            extra.append("one of: " + ", ".join(p.choices))
-        if p.constraints:
-            extra.append(p.constraints)
-        if not p.runtime:
-            extra.append(f"read at {p.read_at}; change it while the node is {_changeable_in(p)}")
-        desc.additional_constraints = "; ".join(extra)
-        if p.kind == "float" and p.min is not None:
-            desc.floating_point_range = [FloatingPointRange(from_value=float(p.min), to_value=float(p.max), step=0.0)]
-        elif p.kind == "int" and p.min is not None:
-            desc.integer_range = [IntegerRange(from_value=int(p.min), to_value=int(p.max), step=1)]
-        if p.kind == "str_list":
-            # An empty list has no type in YAML or ros2cli (`ros2 param set ... "[]"` sends a bool
-            # array): typed by params.check instead of rclpy, unset = empty = all.
-            desc.type = ParameterType.PARAMETER_NOT_SET
-            desc.dynamic_typing = True
-            self.declare_parameter(p.name, list(value) or None, desc, ignore_override=True)
-        else:
-            self.declare_parameter(p.name, value, desc, ignore_override=True)
-
     def _param(self, name: str):
-        try:
-            value = self.get_parameter(name).value
-        except ParameterUninitializedException:  # classes declared by type, never set
-            value = None
-        if spec(name).kind == "str_list":
-            return check(name, value)[0]  # unset, [] or [""]: []
-        return value
+        return read(self, name)
 
     def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
         state = self._state_name()
-        class_names = self._segmenter.class_names if self._segmenter is not None else None
+        seg = self._segmenter
+        class_names = seg.class_names if seg is not None else None
+        cap = seg.cfg.max_num_detections if seg is not None else None
         updates = {}
         for prm in params:
             name = prm.name
-            if name in LOAD_PARAMS and state not in ("unconfigured", "finalized", ""):
-                p = spec(name)
-                if not (p.read_at == "activate" and state == "inactive"):
-                    return SetParametersResult(
-                        successful=False,
-                        reason=f"{name} is read at {p.read_at}; change it while the node is {_changeable_in(p)} "
-                               f"(current state: {state})")
-            value, reason = check(name, prm.value, class_names)
-            if reason is None and name == "top_k" and self._segmenter is not None:
-                cap = self._segmenter.cfg.max_num_detections
-                if value > cap:
-                    reason = f"top_k must be <= {cap} for this model, got {value}"
+            value, reason = change_refusal(name, prm.value, state, class_names, cap)
             if reason is not None:
                 return SetParametersResult(successful=False, reason=reason)
             if name in RUNTIME_PARAMS:
@@ -630,19 +543,6 @@ class YolactNode(LifecycleNode):
         out.header.stamp = self.get_clock().now().to_msg()
         out.status = statuses
         self._diag_pub.publish(out)
-
-
-def latched_qos() -> QoSProfile:
-    """Reliable, transient local, depth 1: a late subscriber gets the last message (LabelInfo)."""
-    return QoSProfile(
-        history=QoSHistoryPolicy.KEEP_LAST, depth=1,
-        reliability=QoSReliabilityPolicy.RELIABLE, durability=QoSDurabilityPolicy.TRANSIENT_LOCAL,
-    )
-
-
-def _changeable_in(p) -> str:
-    """The states in which load-time parameter ``p`` may change."""
-    return "unconfigured or inactive" if p.read_at == "activate" else "unconfigured"
 
 
 def _detection_type():
