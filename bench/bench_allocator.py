@@ -2,6 +2,7 @@
 
     python bench/bench_allocator.py                       # 640x480, batch 1 and 4, 3 rounds
     python bench/bench_allocator.py --size 1920x1080 --settings all100 --rounds 2
+    python bench/bench_allocator.py --soak 150         # kept memory: resident size over mixed calls
 
 The malloc settings are per process and cannot be undone, so each measurement is a fresh
 worker process, and the two variants alternate (default, kept, default, kept, ...) in one
@@ -10,7 +11,10 @@ of its own, as the node's inference worker does (glibc serves such a thread from
 arena than the main thread's), warms up, then times ``--calls`` back-to-back calls per batch
 size, batch 1 and batch 4 alternated ``--blocks`` times. Printed: images/s (median over the
 rounds of each worker's median), minor page faults per image, the worker's peak resident
-size, and the kept/default ratios. Asserts nothing.
+size, and the kept/default ratios. ``--soak N``: one kept worker makes N calls that vary the
+image size (320x240 to 1920x1080), top-k (15 or 100) and batch (1 or 3), and prints the peak
+resident size per sixth of the calls: memory that is kept but never reused would show as
+growth. Asserts nothing.
 """
 from __future__ import annotations
 
@@ -67,6 +71,42 @@ def worker(args) -> None:
     print("RESULT " + json.dumps(result), flush=True)
 
 
+def soak(calls: int, config: str) -> None:
+    from yolact_ros.inference.cpu_memory import keep_freed_memory
+
+    applied = keep_freed_memory()
+    import threading
+
+    import cv2
+
+    from yolact_ros.cli.bench import load_image
+    from yolact_ros.inference.segmenter import Segmenter
+    from yolact_ros.model.golden_weights import reference_model
+
+    def rss_mb() -> float:
+        with open("/proc/self/status") as f:
+            return next(int(ln.split()[1]) for ln in f if ln.startswith("VmRSS")) / 1024
+
+    base = load_image("astronaut")
+    images = [cv2.resize(base, s) for s in ((640, 480), (1280, 720), (320, 240), (1920, 1080), (800, 600))]
+    seg = Segmenter(model=reference_model(config), device="cpu", score_threshold=0.0)
+    samples = []
+
+    def run() -> None:
+        for i in range(calls):
+            seg.top_k = 15 if i % 3 == 0 else 100
+            seg([images[i % len(images)]] * (3 if i % 4 == 0 else 1))
+            samples.append(rss_mb())
+
+    thread = threading.Thread(target=run, name="inference")
+    thread.start()
+    thread.join()
+    print(f"{config}, {calls} mixed calls in a worker thread, memory kept: {applied}")
+    step = max(1, calls // 6)
+    for a in range(0, calls, step):
+        print(f"calls {a + 1}-{min(calls, a + step)}: peak RSS {max(samples[a:a + step]):.0f} MB")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", default="yolact_resnet50")
@@ -77,10 +117,14 @@ def main() -> int:
     ap.add_argument("--blocks", type=int, default=2, help="timed blocks per batch size in a worker")
     ap.add_argument("--calls", type=int, default=3, help="Segmenter calls per timed block")
     ap.add_argument("--json", help="also write the figures here")
+    ap.add_argument("--soak", type=int, metavar="N", help="instead: N mixed calls with the memory kept")
     ap.add_argument("--worker", choices=MODES, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
         worker(args)
+        return 0
+    if args.soak:
+        soak(args.soak, args.config)
         return 0
 
     runs = {m: [] for m in MODES}

@@ -22,6 +22,7 @@ import test_golden_parity as parity
 from golden_compare import golden_files, load
 from yolact_ros.inference.instances import Instances
 from yolact_ros.inference.postprocess import paste_mask_windows, paste_masks
+from yolact_ros.inference.segmenter import tf32
 from yolact_ros.model.boxes import box_iou, crop_masks
 from yolact_ros.model.golden_weights import reference_model
 from yolact_ros.segmenter import Segmenter
@@ -125,17 +126,13 @@ def test_deform_conv_on_the_device_vs_the_cpu_formulation(device):
     x = torch.randn(2, 16, 23, 17)
     with torch.no_grad():
         offset, mask = dcn.offsets_and_mask(x)
-    flags = torch.backends.cudnn.allow_tf32
-    torch.backends.cudnn.allow_tf32 = False
-    try:
+    with tf32(False):
         for scale in (1.0, 20.0):  # 20x: samples outside the image
             with torch.no_grad():
                 fast = deform_conv2d_cpu(x, offset * scale, dcn.weight, dcn.bias, 2, 1, 1, mask)
                 on_device = deform_conv2d(x.to(device), (offset * scale).to(device), dcn.weight.to(device),
                                           dcn.bias.to(device), stride=2, padding=1, mask=mask.to(device))
             assert (on_device.cpu() - fast).abs().max() < 2e-5 * max(1.0, float(fast.abs().max()))
-    finally:
-        torch.backends.cudnn.allow_tf32 = flags
 
 
 def test_batch_of_four_equals_four_single_calls(device):

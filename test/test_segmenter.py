@@ -148,6 +148,46 @@ def test_half_on_cpu_falls_back_to_float(photo):
         Segmenter(model=reference_model(SMALL), device="cpu", precision="bf16")
 
 
+TF32_PROBE = r"""
+import json, torch
+from yolact_ros.inference.segmenter import tf32
+cudnn, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
+out = {"before": [cudnn.allow_tf32, matmul.allow_tf32]}
+with tf32(False):
+    out["off"] = [cudnn.allow_tf32, matmul.allow_tf32]
+with tf32(True):
+    out["on"] = [cudnn.allow_tf32, matmul.allow_tf32]
+out["after"] = [cudnn.allow_tf32, matmul.allow_tf32]
+cudnn.conv.fp32_precision = "tf32"  # the newer per-operator setting: allow_tf32 can no longer be read
+try:
+    cudnn.allow_tf32
+    out["mixed_readable"] = True
+except RuntimeError:
+    out["mixed_readable"] = False
+with tf32(False):
+    out["mixed_off"] = [cudnn.conv.fp32_precision, matmul.fp32_precision]
+out["mixed_after"] = [cudnn.conv.fp32_precision, matmul.fp32_precision]
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.skipif(not hasattr(getattr(torch.backends.cudnn, "conv", None), "fp32_precision"),
+                    reason="this torch has no per-operator fp32_precision settings")
+def test_tf32_switch_is_restored_and_survives_the_newer_settings():
+    """The flags are process-wide, so the check runs in a fresh interpreter."""
+    import json
+    import subprocess
+    import sys
+
+    out = json.loads(subprocess.run([sys.executable, "-c", TF32_PROBE], capture_output=True, text=True,
+                                    check=True).stdout.strip().splitlines()[-1])
+    assert out["off"] == [False, False] and out["on"] == [True, True]
+    assert out["after"] == out["before"]
+    if not out["mixed_readable"]:  # torch >= 2.9: the newer settings are used instead
+        assert out["mixed_off"] == ["ieee", "ieee"]
+        assert out["mixed_after"][0] == "tf32"
+
+
 def test_postprocess_units():
     priors = torch.tensor([[0.5, 0.5, 0.2, 0.4]])
     assert torch.allclose(decode(torch.zeros(1, 4), priors), torch.tensor([[0.4, 0.3, 0.6, 0.7]]))

@@ -5,8 +5,9 @@ mmap threshold (at most 32 MiB) with a fresh ``mmap`` and unmaps it on ``free``,
 heap's free top, and serves a thread other than the main one from its own arena, whose heaps
 hold at most 64 MiB (a larger block is always mapped). So every forward pass maps, faults in
 page by page, zeroes and unmaps its large activations again: measured on 640x480 frames,
-yolact_resnet50, 21-25 thousand page faults per image at batch 1 and 70-90 thousand at
-batch 4 (BENCHMARKS.md, "Keeping freed CPU memory").
+yolact_resnet50 in a worker thread, about 81 thousand page faults per image at batch 4, and a
+batch of 4 ran at 0.81-0.93x the images/s of single images (BENCHMARKS.md, "Keeping freed
+CPU memory").
 
 :func:`keep_freed_memory` sets glibc to keep it: no mmap below 1 GiB, no trimming, one
 arena for every thread (set before the threads start: the node and the CLI call it first

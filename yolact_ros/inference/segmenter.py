@@ -336,14 +336,9 @@ class Segmenter:
         if self.device.type != "cuda":
             yield
             return
-        flags = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
-        tf32 = self.precision == "tf32"
-        torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = tf32
-        try:
-            with torch.autocast("cuda", dtype=torch.float16, enabled=self.precision == "fp16"):
-                yield
-        finally:
-            torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = flags
+        with (tf32(self.precision == "tf32"),
+              torch.autocast("cuda", dtype=torch.float16, enabled=self.precision == "fp16")):
+            yield
 
     def _run(self, batch: list[np.ndarray]) -> list[Instances]:
         """Stage times come from :class:`_StageClock`: CUDA events on a GPU, so timing adds no
@@ -458,6 +453,36 @@ class Segmenter:
         if getattr(self._net, "channels_last", False):
             x = x.contiguous(memory_format=torch.channels_last)
         return x
+
+
+@contextlib.contextmanager
+def tf32(enabled: bool):
+    """TF32 for cuDNN convolutions and CUDA matmuls on or off inside the block, restored after
+    (the flags are process-wide).
+
+    Set through the ``allow_tf32`` flags. PyTorch >= 2.9 also has per-operator
+    ``fp32_precision`` settings and refuses to read ``allow_tf32`` once a program has set those
+    differently for cuDNN convolutions and RNNs (RuntimeError, "a mix of the legacy and new
+    APIs"); then the new settings are used instead."""
+    cudnn, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
+    try:
+        saved = (cudnn.allow_tf32, matmul.allow_tf32)
+    except RuntimeError:
+        saved = None
+    if saved is not None:
+        cudnn.allow_tf32 = matmul.allow_tf32 = enabled
+        try:
+            yield
+        finally:
+            cudnn.allow_tf32, matmul.allow_tf32 = saved
+        return
+    conv = cudnn.conv
+    saved = (conv.fp32_precision, matmul.fp32_precision)
+    conv.fp32_precision = matmul.fp32_precision = "tf32" if enabled else "ieee"
+    try:
+        yield
+    finally:
+        conv.fp32_precision, matmul.fp32_precision = saved
 
 
 class _StageClock:
