@@ -169,6 +169,10 @@ def test_cli_prints_ap_lines_last(data, tmp_path, capsys):
     rc = main(["--weights", str(weights), "--json", str(ann), "--images", str(images), "--device", "cpu",
                "--max-images", "1", "--no-progress", "--config", str(tmp_path / "shapes.yaml")])
     assert rc == 0 and capsys.readouterr().out.strip().splitlines()[-2:] == lines[-2:]
+    # the GPU options are accepted everywhere; the CPU runs fp32 and eagerly, so the AP is the same
+    rc = main(["--weights", str(weights), "--json", str(ann), "--images", str(images), "--device", "cpu",
+               "--max-images", "1", "--no-progress", "--precision", "fp16", "--cuda-graph"])
+    assert rc == 0 and capsys.readouterr().out.strip().splitlines()[-2:] == lines[-2:]
     rc = main(["--weights", str(weights), "--json", str(tmp_path / "missing.json"), "--images", str(images), "--device", "cpu"])
     assert rc == 2 and "missing.json" in capsys.readouterr().err
 

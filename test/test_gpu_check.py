@@ -1,19 +1,76 @@
 """scripts/gpu_check.sh --dry-run: the device check's steps on the CPU, so that the command
-run on a lent GPU (minutes of device time) is known to work before it is spent."""
+run on a lent GPU (minutes of device time) is known to work before it is spent.
+
+The dry run's interpreter sees only what the device has: its Python packages are torch,
+torchvision, numpy, OpenCV, scikit-image and pytest with their own dependencies, nothing else
+(no PyYAML, pycocotools, onnx, ROS). So an import the device cannot satisfy fails here too."""
 from __future__ import annotations
 
+import importlib.metadata as metadata
 import json
 import os
+import re
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+DEVICE_PACKAGES = ("torch", "torchvision", "numpy", "opencv-python-headless", "scikit-image", "pytest")
+
+
+def _requirements(dist: metadata.Distribution) -> list[str]:
+    names = []
+    for req in dist.requires or []:
+        name, _, marker = req.partition(";")
+        if "extra" in marker:
+            continue  # optional features, not installed with the package
+        names.append(re.match(r"[A-Za-z0-9_.-]+", name.strip()).group(0))
+    return names
+
+
+def device_like_python(tmp: Path) -> Path:
+    """An interpreter that imports the standard library, this repository (PYTHONPATH) and only
+    the installed distributions of DEVICE_PACKAGES and their dependencies: ``python -S`` (no
+    site-packages) with a folder of links to exactly those distributions' files."""
+    site, seen, todo = Path(sysconfig.get_paths()["purelib"]), set(), list(DEVICE_PACKAGES)
+    lib = tmp / "device_site"
+    lib.mkdir()
+    while todo:
+        name = todo.pop()
+        try:
+            dist = metadata.distribution(name)
+        except metadata.PackageNotFoundError:
+            continue  # a dependency for another Python version or platform
+        key = dist.metadata["Name"].lower().replace("_", "-")
+        if key in seen:
+            continue
+        seen.add(key)
+        todo += _requirements(dist)
+        for top in {f.parts[0] for f in dist.files or [] if f.parts and f.parts[0] != ".."}:
+            if not (lib / top).exists() and (site / top).exists():
+                (lib / top).symlink_to(site / top)
+    assert {"torch", "numpy", "cv2", "skimage", "pytest"} <= {p.name for p in lib.iterdir()}
+    wrapper = tmp / "python"
+    wrapper.write_text(f'#!/bin/sh\nexport PYTHONPATH="${{PYTHONPATH:+$PYTHONPATH:}}{lib}"\n'
+                       f'exec "{sys.executable}" -S "$@"\n')
+    wrapper.chmod(0o755)
+    return wrapper
+
+
+def test_device_like_python_lacks_other_packages(tmp_path):
+    python = device_like_python(tmp_path)
+    probe = ("import importlib.util as u; print([n for n in ('torch', 'cv2', 'skimage', 'yaml', 'pycocotools', "
+             "'onnx', 'rclpy') if u.find_spec(n)])")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    out = subprocess.run([str(python), "-c", probe], capture_output=True, text=True, check=True, env=env).stdout
+    assert out.strip() == "['torch', 'cv2', 'skimage']"
 
 
 def test_gpu_check_dry_run(tmp_path):
     out = tmp_path / "out"
-    env = dict(os.environ, PYTHON=sys.executable)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # the ROS workspace's: not on the device
+    env["PYTHON"] = str(device_like_python(tmp_path))
     proc = subprocess.run(["bash", "scripts/gpu_check.sh", str(out), "--dry-run"], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=900)
     summary = (out / "summary.txt").read_text() if (out / "summary.txt").exists() else ""

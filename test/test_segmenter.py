@@ -148,6 +148,22 @@ def test_half_on_cpu_falls_back_to_float(photo):
         Segmenter(model=reference_model(SMALL), device="cpu", precision="bf16")
 
 
+def test_device_options_are_one_definition_for_infer_and_eval():
+    import argparse
+
+    from yolact_ros.cli.infer import build_parser
+    from yolact_ros.cli.options import add_device_options, device_settings
+
+    args = build_parser().parse_args(["x.jpg", "--weights", "w.pth", "--out", "o", "--device", "cuda:1",
+                                      "--precision", "tf32", "--cuda-graph"])
+    assert device_settings(args) == dict(device="cuda:1", precision="tf32", cuda_graph=True)
+    p = argparse.ArgumentParser()
+    add_device_options(p)
+    assert device_settings(p.parse_args([])) == dict(device="auto", precision="fp32", cuda_graph=False)
+    with pytest.raises(SystemExit):
+        p.parse_args(["--precision", "bf16"])
+
+
 TF32_PROBE = r"""
 import json, torch
 from yolact_ros.inference.segmenter import tf32

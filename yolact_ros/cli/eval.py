@@ -13,6 +13,7 @@ from ..inference import defaults
 from ..inference.segmenter import Segmenter
 from ..model.checkpoint import CheckpointError
 from ..train.config_file import resolve_config
+from .options import add_device_options, device_settings
 
 
 def _config_arg(value: str | None):
@@ -36,13 +37,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="official config name or config file (default: from the checkpoint or its file name)")
     parser.add_argument("--out", default=None,
                         help="write COCO mask results here (box results go to <stem>_bbox.json next to it)")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    add_device_options(parser)
     parser.add_argument("--max-images", type=int, default=None, help="evaluate only the first N images (by id)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
-        seg = Segmenter(config=_config_arg(args.config), weights=args.weights, device=args.device, backend=args.backend)
+        seg = Segmenter(config=_config_arg(args.config), weights=args.weights, backend=args.backend,
+                        **device_settings(args))
         stats = evaluate(seg, args.json, args.images, results_json=args.out, progress=not args.no_progress,
                          max_images=args.max_images)
     except (DatasetError, CheckpointError, OnnxBackendError, FileNotFoundError, KeyError, ValueError, OSError) as exc:

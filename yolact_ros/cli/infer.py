@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..evaluation.coco_results import category_mapping, instances_to_coco_results
 from ..inference import defaults
+from .options import add_device_options, device_settings
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 VIDEO_EXTS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
@@ -49,14 +50,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run the network with PyTorch (default) or an ONNX export with onnxruntime")
     p.add_argument("--config", default=None, help="config name; default: from the checkpoint or its file name")
     p.add_argument("--out", required=True, help="output folder (overlays, results.json)")
-    p.add_argument("--device", default=defaults.DEVICE, help="auto, cpu, cuda or cuda:N")
     p.add_argument("--score-threshold", type=float, default=defaults.SCORE_THRESHOLD,
                    help=f"keep instances scoring above this (default {defaults.SCORE_THRESHOLD})")
     p.add_argument("--top-k", type=int, default=defaults.TOP_K,
                    help=f"at most this many instances per image (default {defaults.TOP_K}, max {defaults.TOP_K_MAX})")
     p.add_argument("--classes", nargs="*", default=None, help="keep only these class names")
-    p.add_argument("--precision", choices=defaults.PRECISIONS, default=defaults.PRECISION,
-                   help="on CUDA: fp32 (TF32 off), tf32 or fp16; the CPU runs fp32")
+    add_device_options(p)
     p.add_argument("--half", action="store_true", help="the same as --precision fp16")
     p.add_argument("--no-overlay", action="store_true", help="write only results.json")
     return p
@@ -81,8 +80,10 @@ def main(argv=None) -> int:
             source = {"model": reference_model(a.config or "yolact_resnet50")}
         else:
             source = {"weights": a.weights, "config": a.config}
-        seg = Segmenter(**source, device=a.device, score_threshold=a.score_threshold,
-                        top_k=a.top_k, classes=a.classes or None, precision="fp16" if a.half else a.precision, backend=a.backend)
+        if a.half:
+            a.precision = "fp16"
+        seg = Segmenter(**source, **device_settings(a), score_threshold=a.score_threshold,
+                        top_k=a.top_k, classes=a.classes or None, backend=a.backend)
     except (CheckpointError, OnnxBackendError, ValueError, KeyError, FileNotFoundError) as exc:
         print(f"yolact infer: error: {exc}", file=sys.stderr)
         return 2
