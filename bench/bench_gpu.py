@@ -106,6 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     print(header, flush=True)
     base = load_image("astronaut")
     rows = []
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(rows, f)
     for config in plan["configs"]:
         model = reference_model(config)
         for precision in plan["precisions"]:
@@ -125,6 +128,9 @@ def main(argv: list[str] | None = None) -> int:
                        "cuda_graph": graph, "device": name, **run_row(seg, image, batch, plan["frames"], plan["warmup"])}
                 row["cuda_graph_used"] = bool(seg.cuda_graph)
                 rows.append(row)
+                if a.json:  # after every row: a step that runs out of time keeps what it measured
+                    with open(a.json, "w") as f:
+                        json.dump(rows, f, indent=1)
                 print(f"{config[:19] + ('+G' if graph else ''):21s} {precision:4s} {batch:>1d} {size:>9s} {setting:7s} {row['instances']:>4d} "
                       f"{row['preprocess_ms']:6.2f} {row['forward_ms']:7.2f} {row['detect_ms']:6.2f} "
                       f"{row['masks_ms']:6.2f} {row['total_ms']:7.2f} {row['total_p90_ms']:7.2f} "
@@ -133,8 +139,6 @@ def main(argv: list[str] | None = None) -> int:
             if device.type == "cuda":
                 torch.cuda.empty_cache()
     if a.json:
-        with open(a.json, "w") as f:
-            json.dump(rows, f, indent=1)
         print(f"wrote {len(rows)} rows to {a.json}")
     return 0
 
