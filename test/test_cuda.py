@@ -180,3 +180,37 @@ def test_no_device_memory_growth(device):
         seg(img)
     after = torch.cuda.memory_allocated(device) if device.type == "cuda" else 0
     assert after - before <= 1 << 20, f"{(after - before) / 2**20:.1f} MiB more after {frames} frames"
+
+
+def test_host_waits_only_where_a_line_says_sync(device):
+    """Between the input copy and the results on the host, the host waits for the device only
+    where a count sets a shape or the results are copied back, and each such line says so
+    ("sync" in it or in the comment line above it). PyTorch's sync debug mode warns on every
+    synchronising operation (a blocking copy either way, nonzero, item, tolist), attributed to
+    the calling line. On the CPU nothing synchronises: the check then only runs its steps."""
+    import linecache
+    import warnings
+
+    import skimage.data
+
+    img = np.ascontiguousarray(skimage.data.astronaut()[:, :, ::-1])
+    for config in ("yolact_resnet50", "yolact_plus_resnet50"):
+        seg = _segmenter(config, device, top_k=15, score_threshold=0.1)
+        seg(img)  # warm-up: priors, pinned buffers, normalisation constants
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            if device.type == "cuda":
+                torch.cuda.set_sync_debug_mode("warn")
+            try:
+                inst = seg(img)
+            finally:
+                if device.type == "cuda":
+                    torch.cuda.set_sync_debug_mode("default")
+        assert len(inst) > 0
+        syncs = [w for w in caught if "synchroniz" in str(w.message).lower()]
+        unmarked = sorted({f"{w.filename}:{w.lineno}: {linecache.getline(w.filename, w.lineno).strip()}"
+                           for w in syncs if "sync" not in linecache.getline(w.filename, w.lineno)
+                           and "sync" not in linecache.getline(w.filename, w.lineno - 1)})
+        assert not unmarked, f"{config}: host synchronisations without a 'sync' note:\n" + "\n".join(unmarked)
+        if device.type == "cuda":
+            assert syncs, "sync debug mode reported nothing: the check did not see the copies back"

@@ -80,12 +80,14 @@ def select_detections(out: dict, index: int, settings: PostprocessSettings, with
     dets = fast_nms(out["loc"][index], out["conf"][index], out["mask"][index], out["priors"],
                     conf_thresh=s.conf_threshold, nms_thresh=s.nms_threshold, nms_top_k=s.nms_top_k,
                     max_num_detections=s.max_num_detections, cross_class_nms=s.cross_class_nms)
-    keep = torch.ones(len(dets), dtype=torch.bool, device=dets.scores.device)
-    if s.score_threshold > 0:
-        keep &= dets.scores > s.score_threshold
-    if s.class_keep is not None:
-        keep &= s.class_keep[dets.classes]
-    dets = dets.select(keep)
+    if s.score_threshold > 0 or s.class_keep is not None:
+        keep = torch.ones(len(dets), dtype=torch.bool, device=dets.scores.device)
+        if s.score_threshold > 0:
+            keep &= dets.scores > s.score_threshold
+        if s.class_keep is not None:
+            keep &= s.class_keep[dets.classes]
+        # sync (a count): how many pass; one nonzero, then the tensors are indexed without a sync each
+        dets = dets.select(keep.nonzero().squeeze(1))
     if with_masks:
         dets.masks = assemble_masks(out["proto"][index], dets.coeffs, dets.boxes)
     return dets
@@ -117,21 +119,25 @@ def to_instances(dets: Detections, proto: torch.Tensor, height: int, width: int,
         windows = [None] * len(dets)
         origins = np.zeros((len(dets), 2), np.int64)
         for idx, group, group_origins in paste_mask_windows(low_res, height, width, dets.boxes):
-            group, group_origins = group.cpu().numpy(), group_origins.cpu().numpy()  # the windows' copy to the host
+            # sync: the final copy of the windows to the host
+            group, group_origins = group.cpu().numpy(), group_origins.cpu().numpy()
             for k, i in enumerate(idx):
                 windows[i] = group[k]
             origins[idx] = group_origins
     else:
         windows, origins = [], np.zeros((0, 2), np.int64)
-    boxes = boxes_to_pixels(dets.boxes, height, width)
+    boxes = boxes_to_pixels(dets.boxes, height, width).float()
+    table = torch.cat((boxes, scores.float()[:, None], box_scores.float()[:, None], dets.classes.float()[:, None]), 1)
+    # sync: the final copy of the per-detection numbers, in one transfer (class ids < 2**24: exact in float32)
+    table = table.cpu().numpy()
     return Instances(  # only the box-sized windows cross to the host
-        boxes=boxes.cpu().numpy().astype(np.float32),
-        scores=scores.cpu().numpy().astype(np.float32),
-        class_ids=dets.classes.cpu().numpy().astype(np.int64),
+        boxes=np.ascontiguousarray(table[:, :4]),
+        scores=np.ascontiguousarray(table[:, 4]),
+        class_ids=table[:, 6].astype(np.int64),
         mask_windows=windows,
         mask_origins=origins,
         image_size=(height, width),
-        box_scores=box_scores.cpu().numpy().astype(np.float32),
+        box_scores=np.ascontiguousarray(table[:, 5]),
         class_names=class_names,
     )
 
@@ -170,9 +176,10 @@ def fast_nms(
         prior_idx = cand[order]
         boxes = decode(loc[prior_idx], priors[prior_idx])
         iou = box_iou(boxes, boxes).triu_(diagonal=1)
-        keep = iou.max(dim=0).values <= nms_thresh
-        out, boxes = order[keep][:max_num_detections], boxes[keep][:max_num_detections]
-        return Detections(boxes, coeffs[cand[out]], classes[out], best[out])
+        # sync (a count): how many survive
+        kept = (iou.max(dim=0).values <= nms_thresh).nonzero().squeeze(1)[:max_num_detections]
+        out = order[kept]
+        return Detections(boxes[kept], coeffs[cand[out]], classes[out], best[out])
 
     # topk instead of a full sort: the same best nms_top_k per class, ~20x faster on CPU.
     # Only the selected candidates are decoded.
@@ -181,8 +188,9 @@ def fast_nms(
     boxes = decode(loc[prior_idx], priors[prior_idx])  # [C-1, top, 4]
     iou = box_iou(boxes, boxes).triu_(diagonal=1)
     keep = iou.max(dim=1).values <= nms_thresh  # [C-1, top]
-    classes = torch.arange(scores.shape[0], device=loc.device)[:, None].expand_as(keep)[keep]
-    kept_prior, kept_boxes, scores = prior_idx[keep], boxes[keep], scores[keep]
+    # sync (a count): how many survive; (class, rank) pairs in row-major order, as a boolean index gives
+    classes, rank = keep.nonzero(as_tuple=True)
+    kept_prior, kept_boxes, scores = prior_idx[classes, rank], boxes[classes, rank], scores[classes, rank]
     scores, order = scores.topk(min(max_num_detections, scores.shape[0]), sorted=True)
     return Detections(kept_boxes[order], coeffs[kept_prior[order]], classes[order], scores)
 
@@ -238,14 +246,17 @@ def paste_mask_windows(masks: torch.Tensor, height: int, width: int, boxes: torc
     # the crop keeps low-res pixels inside box +-1 px; bilinear reads one more: 2 low-res px + 1 px margin
     x1, x2 = sanitize_coordinates(boxes[:, 0], boxes[:, 2], width, padding=int(2 * sx) + 2)
     y1, y2 = sanitize_coordinates(boxes[:, 1], boxes[:, 3], height, padding=int(2 * sy) + 2)
-    spans = torch.stack((x2 - x1, y2 - y1), dim=1).ceil().long().tolist()  # the one sync
+    spans_dev = torch.stack((x2 - x1, y2 - y1), dim=1).ceil().long()
+    spans = spans_dev.tolist()  # the one sync
     order = sorted(range(d), key=lambda k: spans[k][0] * spans[k][1])
+    # the same (stable) order on the device: a group's indices need no host-to-device copy
+    perm = torch.argsort(spans_dev[:, 0] * spans_dev[:, 1], stable=True)
     out = []
     for start in range(0, d, group):
         ids = order[start:start + group]
         win_w = int(min(width, max(spans[k][0] for k in ids) + 1))
         win_h = int(min(height, max(spans[k][1] for k in ids) + 1))
-        idx = torch.tensor(ids, device=masks.device)
+        idx = perm[start:start + group]
         # equal-size windows, shifted to lie inside the image (they still cover each box's support)
         x0 = x1[idx].floor().long().clamp(0, width - win_w)
         y0 = y1[idx].floor().long().clamp(0, height - win_h)

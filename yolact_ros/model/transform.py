@@ -1,6 +1,8 @@
 """Input normalisation shared by inference and training (one definition of the network's input)."""
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 
@@ -13,14 +15,21 @@ def normalize_bgr(x: torch.Tensor, backbone: BackboneConfig) -> torch.Tensor:
     ``mean_std``: (x - MEANS) / STD per BGR channel (ResNet); ``unit``: x / 255 (DarkNet).
     """
     if backbone.input_transform == "mean_std":
-        mean = torch.tensor(MEANS_BGR, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
-        std = torch.tensor(STD_BGR, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+        mean, std = _mean_std(x.device, x.dtype)
         x = (x - mean) / std
     elif backbone.input_transform == "unit":
         x = x / 255.0
     else:
         raise ValueError(f"unknown input_transform {backbone.input_transform!r}")
     return x.flip(1)  # BGR -> RGB
+
+
+@functools.lru_cache(maxsize=8)
+def _mean_std(device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """MEANS_BGR and STD_BGR as [1,3,1,1] tensors on ``device``, made once: a new tensor from a
+    Python list is a blocking host-to-device copy, which would make the host wait every frame."""
+    return (torch.tensor(MEANS_BGR, dtype=dtype).view(1, 3, 1, 1).to(device),
+            torch.tensor(STD_BGR, dtype=dtype).view(1, 3, 1, 1).to(device))
 
 
 def resize_and_normalize(x: torch.Tensor, size: int, backbone: BackboneConfig) -> torch.Tensor:
