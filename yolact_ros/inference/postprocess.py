@@ -247,10 +247,10 @@ def paste_mask_windows(masks: torch.Tensor, height: int, width: int, boxes: torc
     x1, x2 = sanitize_coordinates(boxes[:, 0], boxes[:, 2], width, padding=int(2 * sx) + 2)
     y1, y2 = sanitize_coordinates(boxes[:, 1], boxes[:, 3], height, padding=int(2 * sy) + 2)
     spans_dev = torch.stack((x2 - x1, y2 - y1), dim=1).ceil().long()
-    spans = spans_dev.tolist()  # the one sync
-    order = sorted(range(d), key=lambda k: spans[k][0] * spans[k][1])
-    # the same (stable) order on the device: a group's indices need no host-to-device copy
+    # smallest windows first, ordered on the device: a group's indices need no host-to-device copy
     perm = torch.argsort(spans_dev[:, 0] * spans_dev[:, 1], stable=True)
+    host = torch.cat((spans_dev, perm[:, None]), dim=1).tolist()  # the one sync: sizes and order together
+    spans, order = [row[:2] for row in host], [row[2] for row in host]
     out = []
     for start in range(0, d, group):
         ids = order[start:start + group]
