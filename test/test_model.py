@@ -176,6 +176,24 @@ def test_dcn_fast_cpu_matches_torchvision():
     assert (fast - ref).abs().max() < 1e-4
 
 
+@pytest.mark.parametrize("fast_cpu", [False, True], ids=["torchvision", "fast_cpu"])
+def test_dcn_under_float16_autocast(fast_cpu):
+    """Under autocast the deformable convolution itself runs in float32 and returns the input's
+    dtype (torchvision's own autocast rule on CUDA; torchvision has none on the CPU, where
+    half input and float weights would fail): same values as float32 up to the fp16 input."""
+    torch.manual_seed(0)
+    dcn = DCN(16, 24, 3, stride=2, padding=1).eval()
+    dcn.fast_cpu = fast_cpu
+    torch.nn.init.normal_(dcn.conv_offset_mask.weight, std=0.3)
+    x = torch.randn(1, 16, 23, 17)
+    with torch.no_grad():
+        ref = dcn(x)
+        with torch.autocast("cpu", dtype=torch.float16):
+            low = dcn(x.half())
+    assert low.dtype == torch.float16 and low.shape == ref.shape
+    assert (low.float() - ref).abs().max() < 0.05 * ref.abs().max()
+
+
 def test_dcn_trains_through_torchvision_kernel():
     dcn = DCN(4, 4, 3).train()
     x = torch.randn(1, 4, 8, 8, requires_grad=True)

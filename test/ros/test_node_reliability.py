@@ -153,7 +153,7 @@ def test_signals_at_any_moment_exit_0_within_a_second(ros_runtime, ros_log_dir, 
         assert elapsed < 1.2, (delay, elapsed, out)  # 1 s + the scheduling slack of a busy 2-core machine
 
 
-def test_a_signal_wrapped_by_python_during_a_transition_is_a_shutdown():
+def test_a_signal_wrapped_by_python_during_a_transition_is_a_shutdown(ros_runtime):
     """Python wraps the signal's ShutdownRequested when it is raised in an import's class body
     ("RuntimeError: Error calling __set_name__", seen once in CI at 3 s): with a signal
     pending the transition ends quietly (main then exits 0), without one it is a failure."""

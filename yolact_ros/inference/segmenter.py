@@ -332,12 +332,11 @@ class Segmenter:
     @contextlib.contextmanager
     def _precision(self):
         """The precision policy around the network: TF32 on only for ``tf32`` (restored after,
-        the flags are process-wide), fp16 autocast for ``fp16``."""
-        if self.device.type != "cuda":
-            yield
-            return
-        with (tf32(self.precision == "tf32"),
-              torch.autocast("cuda", dtype=torch.float16, enabled=self.precision == "fp16")):
+        the flags are process-wide), fp16 autocast for ``fp16``. Written for any device: the
+        constructor allows fp16 only on CUDA, but the CPU dry run of the device check sets it to
+        run the same dtype handling on the CPU's float16 autocast."""
+        with (tf32(self.precision == "tf32") if self.device.type == "cuda" else contextlib.nullcontext(),
+              torch.autocast(self.device.type, dtype=torch.float16, enabled=self.precision == "fp16")):
             yield
 
     def _run(self, batch: list[np.ndarray]) -> list[Instances]:
