@@ -12,7 +12,9 @@ weights (no trained weights needed: the timing does not depend on them, the numb
 instances does, so ``all100`` keeps 100). Batch 4: four copies of the image in one call; the
 table gives per-call and per-image figures. On CUDA every batch-1 row is also run with the
 network as a CUDA graph (``+G``; ``cuda_graph_used`` false in the JSON if the capture fell
-back to eager). Asserts nothing.
+back to eager). The variants of one config, size, settings and batch (precisions, graph or
+eager) are timed side by side: their calls alternate, so the ratios between them (``x1st``,
+``speedup_vs_first`` in the JSON: against fp32 eager) are fair in one run. Asserts nothing.
 """
 from __future__ import annotations
 
@@ -50,29 +52,50 @@ def _p(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
 
 
-def run_row(seg: Segmenter, image: np.ndarray, batch: int, frames: int, warmup: int) -> dict:
+def _variants(plan: dict, device: torch.device, batch: int) -> list[tuple[str, bool]]:
+    """(precision, cuda_graph) pairs timed side by side: the CPU runs fp32 only; graphs at batch 1."""
+    precisions = plan["precisions"] if device.type == "cuda" else [p for p in plan["precisions"] if p == "fp32"]
+    graphs = [False, True] if device.type == "cuda" and batch == 1 else [False]
+    return [(p, g) for p in precisions for g in graphs]
+
+
+def run_group(segs: dict, image: np.ndarray, batch: int, frames: int, warmup: int) -> dict:
+    """Time every Segmenter of ``segs`` on the same input, alternated call by call (the order
+    rotates each round), so machine and clock drift hit all alike. One row per key."""
     call = [image] * batch if batch > 1 else image
-    for _ in range(warmup):
-        seg(call)
-    samples = {s: [] for s in STAGES}
-    instances = 0
-    wall = time.perf_counter()
-    for _ in range(frames):
-        out = seg(call)  # returns with the results on the host: the wall clock below is host->host
-        instances = len(out[0] if batch > 1 else out)
-        for s in STAGES:
-            samples[s].append(seg.timings[s])
-    wall = (time.perf_counter() - wall) / frames * 1000.0
-    row = {f"{s}_ms": statistics.median(v) for s, v in samples.items()}
-    row["total_p90_ms"] = _p(samples["total"], 90)
-    row["wall_ms"] = wall
-    row["images_per_s"] = batch * 1000.0 / row["total_ms"]
-    row["postprocess_share"] = (row["detect_ms"] + row["masks_ms"]) / row["total_ms"]
-    row["instances"] = instances
-    if seg.device.type == "cuda":
-        row["cuda_memory_allocated_mb"] = torch.cuda.memory_allocated(seg.device) / 2**20
-        row["cuda_max_memory_allocated_mb"] = torch.cuda.max_memory_allocated(seg.device) / 2**20
-    return row
+    keys = list(segs)
+    for key in keys:
+        for _ in range(warmup):
+            segs[key](call)
+    samples = {k: {s: [] for s in STAGES + ("wall",)} for k in keys}
+    instances = {}
+    for i in range(frames):
+        for key in keys[i % len(keys):] + keys[:i % len(keys)]:
+            seg = segs[key]
+            t0 = time.perf_counter()
+            out = seg(call)  # returns with the results on the host: a host->host wall time
+            samples[key]["wall"].append((time.perf_counter() - t0) * 1000.0)
+            instances[key] = len(out[0] if batch > 1 else out)
+            for s in STAGES:
+                samples[key][s].append(seg.timings[s])
+    rows = {}
+    for key in keys:
+        seg, got = segs[key], samples[key]
+        row = {f"{s}_ms": statistics.median(got[s]) for s in STAGES}
+        row["total_p90_ms"] = _p(got["total"], 90)
+        row["wall_ms"] = statistics.median(got["wall"])
+        row["images_per_s"] = batch * 1000.0 / row["total_ms"]
+        row["postprocess_share"] = (row["detect_ms"] + row["masks_ms"]) / row["total_ms"]
+        row["instances"] = instances[key]
+        row["cuda_graph_used"] = bool(seg.cuda_graph)
+        if seg.device.type == "cuda":
+            row["cuda_memory_allocated_mb"] = torch.cuda.memory_allocated(seg.device) / 2**20
+            row["cuda_max_memory_allocated_mb"] = torch.cuda.max_memory_allocated(seg.device) / 2**20
+        rows[key] = row
+    reference = rows[keys[0]]["total_ms"]  # the first variant: fp32, eager
+    for row in rows.values():
+        row["speedup_vs_first"] = reference / row["total_ms"]
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -99,10 +122,11 @@ def main(argv: list[str] | None = None) -> int:
     device = resolve_device(a.device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print(f"# bench_gpu: {name}; torch {torch.__version__}; preset {a.preset}; median of {plan['frames']} calls "
-          f"after {plan['warmup']} (ms; stage times from {'CUDA events' if device.type == 'cuda' else 'perf_counter'})",
-          flush=True)
+          f"after {plan['warmup']}, the variants of a row group alternated call by call (ms; stage times from "
+          f"{'CUDA events' if device.type == 'cuda' else 'perf_counter'}; x1st = the group's first row's total / "
+          f"this row's)", flush=True)
     header = (f"{'config':21s} {'prec':4s} {'b':>1s} {'size':>9s} {'set':7s} {'inst':>4s} {'pre':>6s} {'fwd':>7s} "
-              f"{'detect':>6s} {'masks':>6s} {'total':>7s} {'p90':>7s} {'img/s':>7s} {'post%':>5s}")
+              f"{'detect':>6s} {'masks':>6s} {'total':>7s} {'p90':>7s} {'img/s':>7s} {'post%':>5s} {'x1st':>5s}")
     print(header, flush=True)
     base = load_image("astronaut")
     rows = []
@@ -111,33 +135,28 @@ def main(argv: list[str] | None = None) -> int:
             json.dump(rows, f)
     for config in plan["configs"]:
         model = reference_model(config)
-        for precision in plan["precisions"]:
-            if device.type != "cuda" and precision != "fp32":
-                continue  # the CPU runs fp32 only
-            graph_modes = [False, True] if device.type == "cuda" and plan.get("graphs", True) else [False]
-            segs = {(s, g): Segmenter(model=model, device=str(device), precision=precision, cuda_graph=g,
-                                      **SETTINGS[s]) for s in plan["settings"] for g in graph_modes}
-            for size, setting, batch, graph in itertools.product(plan["sizes"], plan["settings"], plan["batches"],
-                                                                 graph_modes):
-                if graph and batch != 1:
-                    continue  # graphs side by side with eager at batch 1
-                w, h = (int(v) for v in size.lower().split("x"))
-                image = cv2.resize(base, (w, h), interpolation=cv2.INTER_LINEAR)
-                seg = segs[(setting, graph)]
+        # one network per (precision, graph); the settings share it (with_settings: no weight copy)
+        nets = {v: Segmenter(model=model, device=str(device), precision=v[0], cuda_graph=v[1])
+                for v in _variants(plan, device, 1)}
+        for size, setting, batch in itertools.product(plan["sizes"], plan["settings"], plan["batches"]):
+            w, h = (int(v) for v in size.lower().split("x"))
+            image = cv2.resize(base, (w, h), interpolation=cv2.INTER_LINEAR)
+            segs = {v: nets[v].with_settings(**SETTINGS[setting]) for v in _variants(plan, device, batch)}
+            for (precision, graph), row in run_group(segs, image, batch, plan["frames"], plan["warmup"]).items():
                 row = {"config": config, "precision": precision, "batch": batch, "size": size, "settings": setting,
-                       "cuda_graph": graph, "device": name, **run_row(seg, image, batch, plan["frames"], plan["warmup"])}
-                row["cuda_graph_used"] = bool(seg.cuda_graph)
+                       "cuda_graph": graph, "device": name, **row}
                 rows.append(row)
                 if a.json:  # after every row: a step that runs out of time keeps what it measured
                     with open(a.json, "w") as f:
                         json.dump(rows, f, indent=1)
-                print(f"{config[:19] + ('+G' if graph else ''):21s} {precision:4s} {batch:>1d} {size:>9s} {setting:7s} {row['instances']:>4d} "
-                      f"{row['preprocess_ms']:6.2f} {row['forward_ms']:7.2f} {row['detect_ms']:6.2f} "
-                      f"{row['masks_ms']:6.2f} {row['total_ms']:7.2f} {row['total_p90_ms']:7.2f} "
-                      f"{row['images_per_s']:7.1f} {100 * row['postprocess_share']:5.1f}", flush=True)
-            del segs
-            if device.type == "cuda":
-                torch.cuda.empty_cache()
+                print(f"{config[:19] + ('+G' if graph else ''):21s} {precision:4s} {batch:>1d} {size:>9s} "
+                      f"{setting:7s} {row['instances']:>4d} {row['preprocess_ms']:6.2f} {row['forward_ms']:7.2f} "
+                      f"{row['detect_ms']:6.2f} {row['masks_ms']:6.2f} {row['total_ms']:7.2f} "
+                      f"{row['total_p90_ms']:7.2f} {row['images_per_s']:7.1f} {100 * row['postprocess_share']:5.1f} "
+                      f"{row['speedup_vs_first']:5.2f}", flush=True)
+        del nets
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
     if a.json:
         print(f"wrote {len(rows)} rows to {a.json}")
     return 0
