@@ -50,7 +50,6 @@ class FrameRecord:
     index: int
     stamp_ns: int
     objects: list[tuple[str, dict]]
-    published_ns: int = 0
 
 
 @dataclass
@@ -111,7 +110,7 @@ class StreamStats:
             rle = mask_utils.encode(np.asfortranarray(visible.astype(np.uint8)))
             rles.append((name, {"size": rle["size"], "counts": rle["counts"], "area": int(visible.sum())}))
         with self.lock:
-            self.frames.append(FrameRecord(index, stamp_ns, rles, stamp_ns))
+            self.frames.append(FrameRecord(index, stamp_ns, rles))
             self.by_stamp[stamp_ns] = index
 
     # -- receiving side ---------------------------------------------------------------------------

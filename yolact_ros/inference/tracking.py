@@ -312,9 +312,7 @@ class Tracker:
         s = self.mask_stride
         moved, geo = [], []
         for t in self.tracks:
-            k = t.misses + 1
-            vx, vy = t.velocity.tolist()
-            dx, dy = vx * k, vy * k
+            dx, dy = t.predicted_shift().tolist()
             x1, y1, x2, y2 = t.box.tolist()
             moved.append((x1 + dx, y1 + dy, x2 + dx, y2 + dy))
             m = t.mask  # its crop's corner in samples, moved by the shift rounded to the stride

@@ -141,10 +141,6 @@ class NodeProcess:
                 print(f"{self._echo}{line}", flush=True)
 
     @property
-    def fqn(self) -> str:
-        return f"{self.namespace.rstrip('/')}/{self.name}"
-
-    @property
     def output(self) -> str:
         with self._lock:
             return "\n".join(self.lines)
