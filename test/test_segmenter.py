@@ -148,6 +148,22 @@ def test_half_on_cpu_falls_back_to_float(photo):
         Segmenter(model=reference_model(SMALL), device="cpu", precision="bf16")
 
 
+def test_a_failed_graph_capture_falls_back_to_eager_once(photo, caplog):
+    """Forced on where no graph can be captured (the CPU: the capture's CUDA stream fails for
+    real), the Segmenter warns once, turns cuda_graph off and gives the eager results."""
+    model = reference_model(SMALL)
+    eager = Segmenter(model=model, device="cpu", score_threshold=0.1, top_k=10)(photo)
+    seg = Segmenter(model=model, device="cpu", score_threshold=0.1, top_k=10)
+    seg.cuda_graph = True
+    with caplog.at_level("WARNING", logger="yolact_ros.inference.segmenter"):
+        first, second = seg(photo), seg(photo)
+    assert seg.cuda_graph is False and not seg._graphs
+    assert len(caplog.records) == 1 and "CUDA graph capture failed" in caplog.records[0].message
+    for got in (first, second):
+        np.testing.assert_array_equal(got.boxes, eager.boxes)
+        np.testing.assert_array_equal(got.scores, eager.scores)
+
+
 def test_device_options_are_one_definition_for_infer_and_eval():
     import argparse
 
