@@ -98,6 +98,51 @@ def run_group(segs: dict, image: np.ndarray, batch: int, frames: int, warmup: in
     return rows
 
 
+#: issue 13's targets on an H200-class GPU: end to end host->host, batch 1, top 15, fp16 (frames/s)
+TARGET_FPS = {"yolact_resnet50": 300.0, "yolact_plus_resnet50": 200.0}
+TARGET_POST_SHARE = 0.15
+TARGET_FP32_OVER_FP16 = 2.0
+
+
+def target_lines(rows: list[dict]) -> list[str]:
+    """Issue 13's targets, read off the rows (batch 1, top 15, each size): fp16 frames/s,
+    post-processing share, fp32 time / fp16 time (alternated, so a fair ratio), and what the
+    CUDA graph gains per precision. Rows that are missing (the CPU runs fp32 only) say so."""
+    def find(config, precision, size, graph=False):
+        return next((r for r in rows if r["config"] == config and r["precision"] == precision and r["size"] == size
+                     and r["batch"] == 1 and r["settings"] == "default" and r["cuda_graph"] == graph), None)
+
+    lines = []
+    for config in sorted({r["config"] for r in rows}):
+        for size in sorted({r["size"] for r in rows}, key=lambda v: int(v.split("x")[0])):
+            fp16, fp32 = find(config, "fp16", size), find(config, "fp32", size)
+            head = f"{config} {size} batch 1 top 15:"
+            if fp16 is None:
+                lines.append(f"{head} no fp16 row (CUDA only)")
+                continue
+            target = TARGET_FPS.get(config)
+            fps = 1000.0 / fp16["total_ms"]
+            parts = [f"fp16 {fps:.0f} frames/s" + (f" (target >= {target:.0f}: {'met' if fps >= target else 'NOT met'})"
+                                                  if target else "")]
+            graphed = find(config, "fp16", size, True)
+            if graphed is not None:
+                parts.append(f"fp16 as a CUDA graph {1000.0 / graphed['total_ms']:.0f} frames/s")
+            share = fp16["postprocess_share"]
+            parts.append(f"post-processing {100 * share:.1f} % (target <= {100 * TARGET_POST_SHARE:.0f} %: "
+                         f"{'met' if share <= TARGET_POST_SHARE else 'NOT met'})")
+            if fp32 is not None:
+                ratio = fp32["total_ms"] / fp16["total_ms"]
+                parts.append(f"fp32/fp16 time {ratio:.2f} (target <= {TARGET_FP32_OVER_FP16:.0f}: "
+                             f"{'met' if ratio <= TARGET_FP32_OVER_FP16 else 'NOT met'})")
+            for precision in ("fp32", "tf32", "fp16"):
+                eager, graph = find(config, precision, size), find(config, precision, size, True)
+                if eager and graph:
+                    used = "" if graph["cuda_graph_used"] else " (capture fell back to eager)"
+                    parts.append(f"graph/eager {precision} {eager['total_ms'] / graph['total_ms']:.2f}x{used}")
+            lines.append(f"{head} " + "; ".join(parts))
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--preset", choices=list(PRESETS), default="device")
@@ -157,6 +202,9 @@ def main(argv: list[str] | None = None) -> int:
         del nets
         if device.type == "cuda":
             torch.cuda.empty_cache()
+    print("# targets (issue 13)")
+    for line in target_lines(rows):
+        print(line)
     if a.json:
         print(f"wrote {len(rows)} rows to {a.json}")
     return 0

@@ -7,6 +7,7 @@ torchvision, numpy, OpenCV, scikit-image and pytest with their own dependencies,
 from __future__ import annotations
 
 import importlib.metadata as metadata
+import importlib.util
 import json
 import os
 import re
@@ -82,3 +83,24 @@ def test_gpu_check_dry_run(tmp_path):
     assert rows and all(r["total_ms"] > 0 and r["instances"] >= 0 for r in rows)
     assert {r["batch"] for r in rows} == {1, 2}
     assert "cuda_tests: exit 0" in summary and "bench_gpu: exit 0" in summary
+    assert "# targets (issue 13)" in (out / "bench_gpu.txt").read_text()
+
+
+def test_target_lines_read_the_rows():
+    spec = importlib.util.spec_from_file_location("bench_gpu", REPO / "bench" / "bench_gpu.py")
+    bench_gpu = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench_gpu)
+
+    def row(precision, total_ms, graph=False, share=0.1):
+        return dict(config="yolact_plus_resnet50", precision=precision, size="640x480", batch=1, settings="default",
+                    cuda_graph=graph, total_ms=total_ms, postprocess_share=share, cuda_graph_used=graph)
+
+    rows = [row("fp32", 12.0), row("fp16", 5.0, share=0.2), row("fp16", 4.0, graph=True), row("fp32", 10.0, True)]
+    (line,) = bench_gpu.target_lines(rows)
+    assert "fp16 200 frames/s (target >= 200: met)" in line
+    assert "fp16 as a CUDA graph 250 frames/s" in line
+    assert "post-processing 20.0 % (target <= 15 %: NOT met)" in line
+    assert "fp32/fp16 time 2.40 (target <= 2: NOT met)" in line
+    assert "graph/eager fp32 1.20x" in line and "graph/eager fp16 1.25x" in line
+    assert bench_gpu.target_lines([r for r in rows if r["precision"] == "fp32"]) == [
+        "yolact_plus_resnet50 640x480 batch 1 top 15: no fp16 row (CUDA only)"]
