@@ -17,12 +17,16 @@ by one pixel, IoU 0.5 and 0).
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 import test_golden_parity as parity
+import yolact_ros
 from golden_compare import golden_files, load
 from yolact_ros.inference.instances import Instances
 from yolact_ros.inference.postprocess import paste_mask_windows, paste_masks
@@ -198,35 +202,73 @@ def test_no_device_memory_growth(device):
     assert after - before <= 1 << 20, f"{(after - before) / 2**20:.1f} MiB more after {frames} frames"
 
 
+class _WouldSyncOnCuda(TorchDispatchMode):
+    """The CPU's stand-in for CUDA's sync debug mode: records where an operation runs that on
+    CUDA makes the host wait (a count that sets a shape, a scalar read, a boolean index, a copy
+    with a device argument), as the innermost yolact_ros line that called it. ``.tolist()`` of
+    a CUDA tensor also waits, but on the CPU it dispatches nothing this can tell apart."""
+
+    aten = torch.ops.aten
+    WAITS = {aten.nonzero.default, aten.nonzero_numpy.default, aten.where.default, aten.item.default, aten._local_scalar_dense.default, aten.is_nonzero.default,
+             aten.equal.default, aten.masked_select.default, aten._unique2.default, aten.unique_dim.default,
+             aten.unique_consecutive.default, aten.repeat_interleave.Tensor, aten.bincount.default}
+    INDEX = {aten.index.Tensor, aten.index_put.default, aten.index_put_.default}
+    PACKAGE = str(Path(yolact_ros.__file__).resolve().parent)
+
+    def __init__(self):
+        super().__init__()
+        self.sites: list[tuple[str, int, str]] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        bool_index = func in self.INDEX and any(isinstance(i, torch.Tensor) and i.dtype == torch.bool
+                                                for i in args[1] if i is not None)
+        copy = (func.overloadpacket in (self.aten.to, self.aten._to_copy) and "device" in kwargs
+                or func is self.aten.to.device)
+        if func in self.WAITS or bool_index or copy:
+            frame = sys._getframe(1)
+            while frame is not None and not frame.f_code.co_filename.startswith(self.PACKAGE):
+                frame = frame.f_back
+            where = (frame.f_code.co_filename, frame.f_lineno) if frame is not None else ("(outside yolact_ros)", 0)
+            self.sites.append((*where, str(func)))
+        return func(*args, **kwargs)
+
+
 def test_host_waits_only_where_a_line_says_sync(device):
     """Between the input copy and the results on the host, the host waits for the device only
     where a count sets a shape or the results are copied back, and each such line says so
-    ("sync" in it or in the comment line above it). PyTorch's sync debug mode warns on every
-    synchronising operation (a blocking copy either way, nonzero, item, tolist), attributed to
-    the calling line. On the CPU nothing synchronises: the check then only runs its steps."""
+    ("sync" in it or in the comment line above it). On CUDA, PyTorch's sync debug mode warns
+    on every synchronising operation (a blocking copy either way, nonzero, item, tolist),
+    attributed to the calling line; on the CPU :class:`_WouldSyncOnCuda` finds the operations
+    that would synchronise there, so CI checks the same rule."""
     import linecache
     import warnings
 
     import skimage.data
 
+    def marked(filename, lineno):
+        return "sync" in linecache.getline(filename, lineno) or "sync" in linecache.getline(filename, lineno - 1)
+
     img = np.ascontiguousarray(skimage.data.astronaut()[:, :, ::-1])
     for config in ("yolact_resnet50", "yolact_plus_resnet50"):
         seg = _segmenter(config, device, top_k=15, score_threshold=0.1)
         seg(img)  # warm-up: priors, pinned buffers, normalisation constants
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            if device.type == "cuda":
-                torch.cuda.set_sync_debug_mode("warn")
-            try:
-                inst = seg(img)
-            finally:
-                if device.type == "cuda":
-                    torch.cuda.set_sync_debug_mode("default")
-        assert len(inst) > 0
-        syncs = [w for w in caught if "synchroniz" in str(w.message).lower()]
-        unmarked = sorted({f"{w.filename}:{w.lineno}: {linecache.getline(w.filename, w.lineno).strip()}"
-                           for w in syncs if "sync" not in linecache.getline(w.filename, w.lineno)
-                           and "sync" not in linecache.getline(w.filename, w.lineno - 1)})
-        assert not unmarked, f"{config}: host synchronisations without a 'sync' note:\n" + "\n".join(unmarked)
         if device.type == "cuda":
-            assert syncs, "sync debug mode reported nothing: the check did not see the copies back"
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                torch.cuda.set_sync_debug_mode("warn")
+                try:
+                    inst = seg(img)
+                finally:
+                    torch.cuda.set_sync_debug_mode("default")
+            sites = [(w.filename, w.lineno, str(w.message)) for w in caught
+                     if "synchroniz" in str(w.message).lower()]
+        else:
+            with _WouldSyncOnCuda() as probe:
+                inst = seg(img)
+            sites = probe.sites
+        assert len(inst) > 0
+        unmarked = sorted({f"{f}:{n}: {linecache.getline(f, n).strip()} ({what})"
+                           for f, n, what in sites if not marked(f, n)})
+        assert not unmarked, f"{config}: host synchronisations without a 'sync' note:\n" + "\n".join(unmarked)
+        assert sites, "no synchronising operation seen: the check did not see the counts or the copies back"
