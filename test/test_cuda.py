@@ -16,8 +16,11 @@ by one pixel, IoU 0.5 and 0).
 """
 from __future__ import annotations
 
+import contextlib
+import linecache
 import os
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -234,6 +237,32 @@ class _WouldSyncOnCuda(TorchDispatchMode):
         return func(*args, **kwargs)
 
 
+@contextlib.contextmanager
+def _host_waits(device):
+    """Where the host waits for the device inside the block, as [(file, line, what)], filled
+    when the block ends: CUDA's sync debug mode on a GPU, :class:`_WouldSyncOnCuda` on the CPU."""
+    sites: list[tuple[str, int, str]] = []
+    if device.type == "cuda":
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            torch.cuda.set_sync_debug_mode("warn")
+            try:
+                yield sites
+            finally:
+                torch.cuda.set_sync_debug_mode("default")
+        sites += [(w.filename, w.lineno, str(w.message)) for w in caught if "synchroniz" in str(w.message).lower()]
+    else:
+        with _WouldSyncOnCuda() as probe:
+            yield sites
+        sites += probe.sites
+
+
+def _astronaut() -> np.ndarray:
+    import skimage.data
+
+    return np.ascontiguousarray(skimage.data.astronaut()[:, :, ::-1])
+
+
 def test_host_waits_only_where_a_line_says_sync(device):
     """Between the input copy and the results on the host, the host waits for the device only
     where a count sets a shape or the results are copied back, and each such line says so
@@ -241,34 +270,32 @@ def test_host_waits_only_where_a_line_says_sync(device):
     on every synchronising operation (a blocking copy either way, nonzero, item, tolist),
     attributed to the calling line; on the CPU :class:`_WouldSyncOnCuda` finds the operations
     that would synchronise there, so CI checks the same rule."""
-    import linecache
-    import warnings
-
-    import skimage.data
-
     def marked(filename, lineno):
         return "sync" in linecache.getline(filename, lineno) or "sync" in linecache.getline(filename, lineno - 1)
 
-    img = np.ascontiguousarray(skimage.data.astronaut()[:, :, ::-1])
+    img = _astronaut()
     for config in ("yolact_resnet50", "yolact_plus_resnet50"):
         seg = _segmenter(config, device, top_k=15, score_threshold=0.1)
         seg(img)  # warm-up: priors, pinned buffers, normalisation constants
-        if device.type == "cuda":
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                torch.cuda.set_sync_debug_mode("warn")
-                try:
-                    inst = seg(img)
-                finally:
-                    torch.cuda.set_sync_debug_mode("default")
-            sites = [(w.filename, w.lineno, str(w.message)) for w in caught
-                     if "synchroniz" in str(w.message).lower()]
-        else:
-            with _WouldSyncOnCuda() as probe:
-                inst = seg(img)
-            sites = probe.sites
+        with _host_waits(device) as sites:
+            inst = seg(img)
         assert len(inst) > 0
         unmarked = sorted({f"{f}:{n}: {linecache.getline(f, n).strip()} ({what})"
                            for f, n, what in sites if not marked(f, n)})
         assert not unmarked, f"{config}: host synchronisations without a 'sync' note:\n" + "\n".join(unmarked)
         assert sites, "no synchronising operation seen: the check did not see the counts or the copies back"
+
+
+def test_the_network_body_never_waits_so_a_graph_can_capture_it(device):
+    """The network body (what ``cuda_graph`` captures) runs no operation that makes the host
+    wait; one that did would fail the capture, and in eager mode cost a wait per frame."""
+    img = _astronaut()
+    for config in ("yolact_resnet50", "yolact_plus_resnet50"):
+        seg = _segmenter(config, device)
+        with torch.inference_mode(), seg._precision():
+            x = seg.preprocess([img])
+            seg.inference_model(x)  # the priors are made and cached on the first call
+            with _host_waits(device) as sites:
+                out = seg.inference_model(x)
+        assert out["proto"].shape[0] == 1
+        assert not sites, f"{config}: the network body waits for the device:\n" + "\n".join(map(str, sites))
