@@ -64,9 +64,17 @@ def run_group(segs: dict, image: np.ndarray, batch: int, frames: int, warmup: in
     rotates each round), so machine and clock drift hit all alike. One row per key."""
     call = [image] * batch if batch > 1 else image
     keys = list(segs)
+    working = {}
     for key in keys:
-        for _ in range(warmup):
+        cuda = segs[key].device.type == "cuda"
+        if cuda:  # the memory one call needs on top of what is already allocated (weights, other nets)
+            torch.cuda.synchronize(segs[key].device)
+            before = torch.cuda.memory_allocated(segs[key].device)
+            torch.cuda.reset_peak_memory_stats(segs[key].device)
+        for _ in range(max(warmup, 1)):
             segs[key](call)
+        if cuda:
+            working[key] = (torch.cuda.max_memory_allocated(segs[key].device) - before) / 2**20
     samples = {k: {s: [] for s in STAGES + ("wall",)} for k in keys}
     instances = {}
     for i in range(frames):
@@ -88,9 +96,8 @@ def run_group(segs: dict, image: np.ndarray, batch: int, frames: int, warmup: in
         row["postprocess_share"] = (row["detect_ms"] + row["masks_ms"]) / row["total_ms"]
         row["instances"] = instances[key]
         row["cuda_graph_used"] = bool(seg.cuda_graph)
-        if seg.device.type == "cuda":
-            row["cuda_memory_allocated_mb"] = torch.cuda.memory_allocated(seg.device) / 2**20
-            row["cuda_max_memory_allocated_mb"] = torch.cuda.max_memory_allocated(seg.device) / 2**20
+        if key in working:
+            row["cuda_call_peak_mb"] = working[key]
         rows[key] = row
     reference = rows[keys[0]]["total_ms"]  # the first variant: fp32, eager
     for row in rows.values():
@@ -107,7 +114,9 @@ TARGET_FP32_OVER_FP16 = 2.0
 def target_lines(rows: list[dict]) -> list[str]:
     """Issue 13's targets, read off the rows (batch 1, top 15, each size): fp16 frames/s,
     post-processing share, fp32 time / fp16 time (alternated, so a fair ratio), and what the
-    CUDA graph gains per precision. Rows that are missing (the CPU runs fp32 only) say so."""
+    CUDA graph gains per precision. Rows that are missing (the CPU runs fp32 only) say so.
+    On CUDA also the GPU memory: one network's weights, and each call's peak above what was
+    allocated before it (batch N: N cameras' frames in one call, as the node batches them)."""
     def find(config, precision, size, graph=False):
         return next((r for r in rows if r["config"] == config and r["precision"] == precision and r["size"] == size
                      and r["batch"] == 1 and r["settings"] == "default" and r["cuda_graph"] == graph), None)
@@ -140,6 +149,15 @@ def target_lines(rows: list[dict]) -> list[str]:
                     used = "" if graph["cuda_graph_used"] else " (capture fell back to eager)"
                     parts.append(f"graph/eager {precision} {eager['total_ms'] / graph['total_ms']:.2f}x{used}")
             lines.append(f"{head} " + "; ".join(parts))
+        for precision in ("fp32", "fp16"):
+            peaks = [f"batch {r['batch']} {r['size']} {r['settings']} {r['cuda_call_peak_mb']:.0f} MB"
+                     for r in rows if r["config"] == config and r["precision"] == precision and not r["cuda_graph"]
+                     and "cuda_call_peak_mb" in r]
+            net = next((r["cuda_network_mb"] for r in rows if r["config"] == config and r["precision"] == precision
+                        and "cuda_network_mb" in r), None)
+            if peaks and net is not None:
+                lines.append(f"{config} {precision} GPU memory: the network {net:.0f} MB (once, shared by every "
+                             f"camera); a call's peak on top: " + ", ".join(peaks))
     return lines
 
 
@@ -181,8 +199,12 @@ def main(argv: list[str] | None = None) -> int:
     for config in plan["configs"]:
         model = reference_model(config)
         # one network per (precision, graph); the settings share it (with_settings: no weight copy)
-        nets = {v: Segmenter(model=model, device=str(device), precision=v[0], cuda_graph=v[1])
-                for v in _variants(plan, device, 1)}
+        nets, weights_mb = {}, {}
+        for v in _variants(plan, device, 1):
+            before = torch.cuda.memory_allocated(device) if device.type == "cuda" else 0
+            nets[v] = Segmenter(model=model, device=str(device), precision=v[0], cuda_graph=v[1])
+            if device.type == "cuda":
+                weights_mb[v] = (torch.cuda.memory_allocated(device) - before) / 2**20
         for size, setting, batch in itertools.product(plan["sizes"], plan["settings"], plan["batches"]):
             w, h = (int(v) for v in size.lower().split("x"))
             image = cv2.resize(base, (w, h), interpolation=cv2.INTER_LINEAR)
@@ -190,6 +212,8 @@ def main(argv: list[str] | None = None) -> int:
             for (precision, graph), row in run_group(segs, image, batch, plan["frames"], plan["warmup"]).items():
                 row = {"config": config, "precision": precision, "batch": batch, "size": size, "settings": setting,
                        "cuda_graph": graph, "device": name, **row}
+                if (precision, graph) in weights_mb:
+                    row["cuda_network_mb"] = weights_mb[(precision, graph)]
                 rows.append(row)
                 if a.json:  # after every row: a step that runs out of time keeps what it measured
                     with open(a.json, "w") as f:

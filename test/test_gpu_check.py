@@ -104,3 +104,11 @@ def test_target_lines_read_the_rows():
     assert "graph/eager fp32 1.20x" in line and "graph/eager fp16 1.25x" in line
     assert bench_gpu.target_lines([r for r in rows if r["precision"] == "fp32"]) == [
         "yolact_plus_resnet50 640x480 batch 1 top 15: no fp16 row (CUDA only)"]
+    for r, peak in zip(rows, (300.0, 150.0, 90.0, 280.0)):
+        r.update(cuda_network_mb=130.0 if r["precision"] == "fp32" else 131.0, cuda_call_peak_mb=peak)
+    rows.append({**rows[0], "batch": 4, "cuda_call_peak_mb": 1100.0})
+    memory = [line for line in bench_gpu.target_lines(rows) if "GPU memory" in line]
+    assert memory == ["yolact_plus_resnet50 fp32 GPU memory: the network 130 MB (once, shared by every camera); "
+                      "a call's peak on top: batch 1 640x480 default 300 MB, batch 4 640x480 default 1100 MB",
+                      "yolact_plus_resnet50 fp16 GPU memory: the network 131 MB (once, shared by every camera); "
+                      "a call's peak on top: batch 1 640x480 default 150 MB"]
