@@ -14,7 +14,9 @@ table gives per-call and per-image figures. On CUDA every batch-1 row is also ru
 network as a CUDA graph (``+G``; ``cuda_graph_used`` false in the JSON if the capture fell
 back to eager). The variants of one config, size, settings and batch (precisions, graph or
 eager) are timed side by side: their calls alternate, so the ratios between them (``x1st``,
-``speedup_vs_first`` in the JSON: against fp32 eager) are fair in one run. Asserts nothing.
+``speedup_vs_first`` in the JSON: against fp32 eager) are fair in one run. Asserts nothing;
+a group that raises (e.g. out of GPU memory) is reported and skipped, the rest still run, and
+the exit status is then 1.
 """
 from __future__ import annotations
 
@@ -192,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{'detect':>6s} {'masks':>6s} {'total':>7s} {'p90':>7s} {'img/s':>7s} {'post%':>5s} {'x1st':>5s}")
     print(header, flush=True)
     base = load_image("astronaut")
-    rows = []
+    rows, failures = [], []
     if a.json:
         with open(a.json, "w") as f:
             json.dump(rows, f)
@@ -209,7 +211,15 @@ def main(argv: list[str] | None = None) -> int:
             w, h = (int(v) for v in size.lower().split("x"))
             image = cv2.resize(base, (w, h), interpolation=cv2.INTER_LINEAR)
             segs = {v: nets[v].with_settings(**SETTINGS[setting]) for v in _variants(plan, device, batch)}
-            for (precision, graph), row in run_group(segs, image, batch, plan["frames"], plan["warmup"]).items():
+            try:
+                group = run_group(segs, image, batch, plan["frames"], plan["warmup"])
+            except Exception as exc:  # noqa: BLE001 - e.g. out of memory: report it, measure the rest
+                failures.append(f"{config} {size} {setting} batch {batch}: {type(exc).__name__}: {exc}")
+                print(f"# FAILED {failures[-1]}", flush=True)
+                if device.type == "cuda":
+                    torch.cuda.empty_cache()
+                continue
+            for (precision, graph), row in group.items():
                 row = {"config": config, "precision": precision, "batch": batch, "size": size, "settings": setting,
                        "cuda_graph": graph, "device": name, **row}
                 if (precision, graph) in weights_mb:
@@ -231,7 +241,9 @@ def main(argv: list[str] | None = None) -> int:
         print(line)
     if a.json:
         print(f"wrote {len(rows)} rows to {a.json}")
-    return 0
+    for line in failures:
+        print(f"FAILED {line}")
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":

@@ -86,10 +86,33 @@ def test_gpu_check_dry_run(tmp_path):
     assert "# targets (issue 13)" in (out / "bench_gpu.txt").read_text()
 
 
-def test_target_lines_read_the_rows():
+def _bench_gpu():
     spec = importlib.util.spec_from_file_location("bench_gpu", REPO / "bench" / "bench_gpu.py")
-    bench_gpu = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench_gpu)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_failing_group_is_reported_and_the_rest_measured(tmp_path, monkeypatch, capsys):
+    bench_gpu = _bench_gpu()
+    real = bench_gpu.run_group
+
+    def run_group(segs, image, batch, frames, warmup):
+        if batch == 2:
+            raise RuntimeError("CUDA out of memory (raised by the test)")
+        return real(segs, image, batch, frames, warmup)
+
+    monkeypatch.setattr(bench_gpu, "run_group", run_group)
+    out = tmp_path / "rows.json"
+    assert bench_gpu.main(["--preset", "tiny", "--device", "cpu", "--frames", "1", "--json", str(out)]) == 1
+    assert [r["batch"] for r in json.loads(out.read_text())] == [1]
+    printed = capsys.readouterr().out
+    assert "FAILED yolact_resnet50 320x240 default batch 2: RuntimeError: CUDA out of memory" in printed
+    assert "# targets (issue 13)" in printed
+
+
+def test_target_lines_read_the_rows():
+    bench_gpu = _bench_gpu()
 
     def row(precision, total_ms, graph=False, share=0.1):
         return dict(config="yolact_plus_resnet50", precision=precision, size="640x480", batch=1, settings="default",
