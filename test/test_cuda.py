@@ -6,13 +6,16 @@ then runs under the CPU's float16 autocast (same dtype handling as on CUDA) and 
 fp32. Needs only torch, torchvision, numpy,
 scikit-image and pytest (what the lent machine has): no pycocotools, no ROS.
 
-The rule for tf32 and fp16 against fp32 (on every golden): at least 95 % of the fp32
+The rule for tf32 and fp16 against fp32 (on every golden): at least 90 % of the fp32
 detections have a partner of the same class with box IoU >= 0.9 and |score difference| <=
-0.02, and matched masks overlap by IoU >= 0.9 or, for masks under 160 pixels, differ in at
-most 16 pixels. Reduced precision reorders near-tied scores and moves boxes and mask edges by
-a fraction of a pixel; this rule tolerates that and nothing more (the pixel slack is for tiny
-masks, where one pixel is a large share: the CPU's fp16 dry run has 2- and 1-pixel masks off
-by one pixel, IoU 0.5 and 0).
+0.02, and matched masks overlap by IoU >= 0.85 or, for masks under 107 pixels, differ in at
+most 16 pixels. Reduced precision reorders near-tied scores (then Fast NMS may keep a
+neighbouring prior of almost the same score instead) and moves boxes and mask edges by a
+fraction of a pixel; this rule tolerates that. The CPU's fp16 dry run, on 6 configs x 3
+photos with the reference weights, gave 95-100 % matched and matched-mask IoU >= 0.900
+(masks of 160 pixels or more), and 2- and 1-pixel masks off by one pixel (IoU 0.5 and 0):
+the thresholds leave a margin of 5 points below that. A precision bug (an overflow, a lost
+cast) moves far more than that.
 """
 from __future__ import annotations
 
@@ -42,7 +45,11 @@ from yolact_ros.segmenter import Segmenter
 pytestmark = pytest.mark.cuda
 DEVICE = os.environ.get("YOLACT_TEST_DEVICE", "cuda")
 FILES = golden_files()
-#: matched masks may differ in this many pixels even where that is over 10 % of their union
+#: reduced precision against fp32: the share of fp32 detections that must be matched, and how
+#: far matched masks may differ (module docstring: the rule and its measurements)
+MIN_MATCHED = 0.90
+MIN_MASK_IOU = 0.85
+#: matched masks may differ in this many pixels even where that is over 1 - MIN_MASK_IOU of their union
 MASK_SLACK_PX = 16
 
 
@@ -99,7 +106,7 @@ def _matched_fraction(ref: Instances, other: Instances) -> tuple[float, list[str
         used.add(j)
         a, b = ref.masks[i], other.masks[j]
         union, differ = int(np.logical_or(a, b).sum()), int(np.logical_xor(a, b).sum())
-        if differ > max(0.1 * union, MASK_SLACK_PX):  # IoU >= 0.9, or a tiny mask off by a few pixels
+        if differ > max((1 - MIN_MASK_IOU) * union, MASK_SLACK_PX):  # IoU >= MIN_MASK_IOU, or a tiny mask
             problems.append(f"detection {i}: masks differ in {differ} of {union} pixels "
                             f"(IoU {1 - differ / union:.3f})")
         matched += 1
@@ -116,7 +123,7 @@ def test_reduced_precision_against_fp32(device, path, precision):
     ref = _segmenter(meta["config"], device)(bgr)
     low = _segmenter(meta["config"], device, precision)(bgr)
     fraction, problems = _matched_fraction(ref, low)
-    assert fraction >= 0.95, f"{precision}: {fraction:.1%} of fp32 detections matched"
+    assert fraction >= MIN_MATCHED, f"{precision}: {fraction:.1%} of fp32 detections matched"
     assert not problems, problems[:5]
 
 
