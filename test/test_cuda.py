@@ -219,9 +219,11 @@ class _WouldSyncOnCuda(TorchDispatchMode):
     a CUDA tensor also waits, but on the CPU it dispatches nothing this can tell apart."""
 
     aten = torch.ops.aten
-    WAITS = {aten.nonzero.default, aten.nonzero_numpy.default, aten.where.default, aten.item.default, aten._local_scalar_dense.default, aten.is_nonzero.default,
-             aten.equal.default, aten.masked_select.default, aten._unique2.default, aten.unique_dim.default,
-             aten.unique_consecutive.default, aten.repeat_interleave.Tensor, aten.bincount.default}
+    WAITS = {aten.nonzero.default, aten.nonzero_numpy.default, aten.where.default,  # counts
+             aten.masked_select.default, aten._unique2.default, aten.unique_dim.default,
+             aten.unique_consecutive.default, aten.repeat_interleave.Tensor, aten.bincount.default,
+             aten.item.default, aten._local_scalar_dense.default, aten.is_nonzero.default,  # scalar reads
+             aten.equal.default}
     INDEX = {aten.index.Tensor, aten.index_put.default, aten.index_put_.default}
     PACKAGE = str(Path(yolact_ros.__file__).resolve().parent)
 
