@@ -34,6 +34,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 import test_golden_parity as parity
 import yolact_ros
 from golden_compare import golden_files, load
+from yolact_ros.cli.bench import load_image
 from yolact_ros.inference.instances import Instances
 from yolact_ros.inference.postprocess import paste_mask_windows, paste_masks
 from yolact_ros.inference.segmenter import tf32
@@ -116,10 +117,8 @@ def _matched_fraction(ref: Instances, other: Instances) -> tuple[float, list[str
 @pytest.mark.parametrize("precision", ["tf32", "fp16"])
 @pytest.mark.parametrize("path", FILES, ids=[p.stem for p in FILES])
 def test_reduced_precision_against_fp32(device, path, precision):
-    import skimage.data
-
     _, meta = load(path)
-    bgr = np.ascontiguousarray(getattr(skimage.data, meta["image"])()[:, :, ::-1])
+    bgr = load_image(meta["image"])
     ref = _segmenter(meta["config"], device)(bgr)
     low = _segmenter(meta["config"], device, precision)(bgr)
     fraction, problems = _matched_fraction(ref, low)
@@ -129,9 +128,7 @@ def test_reduced_precision_against_fp32(device, path, precision):
 
 @pytest.mark.parametrize("precision", ["fp32", "fp16"])
 def test_cuda_graph_equals_eager(device, precision):
-    import skimage.data
-
-    img = np.ascontiguousarray(skimage.data.astronaut()[:, :, ::-1])
+    img = load_image("astronaut")
     eager = _segmenter("yolact_plus_resnet50", device, precision, top_k=15, score_threshold=0.1)
     graphed = _segmenter("yolact_plus_resnet50", device, precision, top_k=15, score_threshold=0.1,
                          cuda_graph=True)
@@ -166,10 +163,8 @@ def test_deform_conv_on_the_device_vs_the_cpu_formulation(device):
 
 
 def test_batch_of_four_equals_four_single_calls(device):
-    import skimage.data
-
     seg = _segmenter("yolact_plus_resnet50", device, top_k=15, score_threshold=0.1)
-    images = [np.ascontiguousarray(getattr(skimage.data, n)()[::2, ::2, ::-1]) for n in
+    images = [np.ascontiguousarray(load_image(n)[::2, ::2]) for n in
               ("astronaut", "coffee", "chelsea", "rocket")]
     batched = seg(images)
     for img, b in zip(images, batched):
@@ -198,10 +193,8 @@ def test_box_sized_masks_equal_full_frame_on_the_device(device):
 
 
 def test_no_device_memory_growth(device):
-    import skimage.data
-
     seg = _segmenter("yolact_resnet50", device, top_k=15, score_threshold=0.15)
-    img = np.ascontiguousarray(skimage.data.astronaut()[:, :, ::-1])
+    img = load_image("astronaut")
     frames = 200 if device.type == "cuda" else 10
     for _ in range(10):
         seg(img)
@@ -266,12 +259,6 @@ def _host_waits(device):
         sites += probe.sites
 
 
-def _astronaut() -> np.ndarray:
-    import skimage.data
-
-    return np.ascontiguousarray(skimage.data.astronaut()[:, :, ::-1])
-
-
 def test_host_waits_only_where_a_line_says_sync(device):
     """Between the input copy and the results on the host, the host waits for the device only
     where a count sets a shape or the results are copied back, and each such line says so
@@ -282,7 +269,7 @@ def test_host_waits_only_where_a_line_says_sync(device):
     def marked(filename, lineno):
         return "sync" in linecache.getline(filename, lineno) or "sync" in linecache.getline(filename, lineno - 1)
 
-    img = _astronaut()
+    img = load_image("astronaut")
     for config in ("yolact_resnet50", "yolact_plus_resnet50"):
         seg = _segmenter(config, device, top_k=15, score_threshold=0.1)
         seg(img)  # warm-up: priors, pinned buffers, normalisation constants
@@ -298,7 +285,7 @@ def test_host_waits_only_where_a_line_says_sync(device):
 def test_the_network_body_never_waits_so_a_graph_can_capture_it(device):
     """The network body (what ``cuda_graph`` captures) runs no operation that makes the host
     wait; one that did would fail the capture, and in eager mode cost a wait per frame."""
-    img = _astronaut()
+    img = load_image("astronaut")
     for config in ("yolact_resnet50", "yolact_plus_resnet50"):
         seg = _segmenter(config, device)
         with torch.inference_mode(), seg._precision():
