@@ -11,7 +11,6 @@ computes the same bilinear sampling (zero outside the image) and matches
 """
 from __future__ import annotations
 
-import contextlib
 import math
 
 import torch
@@ -64,18 +63,17 @@ class DCN(nn.Module):
         if use_fast:
             return deform_conv2d_cpu(x, offset, self.weight, self.bias, self.stride, self.padding, self.dilation, mask)
         kind = x.device.type
-        autocast = torch.amp.is_autocast_available(kind) and torch.is_autocast_enabled(kind)
-        if autocast or x.dtype != self.weight.dtype:
-            # under autocast (or with half inputs and float weights): float32, result in the input's
-            # dtype, the rule torchvision's autocast applies on CUDA; stated here so every device
-            # and torchvision version does the same
-            with torch.autocast(kind, enabled=False) if autocast else contextlib.nullcontext():
-                return self._torchvision(x.float(), offset.float(), mask.float(), torch.float32).to(x.dtype)
-        return self._torchvision(x, offset, mask, self.weight.dtype)
+        if torch.amp.is_autocast_available(kind) and torch.is_autocast_enabled(kind):
+            # under autocast: float32 (the weights' dtype), result in the input's dtype, the rule
+            # torchvision's autocast applies on CUDA; stated here so every device and torchvision
+            # version does the same
+            with torch.autocast(kind, enabled=False):
+                return self._torchvision(x.float(), offset.float(), mask.float()).to(x.dtype)
+        return self._torchvision(x, offset, mask)
 
-    def _torchvision(self, x, offset, mask, dtype):
+    def _torchvision(self, x, offset, mask):
         return deform_conv2d(
-            x, offset, self.weight.to(dtype), self.bias.to(dtype),
+            x, offset, self.weight, self.bias,
             stride=(self.stride, self.stride), padding=(self.padding, self.padding),
             dilation=(self.dilation, self.dilation), mask=mask,
         )
