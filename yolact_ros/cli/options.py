@@ -8,10 +8,10 @@ from ..inference import defaults
 __all__ = ["add_device_options", "device_settings"]
 
 
-def add_device_options(parser: argparse.ArgumentParser, device_default: str = defaults.DEVICE) -> None:
+def add_device_options(parser: argparse.ArgumentParser) -> None:
     """``--device``, ``--precision`` and ``--cuda-graph``: where and how the network runs
     (docs/gpu.md), the same for every command that runs the Segmenter."""
-    parser.add_argument("--device", default=device_default, help="auto, cpu, cuda or cuda:N (default auto)")
+    parser.add_argument("--device", default=defaults.DEVICE, help=f"auto, cpu, cuda or cuda:N (default {defaults.DEVICE})")
     parser.add_argument("--precision", choices=defaults.PRECISIONS, default=defaults.PRECISION,
                         help="on CUDA: fp32 (TF32 off, default), tf32 or fp16; the CPU runs fp32")
     parser.add_argument("--cuda-graph", action="store_true",
