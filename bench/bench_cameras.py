@@ -51,12 +51,12 @@ def run(n: int, shared: bool, args, frames) -> dict:
     cams = [f"cam{i}" for i in range(n)]
     topics = {cam: f"/bench_cams/{cam}/image_raw" for cam in cams}
     if shared:
-        procs = [NodeProcess("multi", NS, {"weights": args.weights, "num_threads": args.threads, "cameras": cams},
+        procs = [NodeProcess("multi", NS, {"weights": args.weights, "threads": args.threads, "cameras": cams},
                              remaps={f"{cam}/image": topics[cam] for cam in cams}, env=args.node_env)]
         outputs = {cam: f"{NS}/{cam}" for cam in cams}
     else:
         threads = max(1, args.threads // n)
-        procs = [NodeProcess(f"single_{cam}", f"{NS}/{cam}", {"weights": args.weights, "num_threads": threads},
+        procs = [NodeProcess(f"single_{cam}", f"{NS}/{cam}", {"weights": args.weights, "threads": threads},
                              remaps={"image": topics[cam]}, env=args.node_env) for cam in cams]
         outputs = {cam: f"{NS}/{cam}" for cam in cams}
     clients = {cam: StampRecorder(outputs[cam], topics[cam]) for cam in cams}

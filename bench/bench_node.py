@@ -215,7 +215,7 @@ def main(argv=None) -> int:
     os.environ.setdefault("ROS_LOG_DIR", str(tmp / "ros_log"))
     weights = Path(args.weights) if args.weights else make_weights(tmp, args.max_size)
     params = {"weights": weights, "device": "cpu", "score_threshold": 0.0, "top_k": 15,
-              "num_threads": args.num_threads, "diagnostics_period": 0.5}
+              "threads": args.num_threads, "diagnostics_period": 0.5}
     proc = NodeProcess(NODE, NS, params, remaps={"image": CAMERA})
     client = None
     try:

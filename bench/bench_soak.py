@@ -66,7 +66,7 @@ def main() -> int:
         return 2
     compressed = args.transport == "compressed"
     topic = CAMERA + ("/compressed" if compressed else "")
-    proc = NodeProcess(NODE, NS, {"weights": args.weights, "num_threads": args.threads,
+    proc = NodeProcess(NODE, NS, {"weights": args.weights, "threads": args.threads,
                                   "image_transport": args.transport},
                        remaps={"image": CAMERA, "image/compressed": CAMERA + "/compressed"})
     client = StampRecorder(NS, topic, compressed=compressed)

@@ -27,7 +27,7 @@ from test_golden_parity import (  # noqa: E402,F401  (re-collected here with the
 )
 from yolact_ros.cli import main as cli_main  # noqa: E402
 from yolact_ros.inference import defaults  # noqa: E402
-from yolact_ros.inference import onnx_runtime  # noqa: E402
+from yolact_ros.inference.backends import onnxruntime_backend as onnx_runtime  # noqa: E402
 from yolact_ros.inference.onnx_export import ExportError, export_onnx  # noqa: E402
 from yolact_ros.inference.onnx_format import OUTPUT_NAMES, OnnxBackendError, OnnxModelError  # noqa: E402
 from yolact_ros.model import OFFICIAL_CONFIGS  # noqa: E402
@@ -225,7 +225,7 @@ def test_wrong_input_size_and_config_mismatch(exported):
         seg.inference_model(torch.zeros(1, 3, 300, 300))
     with pytest.raises(ValueError, match="does not match the export's config 'yolact_resnet50'"):
         Segmenter(backend="onnxruntime", weights=path, config="yolact_base", device="cpu")
-    with pytest.raises(CheckpointError, match="backend='onnxruntime'"):
+    with pytest.raises(CheckpointError, match="run it with backend 'auto' or 'openvino' \(or 'onnxruntime'\)"):
         Segmenter(weights=path, device="cpu")  # the torch backend given an export
     with pytest.raises(ValueError, match="pass weights=, not model="):
         Segmenter(backend="onnxruntime", model=reference_model("yolact_resnet50"))

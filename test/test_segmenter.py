@@ -144,8 +144,8 @@ def test_half_on_cpu_falls_back_to_float(photo):
         assert seg.precision == "fp32"
     seg = Segmenter(model=reference_model(SMALL), device="cpu", cuda_graph=True, top_k=10)
     assert seg.cuda_graph is False and len(seg(photo)) == 10  # CUDA only: eager on the CPU
-    with pytest.raises(ValueError, match="unknown precision 'bf16'"):
-        Segmenter(model=reference_model(SMALL), device="cpu", precision="bf16")
+    with pytest.raises(ValueError, match="unknown precision 'bf8'"):
+        Segmenter(model=reference_model(SMALL), device="cpu", precision="bf8")
 
 
 def test_a_failed_graph_capture_falls_back_to_eager_once(photo, caplog):
@@ -155,9 +155,9 @@ def test_a_failed_graph_capture_falls_back_to_eager_once(photo, caplog):
     eager = Segmenter(model=model, device="cpu", score_threshold=0.1, top_k=10)(photo)
     seg = Segmenter(model=model, device="cpu", score_threshold=0.1, top_k=10)
     seg.cuda_graph = True
-    with caplog.at_level("WARNING", logger="yolact_ros.inference.segmenter"):
+    with caplog.at_level("WARNING", logger="yolact_ros.inference"):
         first, second = seg(photo), seg(photo)
-    assert seg.cuda_graph is False and not seg._graphs
+    assert seg.cuda_graph is False and not seg.runtime._graphs
     assert len(caplog.records) == 1 and "CUDA graph capture failed" in caplog.records[0].message
     for got in (first, second):
         np.testing.assert_array_equal(got.boxes, eager.boxes)
@@ -171,13 +171,18 @@ def test_device_options_are_one_definition_for_infer_and_eval():
     from yolact_ros.cli.options import add_device_options, device_settings
 
     args = build_parser().parse_args(["x.jpg", "--weights", "w.pth", "--out", "o", "--device", "cuda:1",
-                                      "--precision", "tf32", "--cuda-graph"])
-    assert device_settings(args) == dict(device="cuda:1", precision="tf32", cuda_graph=True)
+                                      "--precision", "tf32", "--cuda-graph", "--threads", "3"])
+    assert device_settings(args) == dict(device="cuda:1", backend="torch", precision="tf32", cuda_graph=True,
+                                         num_threads=3, cache_dir=None)
     p = argparse.ArgumentParser()
     add_device_options(p)
-    assert device_settings(p.parse_args([])) == dict(device="auto", precision="fp32", cuda_graph=False)
-    with pytest.raises(SystemExit):
-        p.parse_args(["--precision", "bf16"])
+    assert device_settings(p.parse_args([])) == dict(device="auto", backend="torch", precision="fp32",
+                                                     cuda_graph=False, num_threads=None, cache_dir=None)
+    got = device_settings(p.parse_args(["--backend", "openvino", "--precision", "int8", "--cache-dir", "/c"]))
+    assert (got["backend"], got["precision"], got["cache_dir"]) == ("openvino", "int8", "/c")
+    for bad in (["--precision", "bf8"], ["--backend", "tensorrt"]):
+        with pytest.raises(SystemExit):
+            p.parse_args(bad)
 
 
 TF32_PROBE = r"""

@@ -484,7 +484,7 @@ def test_parameter_model_matches_rcl(ros_runtime, user_yaml, tmp_path):
     user = user_yaml({"/**": {"ros__parameters": {"device": "cpu", "weights": "/a.pth", "config": "x"}},
                       "yolact/yolact_node": {"ros__parameters": {"top_k": 7}},
                       "/other/yolact_node": {"ros__parameters": {"top_k": 9}}})
-    late_wildcard = user_yaml({"/**": {"ros__parameters": {"device": "cuda:3", "num_threads": 2}}}, "late.yaml")
+    late_wildcard = user_yaml({"/**": {"ros__parameters": {"device": "cuda:3", "threads": 2}}}, "late.yaml")
     overrides = {"device": "cuda:1", "config": "", "autostart": False}
     parameters = node_parameters({"device": "cuda:1", "config": "", "autostart": "false"}, user)
     assert parameters == [user, overrides]
@@ -494,7 +494,7 @@ def test_parameter_model_matches_rcl(ros_runtime, user_yaml, tmp_path):
     files = [user, str(dict_file), late_wildcard]
     expected = _overrides(_sources([user, overrides, late_wildcard], FQN), FQN)
     assert expected == {"device": "cuda:1", "weights": "/a.pth", "config": "", "autostart": False,
-                        "top_k": 7, "num_threads": 2}
+                        "top_k": 7, "threads": 2}
 
     context = Context()
     args = ["yolact_node", "--ros-args"] + [a for f in files for a in ("--params-file", f)]

@@ -32,7 +32,7 @@ def _reliable(topic: str) -> dict:
 @pytest.fixture(scope="module")
 def multi(ros_runtime, ros_log_dir, small_weights):
     """One node, three cameras (right on compressed input), class ids as LabelInfo keys."""
-    params = {"weights": small_weights, "num_threads": 1, "cameras": ["front", "left", "right:compressed"],
+    params = {"weights": small_weights, "threads": 1, "backend": "torch", "precision": "fp32", "cameras": ["front", "left", "right:compressed"],
               "class_id_format": "id", "score_threshold": 0.2}
     for cam in ("front", "left"):
         params.update(_reliable(f"/cams/{cam}/image_raw"))
@@ -122,7 +122,7 @@ def test_depth_gives_3d_detections_and_tracking_keeps_ids(ros_runtime, ros_log_d
     from yolact_ros.inference.depth import PinholeCamera, instances_in_3d
 
     camera_topic = "/cams3d/image_raw"
-    proc = NodeProcess("rgbd", NS, {"weights": small_weights, "num_threads": 1, "use_depth": True,
+    proc = NodeProcess("rgbd", NS, {"weights": small_weights, "threads": 1, "backend": "torch", "precision": "fp32", "use_depth": True,
                                     "tracking": True, **_reliable(camera_topic)},
                        remaps={"image": camera_topic, "depth": "/cams3d/depth", "camera_info": "/cams3d/camera_info"})
     client = Client(NS, camera_topic, reliable=True)
@@ -219,7 +219,7 @@ def test_onnxruntime_backend_in_the_node(ros_runtime, ros_log_dir, small_weights
     export_onnx(reference_segmenter.model, onnx_path, batch=None)
     torch.set_num_threads(1)
     camera = "/cams_onnx/image_raw"
-    proc = NodeProcess("onnx", NS, {"weights": str(onnx_path), "backend": "onnxruntime", "num_threads": 1,
+    proc = NodeProcess("onnx", NS, {"weights": str(onnx_path), "backend": "onnxruntime", "threads": 1, "precision": "fp32",
                                     **_reliable(camera)}, remaps={"image": camera})
     client = Client(NS, camera, reliable=True)
     try:
@@ -242,7 +242,7 @@ def test_depth_per_camera(ros_runtime, ros_log_dir, small_weights):
     from vision_msgs.msg import Detection3DArray
 
     ns = f"{NS}_d"
-    proc = NodeProcess("multi_depth", ns, {"weights": small_weights, "num_threads": 1, "cameras": ["front", "rear"],
+    proc = NodeProcess("multi_depth", ns, {"weights": small_weights, "threads": 1, "backend": "torch", "precision": "fp32", "cameras": ["front", "rear"],
                                            "use_depth": True, **_reliable(f"{ns}/front/image")})
     client = Client(f"{ns}/front", f"{ns}/front/image", reliable=True)
     try:

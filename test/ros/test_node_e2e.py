@@ -24,7 +24,7 @@ CAMERA = "/e2e_camera/image_raw"
 @pytest.fixture(scope="module")
 def node(ros_runtime, ros_log_dir, small_weights):
     # The input QoS is overridden to reliable (qos_overrides), so no test frame is lost.
-    proc = NodeProcess(NODE, NS, {"weights": small_weights, "num_threads": 1, "device": "cpu",
+    proc = NodeProcess(NODE, NS, {"weights": small_weights, "threads": 1, "backend": "torch", "precision": "fp32", "device": "cpu",
                                   f"qos_overrides.{CAMERA}.subscription.reliability": "reliable"},
                        remaps={"image": CAMERA})
     assert proc.wait_for_output("active:", 120), f"node did not become active:\n{proc.output}"

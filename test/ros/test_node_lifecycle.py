@@ -32,7 +32,7 @@ def _compressed(bgr: np.ndarray, fmt: str = "jpeg"):
 
 
 def test_lifecycle_compressed_input_and_sigterm(ros_runtime, ros_log_dir, small_weights, reference_segmenter):
-    proc = NodeProcess(NODE, NS, {"weights": small_weights, "num_threads": 1, "device": "auto",
+    proc = NodeProcess(NODE, NS, {"weights": small_weights, "threads": 1, "backend": "torch", "precision": "fp32", "device": "auto",
                                   "autostart": False, "image_transport": "compressed"},
                        remaps={"image/compressed": CAMERA + "/compressed"})
     client = Client(NS, CAMERA + "/compressed", compressed=True)
@@ -143,7 +143,7 @@ _IDS = list(range(0, 9)) + [10, 11, 12, 13, 14, 99]
 def test_invalid_transition_ids_are_refused_in_every_state(ros_runtime, ros_log_dir, small_weights):
     """rclpy 7.1 raises out of the executor for an invalid id (ros2/rclpy#1209): the node must
     answer success=false, stay in its state and keep serving."""
-    proc = NodeProcess("seg_ids", NS, {"weights": small_weights, "num_threads": 1, "autostart": False,
+    proc = NodeProcess("seg_ids", NS, {"weights": small_weights, "threads": 1, "backend": "torch", "precision": "fp32", "autostart": False,
                                        "warmup": False})
     client = Client(NS, CAMERA)
     fqn = f"{NS}/seg_ids"

@@ -55,7 +55,7 @@ def test_bad_start_values_fail_configure_with_one_line(ros_runtime, ros_log_dir,
 
 def test_start_values_that_mean_what_they_say(ros_runtime, ros_log_dir, small_weights):
     """An integer for a float parameter and an empty class list (from the command line) are taken."""
-    proc = NodeProcess("good_start", NS, {"weights": small_weights, "warmup": False, "num_threads": 1,
+    proc = NodeProcess("good_start", NS, {"weights": small_weights, "warmup": False, "threads": 1, "backend": "torch", "precision": "fp32",
                                           "score_threshold": 0, "classes": []})
     client = Client(NS, "/rel_unused/image")
     try:
@@ -84,7 +84,7 @@ def test_runtime_parameters_use_the_same_check(ros_runtime, ros_log_dir, small_w
     from rcl_interfaces.msg import Parameter as ParameterMsg, ParameterType, ParameterValue
     from rcl_interfaces.srv import SetParameters
 
-    proc = NodeProcess("rt", NS, {"weights": small_weights, "warmup": False, "num_threads": 1})
+    proc = NodeProcess("rt", NS, {"weights": small_weights, "warmup": False, "threads": 1, "backend": "torch", "precision": "fp32"})
     client = Client(NS, "/rel_unused/image")
     fqn = f"{NS}/rt"
     try:
@@ -141,7 +141,7 @@ def test_signals_at_any_moment_exit_0_within_a_second(ros_runtime, ros_log_dir, 
     docs/ros.md), so each case waits until the process holds them."""
     # 0.005-0.3 s: interpreter start and imports; 0.6-3 s: rclpy up, torch import, model load
     for delay in (0.005, 0.03, 0.1, 0.3, 0.6, 1.0, 1.5, 2.0, 3.0):
-        proc = NodeProcess("sig", NS, {"weights": small_weights, "num_threads": 1})
+        proc = NodeProcess("sig", NS, {"weights": small_weights, "threads": 1, "backend": "torch", "precision": "fp32"})
         end = time.monotonic() + 2.0
         while not _signals_held(proc.proc.pid) and time.monotonic() < end:
             time.sleep(0.0005)
@@ -201,7 +201,7 @@ def test_a_signal_wrapped_by_python_during_a_transition_is_a_shutdown(ros_runtim
 
 
 def test_shutdown_transition_ends_the_process_with_0(ros_runtime, ros_log_dir, small_weights):
-    proc = NodeProcess("shut", NS, {"weights": small_weights, "warmup": False, "num_threads": 1})
+    proc = NodeProcess("shut", NS, {"weights": small_weights, "warmup": False, "threads": 1, "backend": "torch", "precision": "fp32"})
     client = Client(NS, "/rel_unused/image")
     fqn = f"{NS}/shut"
     try:
@@ -228,7 +228,7 @@ time.sleep(600)
 
 def test_node_exits_when_its_parent_dies(ros_runtime, ros_log_dir, small_weights):
     """launch killed with SIGKILL (or SIGTERM, ros2/launch#666) must not leave the node running."""
-    cmd = NodeProcess.command("orphan", NS, {"weights": small_weights, "warmup": False, "num_threads": 1})
+    cmd = NodeProcess.command("orphan", NS, {"weights": small_weights, "warmup": False, "threads": 1, "backend": "torch", "precision": "fp32"})
     parent = subprocess.Popen([sys.executable, "-c", _PARENT, *cmd], stdout=subprocess.PIPE, text=True)
     child = int(parent.stdout.readline())
     try:
@@ -269,7 +269,7 @@ def _rss_peak_kb(pid: int) -> int:
 
 def test_bad_raw_frames_are_counted_and_logged_once_per_kind(ros_runtime, ros_log_dir, small_weights):
     camera = "/rel_raw/image"
-    proc = NodeProcess("raw", NS, {"weights": small_weights, "num_threads": 1}, remaps={"image": camera})
+    proc = NodeProcess("raw", NS, {"weights": small_weights, "threads": 1, "backend": "torch", "precision": "fp32"}, remaps={"image": camera})
     client = Client(NS, camera, reliable=True)
     fqn = f"{NS}/raw"
     try:
@@ -329,7 +329,7 @@ def client_status_message(client: Client, node: str) -> str:
 
 def test_bad_compressed_frames_bounded_memory_and_quiet_decoders(ros_runtime, ros_log_dir, small_weights):
     camera = "/rel_cmp/image"
-    proc = NodeProcess("cmp", NS, {"weights": small_weights, "num_threads": 1, "image_transport": "compressed"},
+    proc = NodeProcess("cmp", NS, {"weights": small_weights, "threads": 1, "backend": "torch", "precision": "fp32", "image_transport": "compressed"},
                        remaps={"image/compressed": camera + "/compressed"})
     client = Client(NS, camera + "/compressed", compressed=True, reliable=True)
     try:

@@ -18,6 +18,7 @@ SUBCOMMANDS = {
     "eval": ("yolact_ros.cli.eval", "box / mask AP on a COCO-format dataset"),
     "synth": ("yolact_ros.cli.synth", "write a synthetic COCO-format instance dataset"),
     "export": ("yolact_ros.cli.export", "write a checkpoint as a self-describing ONNX file (docs/onnx.md)"),
+    "quantize": ("yolact_ros.cli.quantize", "int8-quantize a checkpoint for the OpenVINO backend (docs/cpu.md)"),
 }
 
 

@@ -9,7 +9,6 @@ from typing import Sequence
 from ..data.coco import DatasetError
 from ..evaluation.coco_eval import evaluate
 from ..inference.onnx_format import OnnxBackendError
-from ..inference import defaults
 from ..inference.segmenter import Segmenter
 from ..model.checkpoint import CheckpointError
 from ..train.config_file import resolve_config
@@ -28,9 +27,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="yolact eval",
         description="Box and mask AP (COCOeval) of YOLACT weights on a COCO-format dataset.",
     )
-    parser.add_argument("--weights", required=True, help="checkpoint (.pth), or with --backend onnxruntime a .onnx export")
-    parser.add_argument("--backend", choices=defaults.BACKENDS, default=defaults.BACKEND,
-                        help="torch (default) or onnxruntime")
+    parser.add_argument("--weights", required=True,
+                        help="checkpoint (.pth); with --backend onnxruntime/openvino/auto also a .onnx export or an "
+                             "OpenVINO .xml (e.g. from 'yolact quantize')")
     parser.add_argument("--json", required=True, help="COCO-format instances JSON (ground truth)")
     parser.add_argument("--images", required=True, help="folder the JSON's file_name entries are relative to")
     parser.add_argument("--config", default=None,
@@ -43,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
-        seg = Segmenter(config=_config_arg(args.config), weights=args.weights, backend=args.backend,
+        seg = Segmenter(config=_config_arg(args.config), weights=args.weights,
                         **device_settings(args))
         stats = evaluate(seg, args.json, args.images, results_json=args.out, progress=not args.no_progress,
                          max_images=args.max_images)

@@ -44,10 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="yolact infer", description="Segment images, folders of images and video files.")
     p.add_argument("inputs", nargs="+", help="image files, folders, video files")
     p.add_argument("--weights", required=True,
-                   help="a .pth checkpoint (official or from 'yolact train'), or with --backend onnxruntime a .onnx "
-                        "file from 'yolact export'; 'reference' = untrained deterministic test weights")
-    p.add_argument("--backend", choices=defaults.BACKENDS, default=defaults.BACKEND,
-                   help="run the network with PyTorch (default) or an ONNX export with onnxruntime")
+                   help="a .pth checkpoint (official or from 'yolact train'); with --backend onnxruntime/openvino/"
+                        "auto also a .onnx file from 'yolact export' or an OpenVINO .xml from 'yolact quantize'; "
+                        "'reference' = untrained deterministic test weights")
     p.add_argument("--config", default=None, help="config name; default: from the checkpoint or its file name")
     p.add_argument("--out", required=True, help="output folder (overlays, results.json)")
     p.add_argument("--score-threshold", type=float, default=defaults.SCORE_THRESHOLD,
@@ -83,7 +82,8 @@ def main(argv=None) -> int:
         if a.half:
             a.precision = "fp16"
         seg = Segmenter(**source, **device_settings(a), score_threshold=a.score_threshold,
-                        top_k=a.top_k, classes=a.classes or None, backend=a.backend)
+                        top_k=a.top_k, classes=a.classes or None)
+        print(f"yolact infer: {seg.describe()}")
     except (CheckpointError, OnnxBackendError, ValueError, KeyError, FileNotFoundError) as exc:
         print(f"yolact infer: error: {exc}", file=sys.stderr)
         return 2

@@ -19,14 +19,19 @@ NMS_THRESHOLD = None
 CROSS_CLASS_NMS = False
 #: Where to run: CUDA if available, else the CPU.
 DEVICE = "auto"
-#: What runs the network: PyTorch, or a ``yolact export`` ONNX file with onnxruntime (docs/onnx.md).
+#: What runs the network: PyTorch, onnxruntime (a ``yolact export`` file, docs/onnx.md),
+#: OpenVINO (docs/cpu.md), or ``auto`` (the rule in ``inference/backends/choice.py``).
+#: The Segmenter and the CLI default to torch (today's exact results); the node and the demo to auto.
 BACKEND = "torch"
-BACKENDS = ("torch", "onnxruntime")
-#: Numeric precision on CUDA: fp32 (TF32 off: cuDNN would otherwise use it for convolutions on
-#: Ampere and newer, changing results at the 1e-3 level), tf32, or fp16 (autocast). The CPU
-#: always runs fp32.
+NODE_BACKEND = "auto"
+BACKENDS = ("auto", "torch", "onnxruntime", "openvino")
+#: Numeric precision of the network: fp32 (on CUDA with TF32 off: cuDNN would otherwise use it
+#: for convolutions on Ampere and newer, changing results at the 1e-3 level), tf32 / fp16 (CUDA),
+#: bf16 (CPU or CUDA), int8 (OpenVINO, a ``yolact quantize`` model), or auto (bf16 where the CPU
+#: has it natively, else fp32). Decoding, NMS and masks always run in fp32.
 PRECISION = "fp32"
-PRECISIONS = ("fp32", "tf32", "fp16")
+NODE_PRECISION = "auto"
+PRECISIONS = ("auto", "fp32", "tf32", "fp16", "bf16", "int8")
 #: Opacity of the mask tint in overlays.
 MASK_ALPHA = 0.45
 #: Soft mask values above this are inside the instance.

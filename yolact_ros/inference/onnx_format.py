@@ -1,7 +1,7 @@
 """The ONNX export format of ``yolact export``: graph names and the self-describing metadata.
 
 One definition read by the exporter (:mod:`.onnx_export`) and the onnxruntime backend
-(:mod:`.onnx_runtime`); docs/onnx.md describes the same contract for other runtimes.
+(:mod:`.backends.onnxruntime_backend`); docs/onnx.md describes the same contract for other runtimes.
 
 The graph: ``input`` float32 [N,3,S,S] (what :func:`yolact_ros.model.transform.resize_and_normalize`
 makes of BGR images: RGB, normalised, NCHW) -> ``loc`` [N,P,4], ``conf`` [N,P,C] (softmax),

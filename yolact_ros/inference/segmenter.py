@@ -1,11 +1,11 @@
 """``Segmenter``: numpy BGR images in, :class:`Instances` out.
 
-The one object the ROS node, the CLI and evaluation call.  It orchestrates only: it owns
-the model on its device, preprocesses on that device, runs one batched forward pass, and
-per image calls the two post-processing steps of :mod:`.postprocess` (with YOLACT++'s
-mask-IoU head, a part of the network, run between them).  The forward pass (and the
-mask-IoU head) is PyTorch (``backend="torch"``) or a ``yolact export`` ONNX file run by
-onnxruntime (``backend="onnxruntime"``, :mod:`.onnx_runtime`); everything else is shared.
+The one object the ROS node, the CLI and evaluation call.  It orchestrates only: it picks a
+backend (:mod:`.backends`: PyTorch, onnxruntime or OpenVINO, ``auto`` by the rule in
+:mod:`.backends.choice`), preprocesses on the device, runs one batched forward pass through
+the backend, and per image calls the two post-processing steps of :mod:`.postprocess` (with
+YOLACT++'s mask-IoU head, a part of the network, run between them).  Pre- and
+post-processing are the same for every backend and always float32.
 """
 from __future__ import annotations
 
@@ -20,16 +20,19 @@ from typing import Iterable, Sequence
 import numpy as np
 import torch
 
-from ..model.checkpoint import CheckpointError, config_from_metadata, config_name_from_filename, load_state_into, read_checkpoint
 from ..model.config import YolactConfig, get_config
-from ..model.fuse import optimize_for_inference
 from ..model.transform import resize_and_normalize
 from ..model.yolact import Yolact
 from . import defaults
+from .backends.choice import Choice, choose, weights_kind
+from .backends.torch_backend import TorchBackend, load_model, resolve_config, tf32
+from .capabilities import detect_cpu
 from .instances import Instances
 from .postprocess import PostprocessSettings, select_detections, to_instances
 
 log = logging.getLogger(__name__)
+
+__all__ = ["STAGES", "Segmenter", "load_model", "resolve_config", "resolve_device", "tf32"]
 
 #: ``seg.timings`` keys (ms); ``forward`` = backbone_fpn + heads, the only network stage the
 #: onnxruntime backend can time (its backbone_fpn and heads are NaN)
@@ -60,63 +63,32 @@ def resolve_device(device: "str | torch.device") -> torch.device:
     return dev
 
 
-def resolve_config(config: "str | YolactConfig | None", weights: "str | Path") -> tuple[YolactConfig, tuple]:
-    """The config to build (from the argument, the checkpoint's own metadata, or the file
-    name) and the checkpoint read as (state, meta)."""
-    state, meta = read_checkpoint(weights)
-    if config not in (None, ""):
-        return get_config(config), (state, meta)
-    try:
-        cfg = config_from_metadata(meta)
-    except (TypeError, ValueError, KeyError) as exc:
-        raise CheckpointError(f"{weights}: unreadable config in the checkpoint's metadata ({exc})") from None
-    if cfg is not None:
-        return cfg, (state, meta)
-    name = config_name_from_filename(weights)
-    if name is None:
-        raise CheckpointError(
-            f"{weights}: cannot infer the config from the file name; pass config= one of the official "
-            f"names (e.g. yolact_base for yolact_base_54_800000.pth)"
-        )
-    return get_config(name), (state, meta)
-
-
-def load_model(config: "str | YolactConfig | None", weights: "str | Path") -> Yolact:
-    """A :class:`Yolact` in eval mode with the weights of a ``.pth`` checkpoint (config as
-    :func:`resolve_config` finds it)."""
-    if str(weights).lower().endswith(".onnx"):
-        raise CheckpointError(f"{weights}: an ONNX export, not a .pth checkpoint; run it with backend='onnxruntime' "
-                              f"(yolact infer --backend onnxruntime)")
-    cfg, (state, meta) = resolve_config(config, weights)
-    model = Yolact(cfg).eval()
-    load_state_into(model, state, meta, weights)
-    return model
-
-
 class Segmenter:
     """YOLACT / YOLACT++ instance segmentation of BGR uint8 images.
 
     Parameters: ``config`` (official name, :class:`YolactConfig`, or None to infer from
-    ``weights``), ``weights`` (``.pth`` path; required unless ``model`` is given),
-    ``device`` (``auto``/``cpu``/``cuda``/``cuda:N``), ``score_threshold`` (keep scores
-    strictly above), ``top_k`` (max instances per image), ``nms_threshold`` (None = the
-    config's), ``classes`` (names or 0-based ids to keep; None = all; applied before top_k),
-    ``cross_class_nms``, ``precision`` (``fp32`` with TF32 off, ``tf32``, or ``fp16`` autocast:
-    CUDA only, the CPU runs fp32; ``half=True`` is the old spelling of fp16), ``cuda_graph``
-    (replay the network body as a CUDA graph per input shape; off by default until measured
-    faster on a GPU, eager fallback; CUDA only), ``warmup`` (run one dummy
-    image at construction), ``num_threads`` (CPU threads; None = leave torch's setting),
-    ``optimize`` (run an inference copy with BatchNorm folded, merged head convs and
+    ``weights``), ``weights`` (``.pth`` path; for the onnxruntime / OpenVINO backends also a
+    ``yolact export`` ``.onnx`` file or an OpenVINO ``.xml`` model, e.g. from ``yolact
+    quantize``; required unless ``model`` is given), ``device`` (``auto``/``cpu``/``cuda``/
+    ``cuda:N``), ``score_threshold`` (keep scores strictly above), ``top_k`` (max instances per
+    image), ``nms_threshold`` (None = the config's), ``classes`` (names or 0-based ids to keep;
+    None = all; applied before top_k), ``cross_class_nms``,
+    ``backend``: ``torch`` (default), ``onnxruntime``, ``openvino`` or ``auto``
+    (:mod:`.backends.choice`: OpenVINO on the CPU when installed, torch on CUDA);
+    ``precision``: ``fp32`` (default; on CUDA with TF32 off), ``tf32`` / ``fp16`` (CUDA, torch),
+    ``bf16`` (torch autocast on CPU or CUDA; OpenVINO on the CPU), ``int8`` (OpenVINO, a model
+    made by ``yolact quantize``) or ``auto`` (bf16 where the CPU has it natively, else fp32);
+    only the network runs in it, decoding, NMS and masks stay float32; :attr:`precision` is what
+    actually runs (a CUDA precision on the CPU runs fp32 with a warning); ``half=True`` is the
+    old spelling of fp16; ``cuda_graph`` (replay the network body as a CUDA graph per input
+    shape; CUDA + torch only, eager fallback); ``warmup`` (run one dummy image at
+    construction), ``num_threads`` (CPU threads of the backend; None = its default),
+    ``optimize`` (torch: run an inference copy with BatchNorm folded, merged head convs and
     channels-last layout; same outputs up to float rounding), ``model`` (an already built
-    :class:`Yolact` with its weights, e.g. the test-only
-    :func:`yolact_ros.model.golden_weights.reference_model`; instead of ``weights``),
-    ``backend``: ``torch`` (default) or ``onnxruntime``: ``weights`` is then a ``.onnx`` file
-    written by ``yolact export`` (config, classes and input size come from its metadata;
-    ``config``, if given, must match; ``half`` and ``optimize`` do not apply: export with
-    ``--precision fp16`` instead; ``num_threads`` also sets onnxruntime's intra-op threads; a
-    CUDA ``device`` selects the CUDA execution provider, ``auto`` falls back to the CPU when
-    onnxruntime has none).  Preprocessing and post-processing are the same for both backends.
-    Defaults: :mod:`yolact_ros.inference.defaults`.
+    :class:`Yolact` with its weights, instead of ``weights``; torch and openvino),
+    ``cache_dir`` (where OpenVINO keeps converted and compiled models; None =
+    ``$YOLACT_ROS_CACHE_DIR`` or the per-user cache).  :attr:`choice` says what was chosen and
+    why.  Defaults: :mod:`yolact_ros.inference.defaults`.
     """
 
     def __init__(
@@ -137,53 +109,49 @@ class Segmenter:
         optimize: bool = True,
         model: "Yolact | None" = None,
         backend: str = defaults.BACKEND,
+        cache_dir: "str | Path | None" = None,
     ):
+        requested = "fp16" if half else precision
         if backend not in defaults.BACKENDS:
             raise ValueError(f"unknown backend {backend!r}; choose from {', '.join(defaults.BACKENDS)}")
-        self.backend = backend
+        if requested not in defaults.PRECISIONS:
+            raise ValueError(f"unknown precision {requested!r}; choose from {', '.join(defaults.PRECISIONS)}")
+        if model is not None and weights is not None:
+            raise ValueError("pass weights= or model=, not both")
+        if model is None and (weights is None or str(weights) == ""):
+            raise ValueError("Segmenter needs weights= (a .pth checkpoint: an official YOLACT/YOLACT++ file "
+                             "or one from 'yolact train')")
         self.device = resolve_device(device)
         if num_threads:
             torch.set_num_threads(int(num_threads))
-        if backend == "onnxruntime":
-            self._init_onnxruntime(config, weights, model, device, num_threads)
-        elif model is not None:
-            if weights is not None:
-                raise ValueError("pass weights= or model=, not both")
-            if config not in (None, "") and get_config(config) != model.cfg:
-                raise ValueError(f"config {config!r} does not match the given model's config {model.cfg.name!r}")
-            cfg = model.cfg
-            model = model.eval()
+        cpu = detect_cpu()
+        ir_int8 = weights_kind(weights) == "ir" and _ir_precision(weights) == "int8"
+        #: what runs the network and why (``auto`` resolved)
+        self.choice: Choice = choose(backend, requested, self.device.type,
+                                     None if model is not None else weights, cpu, ir_int8)
+        self.backend = self.choice.backend
+        if self.backend == "onnxruntime":
+            self.runtime = self._init_onnxruntime(config, weights, model, device, num_threads)
+        elif self.backend == "openvino":
+            from .backends.openvino_backend import OpenVinoBackend
+
+            self.runtime = OpenVinoBackend(weights, config, self.choice.precision, num_threads, cache_dir, model,
+                                           native_bf16=cpu.native_bf16)
         else:
-            if weights is None or str(weights) == "":
-                raise ValueError("Segmenter needs weights= (a .pth checkpoint: an official YOLACT/YOLACT++ file "
-                                 "or one from 'yolact train')")
-            model = load_model(config, weights)
-            cfg = model.cfg
-        self.weights = str(weights) if weights is not None else None
-        if backend == "torch":
-            self.cfg = cfg
-            #: the square size preprocessing resizes to (the network input)
-            self.input_size = cfg.max_size
-            if optimize:
-                # Inference copy with BN folded, merged head convs, channels-last weights. ``self.model``
-                # (the checkpoint-layout module) stays on the CPU then, so a GPU holds one copy.
-                self._net = optimize_for_inference(model).to(self.device)
-                self.model = model
+            if model is not None:
+                if config not in (None, "") and get_config(config) != model.cfg:
+                    raise ValueError(f"config {config!r} does not match the given model's config {model.cfg.name!r}")
+                model = model.eval()
             else:
-                self._net = self.model = model.to(self.device)
-        requested = "fp16" if half else precision
-        if requested not in defaults.PRECISIONS:
-            raise ValueError(f"unknown precision {requested!r}; choose from {', '.join(defaults.PRECISIONS)}")
-        cuda_torch = self.device.type == "cuda" and backend == "torch"
-        self.precision = requested if cuda_torch else "fp32"
-        if requested != self.precision:
-            log.warning("precision %s needs CUDA and the torch backend (for onnxruntime export with --precision fp16); "
-                        "running in float32 on %s", requested, self.device)
+                model = load_model(config, weights)
+            self.runtime = TorchBackend(model, self.device, self.choice.precision, optimize, cuda_graph)
+        if cuda_graph and self.backend != "torch":
+            log.warning("cuda_graph=True needs CUDA and the torch backend; running %s", self.backend)
+        self.weights = str(weights) if weights is not None else None
+        self.cfg = self.runtime.cfg
+        #: the square size preprocessing resizes to (the network input)
+        self.input_size = self.runtime.input_size
         self._pinned: dict = {}
-        self._graphs: dict = {}
-        self.cuda_graph = bool(cuda_graph) and cuda_torch
-        if cuda_graph and not self.cuda_graph:
-            log.warning("cuda_graph=True needs CUDA and the torch backend; running eagerly on %s", self.device)
         self.score_threshold = score_threshold
         self.top_k = top_k
         self.nms_threshold = nms_threshold
@@ -193,13 +161,11 @@ class Segmenter:
         if warmup:
             self.warmup()
 
-    def _init_onnxruntime(self, config, weights, model, device, num_threads) -> None:
-        from .onnx_runtime import OnnxRuntimeNet, import_onnxruntime
+    def _init_onnxruntime(self, config, weights, model, device, num_threads):
+        from .backends.onnxruntime_backend import OnnxRuntimeNet, import_onnxruntime
 
         if model is not None:
             raise ValueError("backend 'onnxruntime' runs an exported .onnx file: pass weights=, not model=")
-        if weights is None or str(weights) == "":
-            raise ValueError("backend 'onnxruntime' needs weights= (a .onnx file written by 'yolact export')")
         if str(device).strip().lower() in ("", "auto") and self.device.type == "cuda":
             if "CUDAExecutionProvider" not in import_onnxruntime().get_available_providers():
                 log.info("device 'auto': onnxruntime has no CUDAExecutionProvider, running on CPU")
@@ -208,13 +174,42 @@ class Segmenter:
         if config not in (None, "") and get_config(config) != net.cfg:
             name = config if isinstance(config, str) else config.name
             raise ValueError(f"config {name!r} does not match the export's config {net.cfg.name!r} ({weights})")
-        self._net, self.model, self.cfg, self.input_size = net, None, net.cfg, net.input_size
+        return net
+
+    @property
+    def model(self) -> "Yolact | None":
+        """The checkpoint-layout PyTorch module (None when the backend runs a file)."""
+        return self.runtime.model
 
     @property
     def inference_model(self):
-        """What actually runs: the optimized module when ``optimize=True``, or for the
-        onnxruntime backend an :class:`~.onnx_runtime.OnnxRuntimeNet` (same call interface)."""
-        return self._net
+        """What actually runs: for torch the (optimized) module, otherwise the backend object
+        (:class:`~.backends.onnxruntime_backend.OnnxRuntimeNet`, :class:`~.backends.openvino_backend.OpenVinoBackend`)."""
+        return self.runtime.net if self.backend == "torch" else self.runtime
+
+    @property
+    def precision(self) -> str:
+        """The precision the network actually runs in (read back from the backend)."""
+        return self.runtime.precision
+
+    @precision.setter
+    def precision(self, value: str) -> None:
+        self.runtime.precision = value
+
+    @property
+    def cuda_graph(self) -> bool:
+        return bool(getattr(self.runtime, "cuda_graph", False))
+
+    @cuda_graph.setter
+    def cuda_graph(self, value: bool) -> None:
+        if self.backend != "torch":
+            raise ValueError(f"cuda_graph needs the torch backend, not {self.backend}")
+        self.runtime.cuda_graph = bool(value)
+
+    def describe(self) -> str:
+        """One line: what runs the network, in which precision, chosen why, on which CPU/GPU."""
+        where = (torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else detect_cpu().summary())
+        return f"backend {self.runtime.describe()}; chosen: {self.choice.reason}; on {where}"
 
     def with_settings(self, **settings) -> "Segmenter":
         """A Segmenter sharing this one's network (no copy of the weights) with other settings
@@ -329,15 +324,10 @@ class Segmenter:
         """fp16 autocast in use (``precision == "fp16"``)."""
         return self.precision == "fp16"
 
-    @contextlib.contextmanager
     def _precision(self):
-        """The precision policy around the network: TF32 on only for ``tf32`` (restored after,
-        the flags are process-wide), fp16 autocast for ``fp16``. Written for any device: the
-        constructor allows fp16 only on CUDA, but the CPU dry run of the device check sets it to
-        run the same dtype handling on the CPU's float16 autocast."""
-        with (tf32(self.precision == "tf32") if self.device.type == "cuda" else contextlib.nullcontext(),
-              torch.autocast(self.device.type, dtype=torch.float16, enabled=self.precision == "fp16")):
-            yield
+        """The torch backend's precision context (a no-op for the others)."""
+        ctx = getattr(self.runtime, "precision_context", None)
+        return ctx() if ctx is not None else contextlib.nullcontext()
 
     def _run(self, batch: list[np.ndarray]) -> list[Instances]:
         """Stage times come from :class:`_StageClock`: CUDA events on a GPU, so timing adds no
@@ -347,26 +337,16 @@ class Segmenter:
         start = clock.mark()
         x = self.preprocess(batch)
         pre = clock.mark()
-        if self.backend == "torch" and self.cuda_graph:
-            out = self._graph_forward(x)  # one replay: the body is not split into stages
-            body = None
-        elif self.backend == "torch":
-            with self._precision():
-                feats = self._net.features(x)
-                body = clock.mark()
-                out = self._net.heads(feats, x.device)
-        else:
-            out = self._net(x)  # one onnxruntime session run: the network is not split into stages
-            body = None
+        body: list[int] = []
+        out = self.runtime.forward(x, mark=lambda: body.append(clock.mark()))
         fwd = clock.mark()
-        out = {k: v.float() for k, v in out.items()}
         settings = self.postprocess_settings
         rescore = self.cfg.use_maskiou
         results, per_image = [], []
         for i, img in enumerate(batch):
             a = clock.mark()
             dets = select_detections(out, i, settings, with_masks=rescore)
-            mask_iou = self._net.mask_iou(dets.masks, dets.classes) if rescore else None
+            mask_iou = self.runtime.mask_iou(dets.masks, dets.classes) if rescore else None
             b = clock.mark()
             results.append(to_instances(dets, out["proto"][i], img.shape[0], img.shape[1], settings,
                                         self.class_names, mask_iou))
@@ -375,46 +355,14 @@ class Segmenter:
         nan = float("nan")
         self.timings = {
             "preprocess": clock.ms(start, pre),
-            "backbone_fpn": clock.ms(pre, body) if body is not None else nan,
-            "heads": clock.ms(body, fwd) if body is not None else nan,
+            "backbone_fpn": clock.ms(pre, body[0]) if body else nan,
+            "heads": clock.ms(body[0], fwd) if body else nan,
             "forward": clock.ms(pre, fwd),
             "detect": sum(clock.ms(a, b) for a, b, _ in per_image),
             "masks": sum(clock.ms(b, c) for _, b, c in per_image),
             "total": clock.ms(start, clock.last),
         }
         return results
-
-    def _graph_forward(self, x: torch.Tensor) -> dict:
-        """The network body as a captured CUDA graph, one per input shape (fixed-size input:
-        one graph per batch size). Captured on first use (three warm-up runs on a side stream,
-        then the capture); the outputs live in the graph's static buffers, valid until the next
-        call (post-processing reads them before returning). A capture that fails switches the
-        Segmenter back to eager execution with one warning."""
-        key = (tuple(x.shape), self.precision)
-        entry = self._graphs.get(key)
-        if entry is None:
-            try:
-                static_in = x.clone(memory_format=torch.preserve_format)
-                side = torch.cuda.Stream(self.device)
-                side.wait_stream(torch.cuda.current_stream(self.device))
-                with torch.cuda.stream(side), self._precision():
-                    for _ in range(3):
-                        self._net(static_in)
-                torch.cuda.current_stream(self.device).wait_stream(side)
-                graph = torch.cuda.CUDAGraph()
-                with torch.cuda.graph(graph), self._precision():
-                    static_out = self._net(static_in)
-                entry = self._graphs[key] = (graph, static_in, static_out)
-            except Exception as exc:  # noqa: BLE001 - eager still works
-                log.warning("CUDA graph capture failed (%s: %s); running eagerly", type(exc).__name__, exc)
-                self.cuda_graph = False
-                self._graphs.clear()
-                with self._precision():
-                    return self._net(x)
-        graph, static_in, static_out = entry
-        static_in.copy_(x)
-        graph.replay()
-        return static_out
 
     def _to_device(self, host: torch.Tensor, slot: int) -> torch.Tensor:
         """A host uint8 image on the device. On CUDA it goes through a pinned buffer kept per
@@ -449,39 +397,9 @@ class Segmenter:
             x = x.permute(2, 0, 1).unsqueeze(0).float()
             tensors.append(resize_and_normalize(x, s, self.cfg.backbone))
         x = torch.cat(tensors, 0)
-        if getattr(self._net, "channels_last", False):
+        if self.runtime.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return x
-
-
-@contextlib.contextmanager
-def tf32(enabled: bool):
-    """TF32 for cuDNN convolutions and CUDA matmuls on or off inside the block, restored after
-    (the flags are process-wide).
-
-    Set through the ``allow_tf32`` flags. PyTorch >= 2.9 also has per-operator
-    ``fp32_precision`` settings and refuses to read ``allow_tf32`` once a program has set those
-    differently for cuDNN convolutions and RNNs (RuntimeError, "a mix of the legacy and new
-    APIs"); then the new settings are used instead."""
-    cudnn, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
-    try:
-        saved = (cudnn.allow_tf32, matmul.allow_tf32)
-    except RuntimeError:
-        saved = None
-    if saved is not None:
-        cudnn.allow_tf32 = matmul.allow_tf32 = enabled
-        try:
-            yield
-        finally:
-            cudnn.allow_tf32, matmul.allow_tf32 = saved
-        return
-    conv = cudnn.conv
-    saved = (conv.fp32_precision, matmul.fp32_precision)
-    conv.fp32_precision = matmul.fp32_precision = "tf32" if enabled else "ieee"
-    try:
-        yield
-    finally:
-        conv.fp32_precision, matmul.fp32_precision = saved
 
 
 class _StageClock:
@@ -514,6 +432,17 @@ class _StageClock:
         if self.cuda:
             return float(self.marks[a].elapsed_time(self.marks[b]))
         return (self.marks[b] - self.marks[a]) * 1000.0
+
+
+def _ir_precision(weights) -> str:
+    """The precision recorded in an OpenVINO model's yolact_ros metadata ('' if unreadable)."""
+    try:
+        from .backends.openvino_backend import import_openvino, read_metadata
+
+        ov = import_openvino()
+        return read_metadata(ov.Core().read_model(str(weights)), str(weights)).get("precision", "")
+    except Exception:  # noqa: BLE001 - the backend reports an unreadable file with its own error
+        return ""
 
 
 def _check_image(img) -> None:

@@ -57,6 +57,8 @@ class Key:
     LAST_VISUALIZATION = "last frame visualization (ms)"
     # the node's setup
     DEVICE = "device"
+    BACKEND = "backend"  # what runs the network and in which precision (read back from the runtime)
+    BACKEND_REASON = "backend choice"  # why: the auto rule's reason
     MODEL = "model"
     WEIGHTS = "weights"
     INPUT_TOPIC = "input topic"

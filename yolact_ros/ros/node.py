@@ -253,6 +253,7 @@ class YolactNode(LifecycleNode):
         self.get_logger().info(
             f"loaded {self._model_name} from {weights} on {seg.device} "
             f"({len(seg.class_names)} classes, input {seg.cfg.max_size}px)")
+        self.get_logger().info(f"network: {seg.describe()}")
 
         self._outputs = {p.name: self._param(p.name) for p in PARAMS if p.runtime}
         cameras = parse_cameras(self._param("cameras")) or [("", None)]
@@ -301,7 +302,8 @@ class YolactNode(LifecycleNode):
             cuda_graph=bool(self._param("cuda_graph")),
             backend=str(self._param("backend")),
             cross_class_nms=bool(self._param("cross_class_nms")),
-            num_threads=int(self._param("num_threads")) or None,
+            num_threads=int(self._param("threads")) or None,
+            cache_dir=str(self._param("cache_dir")).strip() or None,
         )
         if self._param("warmup"):
             seg.warmup()
@@ -528,6 +530,8 @@ class YolactNode(LifecycleNode):
             extra = {
                 Key.CAMERA: cam.name,
                 Key.DEVICE: device,
+                Key.BACKEND: seg.runtime.describe() if seg is not None else "",
+                Key.BACKEND_REASON: seg.choice.reason if seg is not None else "",
                 Key.MODEL: self._model_name,
                 Key.WEIGHTS: str(self._param("weights")),
                 Key.INPUT_TOPIC: cam.input_topic,

@@ -56,16 +56,23 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("device", defaults.DEVICE, "str",
               "Inference device: auto (CUDA if available, else CPU), cpu, cuda or cuda:N.",
               constraints="auto | cpu | cuda | cuda:N"),
-    ParamSpec("backend", defaults.BACKEND, "str",
-              "What runs the network: torch (a .pth checkpoint) or onnxruntime (a .onnx file written by "
-              "`yolact export`, given as weights; docs/onnx.md).", choices=defaults.BACKENDS),
-    ParamSpec("precision", defaults.PRECISION, "str",
-              "On CUDA: fp32 (TF32 off), tf32 or fp16 (autocast); the CPU runs fp32 (a warning says so).",
-              choices=defaults.PRECISIONS),
+    ParamSpec("backend", defaults.NODE_BACKEND, "str",
+              "What runs the network: auto (OpenVINO on the CPU when installed, torch on CUDA; docs/cpu.md), "
+              "torch, onnxruntime (weights: a .onnx from `yolact export`) or openvino (weights: a .pth converted "
+              "at configure and cached, a .onnx, or an OpenVINO .xml from `yolact quantize`).",
+              choices=defaults.BACKENDS),
+    ParamSpec("precision", defaults.NODE_PRECISION, "str",
+              "Network precision: auto (bf16 where the CPU has it natively, else fp32; int8 for a quantized "
+              "model), fp32, bf16, int8 (a `yolact quantize` model), tf32 / fp16 (CUDA). The one the backend "
+              "really compiled is logged and in diagnostics.", choices=defaults.PRECISIONS),
+    ParamSpec("cache_dir", "", "str",
+              "Where the OpenVINO backend keeps converted and compiled models; empty = $YOLACT_ROS_CACHE_DIR, "
+              "else ~/.cache/yolact_ros. Pre-build it with `yolact bench --weights W --variants auto:auto`."),
     ParamSpec("cuda_graph", False, "bool",
               "Replay the network body as a CUDA graph (fixed input size; CUDA only, eager fallback). Off "
               "until measured faster on a GPU (BENCHMARKS.md)."),
-    ParamSpec("num_threads", 0, "int", "CPU threads for PyTorch; 0 = PyTorch's default.", min=0, max=256),
+    ParamSpec("threads", 0, "int", "CPU threads of the backend (and PyTorch); 0 = the runtime's default (all cores).",
+              min=0, max=256),
     ParamSpec("warmup", True, "bool", "Run one dummy frame at configure so the first real frame is not slow."),
     # --- cameras (applied at configure) -------------------------------------------------------
     ParamSpec("cameras", [], "str_list",

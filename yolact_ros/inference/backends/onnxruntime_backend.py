@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..model.heads import gather_mask_iou
-from .onnx_format import INPUT_NAME, MASKIOU_INPUT, MASKIOU_OUTPUT, OUTPUT_NAMES, ExportInfo, OnnxBackendError, OnnxModelError
+from ...model.heads import gather_mask_iou
+from ..onnx_format import INPUT_NAME, MASKIOU_INPUT, MASKIOU_OUTPUT, OUTPUT_NAMES, ExportInfo, OnnxBackendError, OnnxModelError
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,9 @@ class OnnxRuntimeNet:
     ``intra_op_num_threads`` (None = onnxruntime's default).
     """
 
+    name = "onnxruntime"
     channels_last = False
+    model = None
 
     def __init__(self, path: "str | Path", device: torch.device, num_threads: int | None = None):
         ort = import_onnxruntime()
@@ -71,6 +73,15 @@ class OnnxRuntimeNet:
         self.cfg = self.info.config
         self.input_size = self.info.input_size
         self.maskiou_session = self._session(self.info.maskiou_onnx, "mask-IoU graph") if self.info.maskiou_onnx else None
+        #: the export's precision (fp32 or fp16 weights and compute)
+        self.precision = self.info.precision
+
+    def describe(self) -> str:
+        return f"onnxruntime {self.precision} ({self.providers[0] if isinstance(self.providers[0], str) else self.providers[0][0]})"
+
+    def forward(self, x: torch.Tensor, mark=None) -> dict[str, torch.Tensor]:
+        """As :meth:`__call__` (the backend interface; one session run: ``mark`` is not called)."""
+        return {k: v.float() for k, v in self(x).items()}
 
     def _session(self, model: "str | bytes", what: str):
         ort = import_onnxruntime()
