@@ -34,11 +34,12 @@ from torch.utils._python_dispatch import TorchDispatchMode
 import test_golden_parity as parity
 import yolact_ros
 from golden_compare import golden_files, load
+from reduced_precision import MIN_MATCHED, matched_fraction
 from yolact_ros.cli.bench import load_image
 from yolact_ros.inference.instances import Instances
 from yolact_ros.inference.postprocess import paste_mask_windows, paste_masks
 from yolact_ros.inference.segmenter import tf32
-from yolact_ros.model.boxes import box_iou, crop_masks
+from yolact_ros.model.boxes import crop_masks
 from yolact_ros.model.dcn import DCN
 from yolact_ros.model.golden_weights import reference_model
 from yolact_ros.segmenter import Segmenter
@@ -46,12 +47,6 @@ from yolact_ros.segmenter import Segmenter
 pytestmark = pytest.mark.cuda
 DEVICE = os.environ.get("YOLACT_TEST_DEVICE", "cuda")
 FILES = golden_files()
-#: reduced precision against fp32: the share of fp32 detections that must be matched, and how
-#: far matched masks may differ (module docstring: the rule and its measurements)
-MIN_MATCHED = 0.90
-MIN_MASK_IOU = 0.85
-#: matched masks may differ in this many pixels even where that is over 1 - MIN_MASK_IOU of their union
-MASK_SLACK_PX = 16
 
 
 @pytest.fixture(scope="module")
@@ -91,29 +86,6 @@ def test_golden_detections_fp32(case):
     parity.test_final_detections_and_masks(case)
 
 
-def _matched_fraction(ref: Instances, other: Instances) -> tuple[float, list[str]]:
-    problems = []
-    if len(ref) == 0:
-        return 1.0, problems
-    iou = box_iou(torch.from_numpy(ref.boxes), torch.from_numpy(other.boxes)).numpy() if len(other) else \
-        np.zeros((len(ref), 0))
-    used, matched = set(), 0
-    for i in range(len(ref)):
-        ok = [j for j in np.argsort(-iou[i]) if j not in used and iou[i, j] >= 0.9
-              and other.class_ids[j] == ref.class_ids[i] and abs(other.scores[j] - ref.scores[i]) <= 0.02]
-        if not ok:
-            continue
-        j = ok[0]
-        used.add(j)
-        a, b = ref.masks[i], other.masks[j]
-        union, differ = int(np.logical_or(a, b).sum()), int(np.logical_xor(a, b).sum())
-        if differ > max((1 - MIN_MASK_IOU) * union, MASK_SLACK_PX):  # IoU >= MIN_MASK_IOU, or a tiny mask
-            problems.append(f"detection {i}: masks differ in {differ} of {union} pixels "
-                            f"(IoU {1 - differ / union:.3f})")
-        matched += 1
-    return matched / len(ref), problems
-
-
 @pytest.mark.parametrize("precision", ["tf32", "fp16"])
 @pytest.mark.parametrize("path", FILES, ids=[p.stem for p in FILES])
 def test_reduced_precision_against_fp32(device, path, precision):
@@ -121,7 +93,7 @@ def test_reduced_precision_against_fp32(device, path, precision):
     bgr = load_image(meta["image"])
     ref = _segmenter(meta["config"], device)(bgr)
     low = _segmenter(meta["config"], device, precision)(bgr)
-    fraction, problems = _matched_fraction(ref, low)
+    fraction, problems = matched_fraction(ref, low)
     assert fraction >= MIN_MATCHED, f"{precision}: {fraction:.1%} of fp32 detections matched"
     assert not problems, problems[:5]
 

@@ -247,6 +247,9 @@ class OpenVinoBackend:
             out[name] = torch.from_numpy(np.array(data, dtype=np.float32))  # a copy: the request reuses its buffers
         return out
 
+    def __call__(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.forward(x)
+
     def _has_input_name(self) -> bool:
         return INPUT_NAME in self.compiled.inputs[0].get_names()
 
