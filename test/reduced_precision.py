@@ -19,15 +19,16 @@ MIN_MASK_IOU = 0.85
 #: matched masks may differ in this many pixels even where that is over 1 - MIN_MASK_IOU of their union
 MASK_SLACK_PX = 16
 MAX_SCORE_DIFF = 0.02
-#: bf16 keeps 8 significant bits (fp16 11): mask edges move further. Measured on the CPU (torch
-#: autocast, yolact_plus_resnet50 on the astronaut, reference weights): matched masks of IoU 0.847
-#: (1815 px), 0.79 (143 px) and 0.52 (94 px, 45 px differ); OpenVINO bf16 stayed inside the fp16 rule.
-BF16_MIN_MASK_IOU = 0.75
-BF16_MASK_SLACK_PX = 64
+#: bf16 keeps 8 significant bits (fp16 11): mask edges of the untrained reference weights, whose
+#: soft masks hover near the 0.5 threshold over large areas, move further. The bf16 rule: the
+#: same matching, and at most this share of the matched masks outside the mask rule above.
+#: Measured on the CPU (torch autocast, reference weights, astronaut): 1 of 100 (R50, IoU 0.70 at
+#: 296 px) and 3 of 100 (YOLACT++: IoU 0.85, 0.79, 0.52 at 1815, 143 and 94 px); OpenVINO bf16: 0.
+BF16_MAX_MASK_OUTLIERS = 0.05
 
 
-def matched_fraction(ref: Instances, other: Instances, max_score_diff: float = MAX_SCORE_DIFF,
-                     min_mask_iou: float = MIN_MASK_IOU, slack_px: int = MASK_SLACK_PX) -> tuple[float, list[str]]:
+def matched_fraction(ref: Instances, other: Instances, max_score_diff: float = MAX_SCORE_DIFF
+                     ) -> tuple[float, list[str]]:
     """(share of ``ref``'s detections matched in ``other``, problems with the matched masks)."""
     problems = []
     if len(ref) == 0:
@@ -44,7 +45,7 @@ def matched_fraction(ref: Instances, other: Instances, max_score_diff: float = M
         used.add(j)
         a, b = ref.masks[i], other.masks[j]
         union, differ = int(np.logical_or(a, b).sum()), int(np.logical_xor(a, b).sum())
-        if differ > max((1 - min_mask_iou) * union, slack_px):  # IoU >= min_mask_iou, or a tiny mask
+        if differ > max((1 - MIN_MASK_IOU) * union, MASK_SLACK_PX):  # IoU >= MIN_MASK_IOU, or a tiny mask
             problems.append(f"detection {i}: masks differ in {differ} of {union} pixels "
                             f"(IoU {1 - differ / union:.3f})")
         matched += 1

@@ -18,7 +18,7 @@ import pytest
 ov = pytest.importorskip("openvino")
 
 from golden_compare import golden_files, load  # noqa: E402
-from reduced_precision import BF16_MASK_SLACK_PX, BF16_MIN_MASK_IOU, MIN_MATCHED, matched_fraction  # noqa: E402
+from reduced_precision import BF16_MAX_MASK_OUTLIERS, MIN_MATCHED, matched_fraction  # noqa: E402
 from yolact_ros.cli import main as cli_main  # noqa: E402
 from yolact_ros.cli.bench import load_image  # noqa: E402
 from yolact_ros.inference.backends.choice import choose  # noqa: E402
@@ -122,9 +122,9 @@ def test_bf16_against_fp32(path, backend, fp32_results):
     if seg.precision != "bf16":
         pytest.skip(f"{backend} compiled {seg.precision} for bf16 on this CPU ({detect_cpu().summary()})")
     low = seg(load_image(meta["image"]))
-    fraction, problems = matched_fraction(ref, low, min_mask_iou=BF16_MIN_MASK_IOU, slack_px=BF16_MASK_SLACK_PX)
+    fraction, problems = matched_fraction(ref, low)
     assert fraction >= MIN_MATCHED, f"{backend} bf16: {fraction:.1%} of fp32 detections matched"
-    assert not problems, problems[:5]
+    assert len(problems) <= BF16_MAX_MASK_OUTLIERS * fraction * len(ref), problems[:8]
     assert low.masks.dtype == bool and low.boxes.dtype == np.float32  # post-processing stayed float32
 
 
