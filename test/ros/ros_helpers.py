@@ -40,6 +40,32 @@ def image_msg(rgb: np.ndarray, encoding: str = "rgb8", frame_id: str = "camera_o
     return image_message(conv[encoding](rgb), encoding, frame_id, pad=pad)
 
 
+def instances_from_messages(dets, masks, height: int, width: int, class_names):
+    """(boxes, scores, class_ids, full-frame masks) of the node's messages, for :class:`Instances`."""
+    from yolact_ros.ros.messages import full_frame_mask
+
+    boxes, scores, ids, full = [], [], [], []
+    for det, item in zip(dets.detections, masks.instances):
+        cx, cy, w, h = det.bbox.center.position.x, det.bbox.center.position.y, det.bbox.size_x, det.bbox.size_y
+        boxes.append([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2])
+        scores.append(det.results[0].hypothesis.score)
+        ids.append(list(class_names).index(det.results[0].hypothesis.class_id))
+        full.append(full_frame_mask(item, height, width))
+    return (np.array(boxes, np.float32).reshape(-1, 4), np.array(scores, np.float32), np.array(ids, np.int64),
+            np.array(full, bool).reshape(-1, height, width))
+
+
+def masks_in_boxes(masks: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """Full-frame masks cut to each box's ROI, as the node publishes them."""
+    from yolact_ros.ros.messages import box_to_roi
+
+    out = np.zeros_like(masks)
+    for i, box in enumerate(boxes):
+        x, y, w, h = box_to_roi(box, masks.shape[1], masks.shape[2])
+        out[i, y:y + h, x:x + w] = masks[i, y:y + h, x:x + w]
+    return out
+
+
 def assert_matches(dets, masks, inst, height: int, width: int, class_names) -> None:
     """The node's messages agree with Instances computed directly."""
     assert len(dets.detections) == len(inst), (len(dets.detections), len(inst))

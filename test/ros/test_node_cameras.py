@@ -234,6 +234,44 @@ def test_onnxruntime_backend_in_the_node(ros_runtime, ros_log_dir, small_weights
         assert proc.stop() == 0, proc.output
 
 
+def test_the_default_auto_backend_in_the_node(ros_runtime, ros_log_dir, small_weights, reference_segmenter, tmp_path):
+    """The node's defaults (backend auto, precision auto): the choice and its reason in one start-up
+    log line and in diagnostics; with OpenVINO installed the network runs there, converted from
+    the .pth into cache_dir, and its detections pass the reduced-precision rule against fp32."""
+    pytest.importorskip("openvino")
+    from reduced_precision import BF16_MAX_MASK_OUTLIERS, MIN_MATCHED, matched_fraction
+
+    from yolact_ros.inference.capabilities import detect_cpu
+    from yolact_ros.inference.instances import Instances
+
+    camera = "/cams_auto/image_raw"
+    cache = tmp_path / "cache"
+    proc = NodeProcess("auto", NS, {"weights": small_weights, "threads": 1, "cache_dir": str(cache),
+                                    "score_threshold": 0.0, "top_k": 100, **_reliable(camera)},
+                       remaps={"image": camera})
+    client = Client(NS, camera, reliable=True)
+    try:
+        assert client.wait_for_node_input(120), proc.tail()
+        lines = [ln for ln in proc.output.splitlines() if "network: backend openvino" in ln]
+        assert len(lines) == 1, proc.output
+        expected = "bf16" if detect_cpu().native_bf16 else "fp32"
+        assert f"openvino {expected}" in lines[0] and "chosen: the CPU, OpenVINO installed" in lines[0], lines[0]
+        assert any(p.name != "compiled" for p in cache.iterdir())  # converted into the node's cache_dir
+        photo = rh.photo_rgb("astronaut")[::2, ::2]
+        dets, masks = client.send(rh.image_msg(photo, "rgb8"))
+        ref = reference_segmenter.with_settings(score_threshold=0.0, top_k=100)(np.ascontiguousarray(photo[:, :, ::-1]))
+        h, w = photo.shape[:2]
+        got = rh.instances_from_messages(dets, masks, h, w, reference_segmenter.class_names)
+        ref = Instances(ref.boxes, ref.scores, ref.class_ids, rh.masks_in_boxes(ref.masks, ref.boxes))  # as published
+        fraction, problems = matched_fraction(ref, Instances(*got))
+        assert fraction >= MIN_MATCHED and len(problems) <= BF16_MAX_MASK_OUTLIERS * len(ref), (fraction, problems)
+        diag = client.latest_diagnostics("auto", lambda v: v.get(Key.BACKEND, "").startswith("openvino"), 30)
+        assert "chosen" not in diag[Key.BACKEND] and "OpenVINO installed" in diag[Key.BACKEND_REASON], diag
+    finally:
+        client.close()
+        assert proc.stop() == 0, proc.output
+
+
 def test_depth_per_camera(ros_runtime, ros_log_dir, small_weights):
     """With cameras, each camera's depth and camera_info are <camera>/depth, <camera>/camera_info
     and its 3D output <camera>/detections_3d (relative to the node's namespace)."""
