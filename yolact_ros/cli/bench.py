@@ -48,6 +48,8 @@ def reference_segmenter(cfg: str, backend: str = "torch", workdir: "str | Path |
     """A CPU Segmenter with the reference weights of ``cfg`` (or ``weights``); for onnxruntime
     they are exported (fp32, default options) to ``workdir`` first."""
     common = dict(device="cpu", num_threads=threads, precision=precision, cache_dir=cache_dir, **settings)
+    if weights is None and precision == "int8":
+        weights = quantized_reference(cfg, Path(workdir))
     if weights is not None:
         return Segmenter(weights=weights, backend=backend, optimize=optimize, **common)
     if backend == "onnxruntime":
@@ -57,6 +59,27 @@ def reference_segmenter(cfg: str, backend: str = "torch", workdir: "str | Path |
         export_onnx(reference_model(cfg), path)
         return Segmenter(backend=backend, weights=path, **common)
     return Segmenter(model=reference_model(cfg), backend=backend, optimize=optimize, **common)
+
+
+#: scikit-image photos the int8 variants of the reference weights are calibrated on (the
+#: benchmark's own image, astronaut, is not among them)
+CALIBRATION_PHOTOS = ("coffee", "chelsea", "rocket", "cat", "hubble_deep_field", "immunohistochemistry", "retina")
+
+
+def quantized_reference(cfg: str, workdir: Path) -> Path:
+    """The reference weights of ``cfg`` quantized to int8 (``yolact quantize``'s engine) in ``workdir``."""
+    import cv2
+
+    from ..inference.quantize import quantize
+
+    out = workdir / f"{cfg}_int8.xml"
+    if not out.is_file():
+        calib = workdir / "calibration"
+        calib.mkdir(exist_ok=True)
+        for name in CALIBRATION_PHOTOS:
+            cv2.imwrite(str(calib / f"{name}.png"), load_image(name))
+        quantize(reference_model(cfg), calib, out, len(CALIBRATION_PHOTOS))
+    return out
 
 
 def parse_variant(text: str) -> tuple[str, str]:
