@@ -169,7 +169,8 @@ def stream(client, rgb: np.ndarray, rate: float, duration: float) -> dict:
     }
 
 
-def node_vs_bare(client, rgb: np.ndarray, weights: Path, frames: int, rounds: int, threads: int) -> dict:
+def node_vs_bare(client, rgb: np.ndarray, weights: Path, frames: int, rounds: int, threads: int,
+                 backend: str = "auto", precision: str = "auto") -> dict:
     """Medians of the node's per-frame Segmenter time and the bare Segmenter's, alternated."""
     import torch
 
@@ -177,7 +178,8 @@ def node_vs_bare(client, rgb: np.ndarray, weights: Path, frames: int, rounds: in
 
     # the node's threads: num_threads, or PyTorch's default in a fresh process (make_weights set 1 here)
     torch.set_num_threads(threads or os.cpu_count() or 1)
-    bare = Segmenter(weights=str(weights), device="cpu", score_threshold=0.0, top_k=15)
+    bare = Segmenter(weights=str(weights), device="cpu", score_threshold=0.0, top_k=15, backend=backend,
+                     precision=precision, num_threads=threads or None)
     bgr = rgb[:, :, ::-1]  # what the node gets from an rgb8 message: a BGR view
     for _ in range(2):
         bare(bgr)
@@ -203,7 +205,9 @@ def main(argv=None) -> int:
     ap.add_argument("--frames", type=int, default=8, help="frames per latency block")
     ap.add_argument("--rate", type=float, default=30.0)
     ap.add_argument("--duration", type=float, default=60.0)
-    ap.add_argument("--num-threads", type=int, default=0, help="node's torch threads (0 = default)")
+    ap.add_argument("--num-threads", type=int, default=0, help="the node's `threads` parameter (0 = default)")
+    ap.add_argument("--backend", default="auto", help="the node's `backend` parameter (default auto, the node's)")
+    ap.add_argument("--precision", default="auto", help="the node's `precision` parameter (default auto)")
     args = ap.parse_args(argv)
 
     problem = ros_problem()
@@ -215,7 +219,8 @@ def main(argv=None) -> int:
     os.environ.setdefault("ROS_LOG_DIR", str(tmp / "ros_log"))
     weights = Path(args.weights) if args.weights else make_weights(tmp, args.max_size)
     params = {"weights": weights, "device": "cpu", "score_threshold": 0.0, "top_k": 15,
-              "threads": args.num_threads, "diagnostics_period": 0.5}
+              "threads": args.num_threads, "diagnostics_period": 0.5, "backend": args.backend,
+              "precision": args.precision}
     proc = NodeProcess(NODE, NS, params, remaps={"image": CAMERA})
     client = None
     try:
@@ -224,6 +229,8 @@ def main(argv=None) -> int:
             return 1
         client = Client(NS, CAMERA)
         assert client.wait_for_node_input(60)
+        network = next((ln.split("network: ", 1)[1] for ln in proc.output.splitlines() if "network: " in ln), "?")
+        print(f"# network: {network}")
         print(f"# yolact_node benchmark: {weights.name}, CPU, torch threads "
               f"{args.num_threads or 'default'}, {os.cpu_count()} cores, ROS_DOMAIN_ID={os.environ.get('ROS_DOMAIN_ID')}")
         print("| input | instances | e2e latency p50 (ms) | Segmenter p50 (ms) | e2e - Segmenter (ms) "
@@ -244,7 +251,8 @@ def main(argv=None) -> int:
         client.unsubscribe_visualization()
         client.spin_until(lambda: False, 2.0)
 
-        nb = node_vs_bare(client, frame(640, 480), weights, args.frames, 3, args.num_threads)
+        nb = node_vs_bare(client, frame(640, 480), weights, args.frames, 3, args.num_threads, args.backend,
+                          args.precision)
         print(f"\n# Segmenter in the node vs bare, 640x480, back to back, 3 alternated rounds of {args.frames}: "
               f"node {nb['node']:.1f} ms, bare {nb['bare']:.1f} ms p50, node/bare {nb['node'] / nb['bare']:.3f}",
               flush=True)

@@ -47,7 +47,6 @@ from torch import nn
 from torch.nn.modules.utils import _pair
 from torchvision.ops import deform_conv2d
 
-CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_int8", "amx_tile")
 MIN_MATCH = 0.95  # fp32 sanity rule
 
 
@@ -174,14 +173,13 @@ def ours_call(seg, bgr: np.ndarray, full_masks: bool = False) -> dict:
 
 
 def parse_variants(specs) -> list[tuple[str, str]]:
-    """``["torch:fp32", "openvino"]`` -> ``[("torch", "fp32"), ("openvino", "fp32")]``."""
-    out = []
-    for spec in specs:
-        backend, _, precision = spec.partition(":")
-        if not backend:
-            raise ValueError(f"bad variant {spec!r}: use BACKEND[:PRECISION], e.g. torch:fp32")
-        out.append((backend, precision or "fp32"))
-    return out
+    """``["torch:fp32", "openvino"]`` -> ``[("torch", "fp32"), ("openvino", "fp32")]`` (``yolact bench``'s syntax)."""
+    from yolact_ros.cli.bench import parse_variant
+
+    try:
+        return [parse_variant(spec) for spec in specs]
+    except Exception as exc:  # argparse.ArgumentTypeError
+        raise ValueError(str(exc)) from None
 
 
 # -- checks and reporting -----------------------------------------------------------------------
@@ -218,19 +216,6 @@ def compare_detections(ref: dict, mine: dict, iou_min: float = 0.9, score_tol: f
                 mask_px_diff=px, n_original=n_ref, n_ours=n_mine)
 
 
-def cpu_info(path: str = "/proc/cpuinfo") -> tuple[str, list[str]]:
-    """(model name, the flags of CPU_FLAGS the CPU has)."""
-    model, flags = "unknown CPU", set()
-    with contextlib.suppress(OSError):
-        for line in Path(path).read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name" and model == "unknown CPU":
-                model = value.strip()
-            elif key.strip() == "flags" and not flags:
-                flags = set(value.split())
-    return model, [f for f in CPU_FLAGS if f in flags]
-
-
 def load_bgr(name: str, size: str | None) -> np.ndarray:
     from yolact_ros.cli.bench import load_image
 
@@ -244,18 +229,17 @@ def load_bgr(name: str, size: str | None) -> np.ndarray:
 
 
 def make_segmenter(weights: Path, backend: str, precision: str, threads: int, workdir: Path, config: str):
-    """``Segmenter`` for a variant: the ``.pth`` file; a backend that runs ONNX files
-    (onnxruntime, or any that refuses the .pth as a checkpoint) gets a ``yolact export`` of it."""
+    """``Segmenter`` for a variant: the ``.pth`` file; onnxruntime gets a ``yolact export`` of
+    it, int8 the same weights quantized by ``yolact quantize``'s engine (on scikit-image photos
+    other than the benchmark's own, ``yolact_ros.cli.bench.quantized_reference``)."""
+    from yolact_ros.cli.bench import quantized_reference
     from yolact_ros.inference.segmenter import Segmenter
-    from yolact_ros.model.checkpoint import CheckpointError
 
     kw = dict(device="cpu", backend=backend, precision=precision, num_threads=threads, score_threshold=0.15, top_k=15)
+    if precision == "int8":
+        return Segmenter(weights=quantized_reference(config, workdir), **kw)
     if backend != "onnxruntime":
-        try:
-            return Segmenter(weights=weights, **kw)
-        except CheckpointError:
-            if backend == "torch":
-                raise
+        return Segmenter(weights=weights, **kw)
     onnx = workdir / f"{config}.onnx"
     if not onnx.exists():
         from yolact_ros.inference.onnx_export import export_onnx
@@ -333,10 +317,11 @@ def main(argv=None) -> int:
     parse_variants(a.variants)
     torch.set_num_threads(a.threads)
     bgr = load_bgr(a.image, a.size)
-    model, flags = cpu_info()
     import torchvision
 
-    print(f"# bench_original: {model} [{' '.join(flags) or 'none of ' + ' '.join(CPU_FLAGS)}], torch {torch.__version__}, "
+    from yolact_ros.inference.capabilities import detect_cpu
+
+    print(f"# bench_original: {detect_cpu().summary()}, torch {torch.__version__}, "
           f"torchvision {torchvision.__version__}, {a.threads} threads")
     print(f"# image {a.image} {bgr.shape[1]}x{bgr.shape[0]}, median of {a.rounds} alternated rounds, "
           f"masks {'full-frame numpy' if a.full_masks else 'native form'}")

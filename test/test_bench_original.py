@@ -82,11 +82,3 @@ def test_parse_variants(bench):
         ("torch", "fp32"), ("openvino", "bf16"), ("onnxruntime", "fp32")]
     with pytest.raises(ValueError):
         bench.parse_variants([":bf16"])
-
-
-def test_cpu_info(bench, tmp_path):
-    f = tmp_path / "cpuinfo"
-    f.write_text("processor\t: 0\nmodel name\t: Some CPU 9000\nflags\t\t: fpu sse avx2 avx512f amx_tile\n\n"
-                 "processor\t: 1\nmodel name\t: Some CPU 9000\nflags\t\t: fpu\n")
-    assert bench.cpu_info(str(f)) == ("Some CPU 9000", ["avx2", "avx512f", "amx_tile"])
-    assert bench.cpu_info(str(tmp_path / "missing")) == ("unknown CPU", [])
