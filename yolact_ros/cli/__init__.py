@@ -8,7 +8,11 @@ import importlib
 import logging
 import sys
 
+from .. import signals
 from ..inference.cpu_memory import keep_freed_memory
+
+#: exit codes after SIGINT / SIGTERM (the shell's 128 + signal number)
+SIGNAL_EXIT_CODES = {2: 130, 15: 143}
 
 #: name -> (module, help); each module has ``main(argv) -> int``
 SUBCOMMANDS = {
@@ -33,9 +37,19 @@ def main(argv=None) -> int:
     if name not in SUBCOMMANDS:
         print(f"yolact: unknown command {name!r}; choose from {', '.join(SUBCOMMANDS)}", file=sys.stderr)
         return 2
+    # SIGINT / SIGTERM: exit 130 / 143 with one line, never an abort (yolact_ros.signals); the
+    # trainer's loop asks for an orderly stop instead, to save its interrupt checkpoint
+    signals.install(lambda signum: SIGNAL_EXIT_CODES.get(signum, 1),
+                    lambda signum: f"yolact {name}: interrupted by {_signal_name(signum)}")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     keep_freed_memory()  # before torch starts its threads
     return int(importlib.import_module(SUBCOMMANDS[name][0]).main(rest) or 0)
+
+
+def _signal_name(signum: int) -> str:
+    import signal
+
+    return signal.Signals(signum).name
 
 
 if __name__ == "__main__":

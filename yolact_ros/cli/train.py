@@ -134,9 +134,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         return run(args)
-    except KeyboardInterrupt:
-        print("[train] interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt:  # the trainer saved its interrupt checkpoint and logged its name
+        from .. import signals
+
+        signum = signals.received() or 2
+        print(f"yolact train: interrupted by {'SIGTERM' if signum == 15 else 'SIGINT'}", file=sys.stderr)
+        return signals.exit_code_for(signum) if signals.received() else 130
     except (ValueError, FileNotFoundError, OSError) as exc:
         print(f"yolact train: error: {exc}", file=sys.stderr)
         return 2

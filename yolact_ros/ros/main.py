@@ -10,23 +10,21 @@ import os
 import sys
 import time
 
-from .process import ShutdownRequested, exit_with_parent, finish, install_signal_handlers, shutdown_requested
+from .process import exit_with_parent, finish, install_signal_handlers, mark_started, shutdown_requested
 
 __all__ = ["main", "run_node"]
 
 
 def run_node() -> None:
     """The ``yolact_node`` executable: handlers first, then :func:`main`; ends the process."""
+    install_signal_handlers()  # from here a signal ends the process with 0, wherever the main thread is
+    exit_with_parent()
     try:
-        install_signal_handlers()  # a signal blocked since exec is delivered here: inside the try
-        exit_with_parent()
         code = main()
-    except ShutdownRequested:
-        code = 0
     except BaseException:
         if not shutdown_requested():
             raise  # a real error: its traceback, exit 1
-        code = 0  # the signal's exception as an import or a C extension wrapped it: still a shutdown
+        code = 0  # a shutdown already under way
     finish(code)
 
 
@@ -65,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     # spinning. Measured here (2 shared cores): spinning threads made the Segmenter 2-5x slower
     # and the publishing after each frame 3-4x slower. Set OMP_WAIT_POLICY=ACTIVE to opt out.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    install_signal_handlers()  # ours, not rclpy's: they also interrupt a model load
+    install_signal_handlers()  # ours, not rclpy's (idempotent: run_node installed them already)
     try:
         rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     except Exception as exc:  # noqa: BLE001 - e.g. malformed --ros-args: one line, no traceback
@@ -89,15 +87,16 @@ def main(argv: list[str] | None = None) -> int:
                         f"autostart: {name} failed (reason above), exiting with code 1; with autostart:=false "
                         "the node stays up and waits for lifecycle transitions")
                     return 1
-        # Short waits: signal handlers run between them, and a shutdown transition is noticed.
-        while rclpy.ok() and not node.finalized.is_set():
+        # Short waits: a signal (shutdown_requested) and a shutdown transition are noticed between them.
+        mark_started()
+        while rclpy.ok() and not node.finalized.is_set() and not shutdown_requested():
             executor.spin_once(timeout_sec=0.1)
         if node.finalized.is_set():
             node.get_logger().info("shutdown transition: exiting")
             end = time.monotonic() + 0.3  # let the ChangeState reply reach the caller
             while rclpy.ok() and time.monotonic() < end:
                 executor.spin_once(timeout_sec=0.05)
-    except (ShutdownRequested, KeyboardInterrupt, ExternalShutdownException):
+    except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except Exception as exc:  # noqa: BLE001
         if shutdown_requested() or not rclpy.ok():  # a signal arrived mid-transition

@@ -42,7 +42,7 @@ from .mailbox import Frame, LatestFrames
 from .node_params import change_refusal, declare_all, read
 from .outputs import publish_frame
 from .params import PARAMS, RUNTIME_PARAMS, check, parse_cameras
-from .process import ShutdownRequested, shutdown_requested
+from .process import shutdown_requested
 from .qos import input_qos, latched_qos, output_qos
 from .throttle import Throttle
 
@@ -70,12 +70,10 @@ def _transition(name: str):
         def run(self, state):
             try:
                 return callback(self, state)
-            except (Exception, ShutdownRequested) as exc:  # noqa: BLE001 - reported, the node keeps serving
-                if isinstance(exc, ShutdownRequested) or shutdown_requested():
-                    # a signal during the transition (its ShutdownRequested, or that exception as
-                    # Python wrapped it, e.g. raised in an import's class body: "Error calling
-                    # __set_name__"): never raised into rclpy's C++ caller, nothing undone (the
-                    # process ends now); the caller sees the failure and shutdown_requested()
+            except Exception as exc:  # noqa: BLE001 - reported, the node keeps serving
+                if shutdown_requested():
+                    # a signal arrived: the process is ending (yolact_ros.signals); nothing undone,
+                    # no error line; never raised into rclpy's C++ caller
                     return TransitionCallbackReturn.FAILURE
                 self.get_logger().error(f"{name} failed: {type(exc).__name__}: {_one_line(exc)}")
                 try:

@@ -3,18 +3,18 @@
 What supervisors (``ros2 launch``, systemd, a lifecycle manager's host) rely on:
 
 * SIGINT/SIGTERM at any moment end the process within :data:`EXIT_GRACE_S` seconds with exit
-  code 0 and no traceback: while importing rclpy and torch, while the model loads, while
-  spinning. The first signal raises :class:`ShutdownRequested` in the main thread (Python runs
-  signal handlers there between bytecodes, so a long model load is interrupted too) and arms
-  a watchdog that ends the process if the orderly shutdown takes longer; a second signal
-  exits at once.
+  code 0, no traceback and no abort (:mod:`yolact_ros.signals`): during start-up (imports,
+  rclpy, the model load or a cold OpenVINO conversion, the autostart transitions) the process
+  ends at once, from a watcher thread, wherever the main thread is, even inside a C++ call;
+  once the node spins (:func:`mark_started`) the main loop shuts down in order and the watcher
+  ends the process if that takes longer than :data:`EXIT_GRACE_S`; a second signal exits at once.
 * With ``YOLACT_ROS_EXIT_WITH_PARENT`` unset or 1 (default), Linux delivers SIGTERM to the node
   when its parent process dies (``prctl(PR_SET_PDEATHSIG)``), so a killed ``ros2 launch``
   leaves no orphan (ros2/launch#666). Set it to 0 for a node that must outlive its parent
   (``nohup``, a shell that exits).
-* :func:`yolact_ros.ros.main.run_node` ends with ``os._exit`` after flushing the streams: the inference worker is a
-  daemon thread that may be inside torch, which interpreter finalisation does not always
-  survive.
+* :func:`yolact_ros.ros.main.run_node` ends with ``os._exit`` after flushing the streams: the
+  inference worker is a daemon thread that may be inside torch, which interpreter
+  finalisation does not always survive.
 
 Standard library only: the generated ``yolact_node`` script runs
 :func:`yolact_ros.ros.main.run_node`, which installs these handlers before rclpy and torch
@@ -26,51 +26,31 @@ import ctypes
 import os
 import signal
 import sys
-import threading
-import time
 
-__all__ = ["EXIT_GRACE_S", "ShutdownRequested", "install_signal_handlers", "shutdown_requested",
-           "exit_with_parent", "finish"]
+from .. import signals
+from ..signals import finish
+
+__all__ = ["EXIT_GRACE_S", "install_signal_handlers", "mark_started", "shutdown_requested", "exit_with_parent",
+           "finish"]
 
 #: After the first SIGINT/SIGTERM the process is gone within this many seconds.
 EXIT_GRACE_S = 0.9
 _PR_SET_PDEATHSIG = 1
 
 
-class ShutdownRequested(BaseException):
-    """Raised in the main thread by the first SIGINT/SIGTERM (a BaseException, like
-    KeyboardInterrupt, so ``except Exception`` blocks on the way do not swallow it)."""
-
-
-_requested = threading.Event()
-
-
-def _on_signal(signum, frame) -> None:  # noqa: ARG001 - signal handler signature
-    if _requested.is_set():
-        finish(0)  # second signal: now
-    _requested.set()
-    watchdog = threading.Thread(target=_exit_after, args=(EXIT_GRACE_S,), name="exit_watchdog", daemon=True)
-    watchdog.start()
-    raise ShutdownRequested(signal.Signals(signum).name)
-
-
-def _exit_after(seconds: float) -> None:
-    time.sleep(seconds)
-    finish(0)
-
-
 def install_signal_handlers() -> None:
-    """SIGINT and SIGTERM -> :class:`ShutdownRequested` (first), immediate exit 0 (second)."""
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, _on_signal)
-    # The generated script's shebang may have blocked them across the exec (GNU env
-    # --block-signal): one that arrived meanwhile is delivered now, to the handler above.
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+    """SIGINT and SIGTERM -> exit 0 (see the module docstring); idempotent."""
+    signals.install(lambda signum: 0)
+
+
+def mark_started() -> None:
+    """The node spins: from now on a signal asks for an orderly shutdown (within :data:`EXIT_GRACE_S`)."""
+    signals.mark_started(EXIT_GRACE_S)
 
 
 def shutdown_requested() -> bool:
     """True once SIGINT/SIGTERM arrived."""
-    return _requested.is_set()
+    return signals.requested()
 
 
 def exit_with_parent() -> bool:
@@ -90,13 +70,3 @@ def exit_with_parent() -> bool:
     if os.getppid() != parent:  # re-parented before prctl took effect
         finish(0)
     return True
-
-
-def finish(code: int) -> None:
-    """Flush stdout/stderr and end the process with ``code`` (no interpreter finalisation)."""
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError, AttributeError):
-            pass
-    os._exit(int(code))

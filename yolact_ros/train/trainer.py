@@ -22,6 +22,7 @@ from typing import Callable
 import torch
 from torch import nn
 
+from .. import signals
 from ..data.augment import collate
 from ..evaluation.coco_eval import evaluate
 from ..inference.segmenter import Segmenter, resolve_device
@@ -29,6 +30,9 @@ from ..model.checkpoint import load_into, save_checkpoint
 from ..model.config import YolactConfig
 from ..model.yolact import Yolact
 from .loss import LOSS_NAMES, YolactLoss
+
+#: after SIGINT / SIGTERM under ``yolact train``: time allowed to finish the step and save the interrupt checkpoint
+INTERRUPT_GRACE_S = 60.0
 
 log = logging.getLogger(__name__)
 
@@ -267,7 +271,10 @@ class Trainer:
         state = {"optimizer": self.optimizer.state_dict(), "iteration": iteration, "epoch": epoch}
         if self.use_amp:
             state["scaler"] = self.scaler.state_dict()
-        torch.save(state, path.with_name(path.stem + STATE_SUFFIX))
+        state_path = path.with_name(path.stem + STATE_SUFFIX)
+        tmp = state_path.with_name(state_path.name + ".tmp")  # atomic, as save_checkpoint: a stop mid-write leaves no broken file
+        torch.save(state, tmp)
+        tmp.replace(state_path)
         return path
 
     def _prune(self, keep: list[Path]) -> None:
@@ -348,8 +355,13 @@ class Trainer:
         t0 = time.perf_counter()
         stream = _infinite(loader)
         iters_per_epoch = max(1, len(loader))
+        # SIGINT / SIGTERM from here on: finish the step, save the interrupt checkpoint, then stop
+        # (yolact_ros.signals ends the process if that takes longer than the grace period)
+        signals.mark_started(INTERRUPT_GRACE_S)
         try:
             while iteration < max_iter:
+                if signals.requested():
+                    raise KeyboardInterrupt
                 _, (images, targets) = next(stream)
                 lr = self.schedule.lr_at(iteration)
                 losses = self.step(images, targets, lr)
