@@ -332,7 +332,7 @@ def main(argv=None) -> int:
         for config in a.configs:
             rows += bench_config(a, mods, config, bgr, Path(tmp))
     if a.json:
-        Path(a.json).write_text(json.dumps(dict(cpu=model, cpu_flags=flags, torch=torch.__version__, image=a.image,
+        Path(a.json).write_text(json.dumps(dict(cpu=detect_cpu().summary(), torch=torch.__version__, image=a.image,
                                                 size=f"{bgr.shape[1]}x{bgr.shape[0]}", threads=a.threads,
                                                 rounds=a.rounds, full_masks=a.full_masks, rows=rows), indent=1))
     failed = [r for r in rows if not r["sanity_ok"]]
