@@ -230,3 +230,16 @@ def test_default_cache_dir_follows_the_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert default_cache_dir() == tmp_path / "xdg" / "yolact_ros"
     assert os.environ.get("YOLACT_ROS_CACHE_DIR") is None
+
+
+def test_a_batch_of_cameras_runs_on_openvino_as_single_images():
+    """The node batches several cameras into one forward: the dynamic batch axis of the converted
+    model gives each image the result of a single call."""
+    seg = Segmenter(weights=DEMO, device="cpu", backend="openvino", precision="fp32", num_threads=2)
+    images = [load_image(n) for n in ("astronaut", "coffee", "chelsea")]
+    images[1] = images[1][:200, :300]  # sizes differ, as cameras do
+    batch = seg(images)
+    for img, got in zip(images, batch):
+        one = seg(img)
+        np.testing.assert_allclose(got.boxes, one.boxes, atol=1e-3)
+        np.testing.assert_array_equal(got.class_ids, one.class_ids)
