@@ -105,6 +105,16 @@ def test_yolact_commands_exit_130_or_143_with_one_line(tmp_path, sig, code):
         assert lines == [f"yolact {argv[0]}: interrupted by {signal.Signals(sig).name}"], err[-2000:]
 
 
+def _children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            pass
+    return found
+
+
 def test_training_saves_its_interrupt_checkpoint_on_sigterm(tmp_path):
     from yolact_ros.data.synth import make_synthetic_dataset
 
@@ -121,8 +131,14 @@ def test_training_saves_its_interrupt_checkpoint_on_sigterm(tmp_path):
     while time.monotonic() < end and proc.poll() is None and not (metrics.is_file() and metrics.stat().st_size):
         time.sleep(0.5)
     assert proc.poll() is None, proc.communicate()[1][-3000:]
+    workers = _children(proc.pid)
+    assert workers, "no DataLoader worker seen (--num-workers 1)"
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
+    end = time.monotonic() + 30
+    while time.monotonic() < end and any(Path(f"/proc/{w}").exists() for w in workers):
+        time.sleep(0.2)
+    assert not [w for w in workers if Path(f"/proc/{w}").exists()], "DataLoader workers outlived their parent"
     assert proc.returncode == 143, err[-3000:]
     assert "Traceback" not in err and "interrupted by SIGTERM" in err, err[-3000:]
     saved = list((tmp_path / "run").glob("*_interrupt.pth"))
