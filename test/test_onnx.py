@@ -225,7 +225,7 @@ def test_wrong_input_size_and_config_mismatch(exported):
         seg.inference_model(torch.zeros(1, 3, 300, 300))
     with pytest.raises(ValueError, match="does not match the export's config 'yolact_resnet50'"):
         Segmenter(backend="onnxruntime", weights=path, config="yolact_base", device="cpu")
-    with pytest.raises(CheckpointError, match="run it with backend 'auto' or 'openvino' \(or 'onnxruntime'\)"):
+    with pytest.raises(CheckpointError, match=r"run it with backend 'auto' or 'openvino' \(or 'onnxruntime'\)"):
         Segmenter(weights=path, device="cpu")  # the torch backend given an export
     with pytest.raises(ValueError, match="pass weights=, not model="):
         Segmenter(backend="onnxruntime", model=reference_model("yolact_resnet50"))

@@ -23,7 +23,7 @@ backbone:
   kind: mobilenetv2
   pred_scales: [[16], [32], [64], [96], [128]]
 train:
-  lr: 0.01
+  lr: 0.003  # peak 0.0015 at batch 4; 0.01 killed the prototypes (ReLU) on an AVX-512 EPYC: mask loss stuck
   lr_warmup_init: 0.001
   lr_warmup_until: 20
   max_iter: 120
