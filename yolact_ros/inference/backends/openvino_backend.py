@@ -15,7 +15,6 @@ bf16 request on a CPU without native bf16 reports ``fp32``, never ``bf16``.
 """
 from __future__ import annotations
 
-import json
 import logging
 import tempfile
 import time
@@ -27,7 +26,7 @@ import torch
 from ... import __version__
 from ...model.heads import gather_mask_iou
 from ..onnx_format import (
-    FORMAT_VERSION, INPUT_NAME, MASKIOU_INPUT, OUTPUT_NAMES, ExportInfo, OnnxBackendError, OnnxModelError,
+    FORMAT_VERSION, INPUT_NAME, OUTPUT_NAMES, ExportInfo, OnnxBackendError, OnnxModelError,
 )
 from .model_cache import ModelCache, cache_key, file_digest
 
@@ -138,6 +137,7 @@ class OpenVinoBackend:
         self.compiled_hint = compiled_hint
         self._request = self.compiled.create_infer_request()
         self._outputs = self._output_index(self.compiled, source)
+        self._input = INPUT_NAME if INPUT_NAME in self.compiled.inputs[0].get_names() else 0
         self.maskiou = None
         if self.info.maskiou_onnx is not None:
             mi = self.core.read_model(self.info.maskiou_onnx, ov.Tensor(np.empty(0, np.uint8)))
@@ -240,7 +240,7 @@ class OpenVinoBackend:
         if x.ndim != 4 or tuple(x.shape[1:]) != (3, s, s):
             raise OnnxModelError(f"{self.source}: the network takes input [N,3,{s},{s}], got {list(x.shape)}")
         arr = np.ascontiguousarray(x.detach().to("cpu", torch.float32).numpy())
-        self._request.infer({INPUT_NAME: arr} if self._has_input_name() else {0: arr})
+        self._request.infer({self._input: arr})
         out = {}
         for name, i in self._outputs.items():
             data = self._request.get_output_tensor(i).data
@@ -249,9 +249,6 @@ class OpenVinoBackend:
 
     def __call__(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.forward(x)
-
-    def _has_input_name(self) -> bool:
-        return INPUT_NAME in self.compiled.inputs[0].get_names()
 
     def maskiou_net(self, masks: torch.Tensor) -> torch.Tensor:
         if self.maskiou is None:
@@ -284,6 +281,3 @@ def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return (text.splitlines()[0] if text else type(exc).__name__)[:300]
 
-
-def describe_metadata(meta: dict) -> str:
-    return json.dumps({k: v for k, v in meta.items() if not k.endswith("base64")}, indent=1)
