@@ -30,22 +30,9 @@ NS = "/yolact_bench_signals"
 DEMO = Path(__file__).resolve().parents[1] / "models" / "demo" / "yolact_synth_demo.pth"
 
 
-def _held(pid: int) -> bool:
-    """Whether ``pid`` blocks or catches both SIGINT and SIGTERM (the script's env has run)."""
-    try:
-        status = open(f"/proc/{pid}/status").read()
-    except OSError:
-        return True
-    masks = {k: int(v, 16) for k, v in (ln.split(":\t", 1) for ln in status.splitlines() if ln[:6] in ("SigBlk", "SigCgt"))}
-    held = masks.get("SigBlk", 0) | masks.get("SigCgt", 0)
-    return all(held >> (s - 1) & 1 for s in (signal.SIGINT, signal.SIGTERM))
-
-
 def _start(params: dict) -> NodeProcess:
     proc = NodeProcess("sig", NS, params)
-    end = time.monotonic() + 2.0
-    while not _held(proc.proc.pid) and time.monotonic() < end:
-        time.sleep(0.0005)
+    proc.wait_until_signals_held()
     return proc
 
 

@@ -122,17 +122,6 @@ def _time_to_exit(proc: NodeProcess, sig: int) -> tuple[int, float]:
     return code, elapsed
 
 
-def _signals_held(pid: int) -> bool:
-    """Whether process ``pid`` blocks or catches both SIGINT and SIGTERM (/proc/<pid>/status)."""
-    try:
-        status = open(f"/proc/{pid}/status").read()
-    except OSError:
-        return True  # gone: nothing left to wait for
-    masks = {k: int(v, 16) for k, v in (ln.split(":\t", 1) for ln in status.splitlines() if ln[:6] in ("SigBlk", "SigCgt"))}
-    held = masks.get("SigBlk", 0) | masks.get("SigCgt", 0)
-    return all(held >> (s - 1) & 1 for s in (signal.SIGINT, signal.SIGTERM))
-
-
 #: signals per model / cache state in CI (3 states: at least 40 in all, about 2-3 min here);
 #: bench/bench_signals.py runs the long sweep
 SIGNALS_PER_CASE = 14
@@ -141,11 +130,7 @@ DEMO = Path(__file__).resolve().parents[2] / "models" / "demo" / "yolact_synth_d
 
 def _start_up(params: dict) -> NodeProcess:
     proc = NodeProcess("sig", NS, params)
-    end = time.monotonic() + 2.0
-    # a signal in the first moment after exec, before the script's `env --block-signal` ran,
-    # still kills the process by the default action (docs/ros.md): wait until it holds them
-    while not _signals_held(proc.proc.pid) and time.monotonic() < end:
-        time.sleep(0.0005)
+    proc.wait_until_signals_held()
     return proc
 
 

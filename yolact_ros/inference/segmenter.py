@@ -124,19 +124,23 @@ class Segmenter:
         self.device = resolve_device(device)
         if num_threads:
             torch.set_num_threads(int(num_threads))
-        cpu = detect_cpu()
         ir_int8 = weights_kind(weights) == "ir" and _ir_precision(weights) == "int8"
         #: what runs the network and why (``auto`` resolved)
         self.choice: Choice = choose(backend, requested, self.device.type,
-                                     None if model is not None else weights, cpu, ir_int8)
+                                     None if model is not None else weights, ir_is_int8=ir_int8)
         self.backend = self.choice.backend
         if self.backend == "onnxruntime":
-            self.runtime = self._init_onnxruntime(config, weights, model, device, num_threads)
+            from .backends.onnxruntime_backend import OnnxRuntimeNet
+
+            if model is not None:
+                raise ValueError("backend 'onnxruntime' runs an exported .onnx file: pass weights=, not model=")
+            self.runtime = OnnxRuntimeNet.for_segmenter(weights, self.device, str(device), num_threads, config)
+            self.device = self.runtime.device
         elif self.backend == "openvino":
             from .backends.openvino_backend import OpenVinoBackend
 
             self.runtime = OpenVinoBackend(weights, config, self.choice.precision, num_threads, cache_dir, model,
-                                           native_bf16=cpu.native_bf16)
+                                           native_bf16=detect_cpu().native_bf16)
         else:
             if model is not None:
                 if config not in (None, "") and get_config(config) != model.cfg:
@@ -160,21 +164,6 @@ class Segmenter:
         self.timings: dict[str, float] = {}
         if warmup:
             self.warmup()
-
-    def _init_onnxruntime(self, config, weights, model, device, num_threads):
-        from .backends.onnxruntime_backend import OnnxRuntimeNet, import_onnxruntime
-
-        if model is not None:
-            raise ValueError("backend 'onnxruntime' runs an exported .onnx file: pass weights=, not model=")
-        if str(device).strip().lower() in ("", "auto") and self.device.type == "cuda":
-            if "CUDAExecutionProvider" not in import_onnxruntime().get_available_providers():
-                log.info("device 'auto': onnxruntime has no CUDAExecutionProvider, running on CPU")
-                self.device = torch.device("cpu")
-        net = OnnxRuntimeNet(weights, self.device, num_threads)
-        if config not in (None, "") and get_config(config) != net.cfg:
-            name = config if isinstance(config, str) else config.name
-            raise ValueError(f"config {name!r} does not match the export's config {net.cfg.name!r} ({weights})")
-        return net
 
     @property
     def model(self) -> "Yolact | None":

@@ -164,6 +164,24 @@ class NodeProcess:
             time.sleep(0.05)
         return False
 
+    def wait_until_signals_held(self, timeout: float = 2.0) -> bool:
+        """Until the process blocks or catches both SIGINT and SIGTERM (/proc/<pid>/status): a
+        signal in the first moment after exec, before the script's ``env --block-signal`` ran,
+        still kills it by the default action (docs/ros.md). True once held (or already gone)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                status = open(f"/proc/{self.proc.pid}/status").read()
+            except OSError:
+                return True  # gone: nothing left to wait for
+            masks = {k: int(v, 16) for k, v in (ln.split(":\t", 1) for ln in status.splitlines()
+                                                if ln[:6] in ("SigBlk", "SigCgt"))}
+            held = masks.get("SigBlk", 0) | masks.get("SigCgt", 0)
+            if all(held >> (s - 1) & 1 for s in (signal.SIGINT, signal.SIGTERM)):
+                return True
+            time.sleep(0.0005)
+        return False
+
     def wait(self, timeout: float) -> int:
         """Until the node exits by itself; its exit code."""
         code = self.proc.wait(timeout)

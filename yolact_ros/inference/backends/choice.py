@@ -18,7 +18,7 @@ import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..capabilities import CpuCapabilities
+from ..capabilities import CpuCapabilities, detect_cpu
 from ..defaults import BACKENDS, PRECISIONS
 #: precisions per backend (``auto`` aside); tf32 / fp16 are CUDA precisions of the torch backend
 BACKEND_PRECISIONS = {
@@ -51,20 +51,19 @@ def weights_kind(weights) -> str:
     return {".onnx": "onnx", ".xml": "ir"}.get(suffix, "pth")
 
 
-def choose(backend: str, precision: str, device_type: str, weights, cpu: CpuCapabilities,
+def choose(backend: str, precision: str, device_type: str, weights, cpu: "CpuCapabilities | None" = None,
            ir_is_int8: bool = False, openvino: "bool | None" = None) -> Choice:
     """Resolve ``auto`` backend and / or precision; explicit values are checked and kept.
 
     ``ir_is_int8``: the weights are a quantized OpenVINO model; ``openvino``: whether it is
-    installed (None: look)."""
+    installed (None: look); ``cpu``: the CPU's capabilities (None: detected, only when the
+    rule needs them, so an explicit choice costs no detection)."""
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; choose from {', '.join(PRECISIONS)}")
     kind = weights_kind(weights)
     ov = openvino_available() if openvino is None else openvino
-    bf16 = cpu.native_bf16
-    why_cpu = "native bf16" if bf16 else "no native bf16"
     cuda = device_type == "cuda"
     if precision == "int8" and kind in ("pth", "module"):
         raise ValueError(f"precision int8 needs a quantized OpenVINO model, not a .pth checkpoint: {QUANTIZE_HINT}")
@@ -89,7 +88,8 @@ def choose(backend: str, precision: str, device_type: str, weights, cpu: CpuCapa
         if ir_is_int8:
             precision, pwhy = "int8", "a quantized model"
         elif backend == "openvino" or (backend == "torch" and not cuda):
-            precision, pwhy = ("bf16" if bf16 else "fp32"), why_cpu
+            bf16 = (cpu or detect_cpu()).native_bf16
+            precision, pwhy = ("bf16" if bf16 else "fp32"), ("native bf16" if bf16 else "no native bf16")
         else:
             precision, pwhy = "fp32", "the default" if cuda else "the backend's only precision"
     else:

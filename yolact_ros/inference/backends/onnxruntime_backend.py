@@ -83,6 +83,27 @@ class OnnxRuntimeNet:
         """As :meth:`__call__` (the backend interface; one session run: ``mark`` is not called)."""
         return {k: v.float() for k, v in self(x).items()}
 
+    @classmethod
+    def for_segmenter(cls, weights, device: torch.device, requested_device: str, num_threads: int | None,
+                      config=None) -> "OnnxRuntimeNet":
+        """The backend as the Segmenter opens it: ``device`` 'auto' that resolved to CUDA falls
+        back to the CPU when this onnxruntime has no CUDA provider; ``config``, if given, must
+        be the export's."""
+        if weights is None or str(weights) == "":
+            raise ValueError("backend 'onnxruntime' needs weights= (a .onnx file written by 'yolact export')")
+        if requested_device.strip().lower() in ("", "auto") and device.type == "cuda":
+            if "CUDAExecutionProvider" not in import_onnxruntime().get_available_providers():
+                log.info("device 'auto': onnxruntime has no CUDAExecutionProvider, running on CPU")
+                device = torch.device("cpu")
+        net = cls(weights, device, num_threads)
+        if config not in (None, ""):
+            from ...model.config import get_config
+
+            if get_config(config) != net.cfg:
+                name = config if isinstance(config, str) else config.name
+                raise ValueError(f"config {name!r} does not match the export's config {net.cfg.name!r} ({weights})")
+        return net
+
     def _session(self, model: "str | bytes", what: str):
         ort = import_onnxruntime()
         try:
