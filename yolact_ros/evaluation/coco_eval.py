@@ -23,6 +23,7 @@ import json
 import logging
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
@@ -80,6 +81,78 @@ def coco_evaluate(coco_gt, box_results: list[dict], mask_results: list[dict], im
     return out
 
 
+@dataclass
+class Predictions:
+    """COCO results of a segmenter on some images (:func:`predict`); shards of one set add up with ``+``."""
+
+    box_results: list[dict] = field(default_factory=list)
+    mask_results: list[dict] = field(default_factory=list)
+    evaluated: list[int] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def __add__(self, other: "Predictions") -> "Predictions":
+        return Predictions(self.box_results + other.box_results, self.mask_results + other.mask_results,
+                           self.evaluated + other.evaluated, self.skipped + other.skipped, self.seconds + other.seconds)
+
+
+def eval_image_ids(coco, max_images: int | None = None) -> list[int]:
+    """The images an evaluation scores, in order: all of the JSON's, or its first ``max_images``."""
+    ids = sorted(coco.getImgIds())
+    return ids[: int(max_images)] if max_images is not None else ids
+
+
+def predict(segmenter, coco, images_dir: "str | Path", image_ids: Sequence[int], progress: bool = True) -> Predictions:
+    """Run ``segmenter`` on ``image_ids`` of ``coco`` with the original's evaluation settings
+    (score threshold 0, ``cfg.max_num_detections`` per image, on a copy: ``segmenter`` itself
+    is not changed).  Missing, unreadable and mis-sized images are listed in ``skipped``."""
+    images_dir = Path(images_dir)
+    mapping = category_mapping(segmenter.class_names, coco)
+    segmenter = segmenter.with_settings(score_threshold=0.0, top_k=int(segmenter.cfg.max_num_detections))
+    out = Predictions()
+    iterator = image_ids
+    if progress:
+        from tqdm import tqdm
+
+        iterator = tqdm(image_ids, desc="eval", unit="img", file=sys.stderr)
+    t0 = time.perf_counter()
+    for image_id in iterator:
+        info = coco.imgs[image_id]
+        path = images_dir / str(info.get("file_name", ""))
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR) if path.is_file() else None
+        if image is None:
+            out.skipped.append(str(path))
+            continue
+        if image.shape[:2] != (info.get("height"), info.get("width")):
+            # masks would not line up with the ground truth's RLE size
+            out.skipped.append(f"{path} ({image.shape[1]}x{image.shape[0]}, JSON says {info.get('width')}x{info.get('height')})")
+            continue
+        b, m = instances_to_coco_results(segmenter(image), image_id, mapping)
+        out.box_results += b
+        out.mask_results += m
+        out.evaluated.append(image_id)
+    out.seconds = time.perf_counter() - t0
+    return out
+
+
+def score(coco, predictions: Predictions, source: str = "the JSON", verbose: bool = True) -> dict:
+    """:func:`coco_evaluate` of ``predictions`` plus ``num_images``, ``num_detections``,
+    ``skipped_images`` and ``seconds_per_image``; no image read at all is an error."""
+    p = predictions
+    if p.skipped:
+        log.warning("skipped %d missing, unreadable or mis-sized images (e.g. %s)", len(p.skipped), ", ".join(p.skipped[:3]))
+    if not p.evaluated:
+        raise DatasetError(f"none of the {len(p.evaluated) + len(p.skipped)} images of {source} could be read")
+    stats = coco_evaluate(coco, p.box_results, p.mask_results, p.evaluated, verbose=verbose)
+    stats.update(
+        num_images=len(p.evaluated),
+        num_detections=len(p.mask_results),
+        skipped_images=len(p.skipped),
+        seconds_per_image=p.seconds / len(p.evaluated),
+    )
+    return stats
+
+
 def evaluate(segmenter, ann_json: "str | Path", images_dir: "str | Path", results_json: "str | Path | None" = None,
              progress: bool = True, max_images: int | None = None, verbose: bool = True) -> dict:
     """Run ``segmenter`` on every image of ``ann_json`` and score it with COCOeval.
@@ -92,56 +165,11 @@ def evaluate(segmenter, ann_json: "str | Path", images_dir: "str | Path", result
     Returns :func:`coco_evaluate`'s dict plus ``num_images``, ``num_detections``,
     ``skipped_images`` and ``seconds_per_image``.
     """
-    images_dir = Path(images_dir)
     coco = load_coco(ann_json)
-    mapping = category_mapping(segmenter.class_names, coco)
-    image_ids = sorted(coco.getImgIds())
-    if max_images is not None:
-        image_ids = image_ids[: int(max_images)]
-    # the original's evaluation settings, on a copy that shares the network: the caller's
-    # Segmenter is never changed
-    segmenter = segmenter.with_settings(score_threshold=0.0, top_k=int(segmenter.cfg.max_num_detections))
-    box_results: list[dict] = []
-    mask_results: list[dict] = []
-    evaluated: list[int] = []
-    skipped: list[str] = []
-    iterator = image_ids
-    if progress:
-        from tqdm import tqdm
-
-        iterator = tqdm(image_ids, desc="eval", unit="img", file=sys.stderr)
-    t0 = time.perf_counter()
-    for image_id in iterator:
-        info = coco.imgs[image_id]
-        path = images_dir / str(info.get("file_name", ""))
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR) if path.is_file() else None
-        if image is None:
-            skipped.append(str(path))
-            continue
-        if image.shape[:2] != (info.get("height"), info.get("width")):
-            # masks would not line up with the ground truth's RLE size
-            skipped.append(f"{path} ({image.shape[1]}x{image.shape[0]}, JSON says {info.get('width')}x{info.get('height')})")
-            continue
-        inst = segmenter(image)
-        b, m = instances_to_coco_results(inst, image_id, mapping)
-        box_results += b
-        mask_results += m
-        evaluated.append(image_id)
-    seconds = time.perf_counter() - t0
-    if skipped:
-        log.warning("skipped %d missing, unreadable or mis-sized images (e.g. %s)", len(skipped), ", ".join(skipped[:3]))
-    if not evaluated:
-        raise DatasetError(f"none of the {len(image_ids)} images of {ann_json} could be read from {images_dir}")
-    if results_json is not None:
+    predictions = predict(segmenter, coco, images_dir, eval_image_ids(coco, max_images), progress)
+    if results_json is not None and predictions.evaluated:
         out = Path(results_json)
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(mask_results))
-        out.with_name(out.stem + "_bbox" + (out.suffix or ".json")).write_text(json.dumps(box_results))
-    stats = coco_evaluate(coco, box_results, mask_results, evaluated, verbose=verbose)
-    stats.update(
-        num_images=len(evaluated),
-        num_detections=len(mask_results),
-        skipped_images=len(skipped),
-        seconds_per_image=seconds / len(evaluated),
-    )
-    return stats
+        out.write_text(json.dumps(predictions.mask_results))
+        out.with_name(out.stem + "_bbox" + (out.suffix or ".json")).write_text(json.dumps(predictions.box_results))
+    return score(coco, predictions, f"{ann_json} in {images_dir}", verbose)

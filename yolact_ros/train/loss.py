@@ -16,10 +16,14 @@ Terms (weights from :class:`~yolact_ros.model.config.TrainConfig`):
                ``discard_mask_area`` prototype pixels are left out).
 
 ``box``, ``conf``, ``mask`` and ``maskiou`` are divided by the number of positives in
-the batch, ``segm`` by the batch size, as the original does.  All arithmetic runs in
+the batch, ``segm`` by the batch size, as the original does.  Under data parallelism
+the batch is the global one: ``sum_counts`` sums those two counts over the ranks, and
+each rank's terms are its share of the global loss.  All arithmetic runs in
 float32 even under autocast.
 """
 from __future__ import annotations
+
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -78,15 +82,19 @@ class YolactLoss(nn.Module):
     ``priors``, ``proto``, ``segm``).  ``targets``: one dict per image with ``boxes``
     float [K,4] relative xyxy, ``labels`` int64 [K] 0-based, ``masks`` [K,S,S] {0,1},
     ``iscrowd`` bool [K] (optional).  ``maskiou_net``: the model's mask-IoU net for
-    YOLACT++ configs (the ``maskiou`` term is 0 without it).
+    YOLACT++ configs (the ``maskiou`` term is 0 without it).  ``sum_counts``: sums a
+    tensor over all data-parallel ranks (:meth:`yolact_ros.train.distributed.Dist.sum`);
+    None for one process.
     """
 
-    def __init__(self, cfg: YolactConfig, generator: torch.Generator | None = None):
+    def __init__(self, cfg: YolactConfig, generator: torch.Generator | None = None,
+                 sum_counts: Callable[[torch.Tensor], torch.Tensor] | None = None):
         super().__init__()
         self.cfg = cfg
         self.t = cfg.train
         self.num_classes = cfg.num_classes
         self.generator = generator
+        self.sum_counts = sum_counts
 
     def forward(self, out: dict, targets: list[dict], maskiou_net: nn.Module | None = None) -> dict[str, torch.Tensor]:
         t = self.t
@@ -119,7 +127,11 @@ class YolactLoss(nn.Module):
             matches.append(m)
             gts.append((boxes[~crowd], labels[~crowd], masks[~crowd]))
         pos = conf_t > 0
-        total_pos = max(int(pos.sum()), 1)
+        counts = torch.tensor([float(pos.sum()), float(batch)], dtype=torch.float64, device=device)
+        if self.sum_counts is not None:
+            counts = self.sum_counts(counts)
+        total_pos = max(int(counts[0]), 1)
+        total_batch = int(counts[1])
 
         losses: dict[str, torch.Tensor] = {}
         if pos.any():
@@ -134,7 +146,7 @@ class YolactLoss(nn.Module):
         for k in ("box", "conf", "mask", "maskiou"):
             losses[k] = losses[k] / total_pos
         if "segm" in out and t.semantic_segmentation_alpha > 0:
-            losses["segm"] = self._semantic_loss(out["segm"].float(), gts) / batch * t.semantic_segmentation_alpha
+            losses["segm"] = self._semantic_loss(out["segm"].float(), gts) / total_batch * t.semantic_segmentation_alpha
         else:
             losses["segm"] = loc.sum() * 0.0
         losses["total"] = sum(losses[k] for k in LOSS_NAMES)
