@@ -182,8 +182,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RuntimeError as exc:
         if not dist.enabled:
             raise
-        # a collective that failed: another rank died or hung (torchrun names it), or this one's own error
-        print(f"{who}: error: {str(exc).strip().splitlines()[0][:300]}", file=sys.stderr)
+        # a collective that failed: another rank died or hung (torchrun's summary names it), or this one's own error
+        import torch
+
+        lost = isinstance(exc, torch.distributed.DistBackendError) or any(w in str(exc) for w in ("gloo", "NCCL", "Connection"))
+        first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+        print(f"{who}: error: {'lost contact with another rank (torchrun names it below): ' if lost else ''}{first}",
+              file=sys.stderr)
         return 1
     finally:
         distributed.teardown(dist)
