@@ -350,3 +350,23 @@ def test_distributed_validation_scores_like_yolact_eval(tmp_path):
     assert stats["mask_AP"] > 30  # a real model, not an empty one
     assert record["mask_AP"] == pytest.approx(stats["mask_AP"], abs=0.05)
     assert record["box_AP"] == pytest.approx(stats["box_AP"], abs=0.05)
+
+
+def test_ctrl_c_stops_every_rank_after_the_same_step_and_rank_0_saves(data):
+    out = data["root"] / "ctrl_c"
+    proc = subprocess.Popen(_torchrun_cmd(_train_args(data, out, iters=400, extra=("--save-every", "4"))),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(), cwd=REPO,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (out / "ddp_2_4.pth").is_file() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
+        _, stderr = proc.communicate(timeout=90)
+    finally:
+        proc.kill()
+    saved = list(out.glob("ddp_*_interrupt.pth"))
+    assert len(saved) == 1, stderr[-3000:]
+    assert "yolact train (rank 0): interrupted by SIGINT" in stderr and "yolact train (rank 1): interrupted by SIGINT" in stderr
+    iteration = int(re.search(r"_(\d+)_interrupt", saved[0].name).group(1))
+    assert read_checkpoint(saved[0])[1]["iteration"] == iteration == _losses(out)[-1]["iteration"]
