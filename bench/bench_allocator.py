@@ -16,6 +16,7 @@ image size (320x240 to 1920x1080), top-k (15 or 100) and batch (1 or 3), and pri
 resident size per sixth of the calls: memory that is kept but never reused would show as
 growth. Asserts nothing.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -104,7 +105,7 @@ def soak(calls: int, config: str) -> None:
     print(f"{config}, {calls} mixed calls in a worker thread, memory kept: {applied}")
     step = max(1, calls // 6)
     for a in range(0, calls, step):
-        print(f"calls {a + 1}-{min(calls, a + step)}: peak RSS {max(samples[a:a + step]):.0f} MB")
+        print(f"calls {a + 1}-{min(calls, a + step)}: peak RSS {max(samples[a : a + step]):.0f} MB")
 
 
 def main() -> int:
@@ -128,32 +129,52 @@ def main() -> int:
         return 0
 
     runs = {m: [] for m in MODES}
-    passthrough = [f"--config={args.config}", f"--size={args.size}", f"--settings={args.settings}",
-                   f"--blocks={args.blocks}", f"--calls={args.calls}", "--batches", *map(str, args.batches)]
+    passthrough = [
+        f"--config={args.config}",
+        f"--size={args.size}",
+        f"--settings={args.settings}",
+        f"--blocks={args.blocks}",
+        f"--calls={args.calls}",
+        "--batches",
+        *map(str, args.batches),
+    ]
     for r in range(args.rounds):
         for mode in MODES:
-            proc = subprocess.run([sys.executable, __file__, f"--worker={mode}", *passthrough],
-                                  capture_output=True, text=True)
+            proc = subprocess.run(
+                [sys.executable, __file__, f"--worker={mode}", *passthrough], capture_output=True, text=True
+            )
             line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
             if proc.returncode or line is None:
                 print(f"worker {mode} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}", file=sys.stderr)
                 return 1
-            runs[mode].append(json.loads(line[len("RESULT "):]))
+            runs[mode].append(json.loads(line[len("RESULT ") :]))
             print(f"round {r + 1}/{args.rounds} {mode}: done", file=sys.stderr, flush=True)
 
     def median(mode: str, batch: int, key: str) -> float:
         return statistics.median(statistics.median(w["batches"][str(batch)][key]) for w in runs[mode])
 
-    print(f"{args.config}, {args.size}, {args.settings}, Segmenter in a worker thread, {args.rounds} alternated "
-          f"rounds; glibc settings applied in 'kept': {all(w['applied'] for w in runs['kept'])}")
-    print(f"{'batch':>5} | {'default img/s':>13} | {'kept img/s':>10} | {'kept/default':>12} | "
-          f"{'faults/img default':>18} | {'kept':>6}")
+    print(
+        f"{args.config}, {args.size}, {args.settings}, Segmenter in a worker thread, {args.rounds} alternated "
+        f"rounds; glibc settings applied in 'kept': {all(w['applied'] for w in runs['kept'])}"
+    )
+    print(
+        f"{'batch':>5} | {'default img/s':>13} | {'kept img/s':>10} | {'kept/default':>12} | "
+        f"{'faults/img default':>18} | {'kept':>6}"
+    )
     table = []
     for b in args.batches:
         d, k = median("default", b, "images_per_s"), median("kept", b, "images_per_s")
         fd, fk = median("default", b, "faults_per_image"), median("kept", b, "faults_per_image")
-        table.append(dict(batch=b, default_images_per_s=d, kept_images_per_s=k, ratio=k / d,
-                          default_faults_per_image=fd, kept_faults_per_image=fk))
+        table.append(
+            dict(
+                batch=b,
+                default_images_per_s=d,
+                kept_images_per_s=k,
+                ratio=k / d,
+                default_faults_per_image=fd,
+                kept_faults_per_image=fk,
+            )
+        )
         print(f"{b:5d} | {d:13.3f} | {k:10.3f} | {k / d:12.3f} | {fd:18.0f} | {fk:6.0f}")
     for mode in MODES:
         base = median(mode, args.batches[0], "images_per_s")
@@ -162,8 +183,11 @@ def main() -> int:
         print(f"{mode}: throughput relative to batch {args.batches[0]}: {rel}; peak RSS {rss:.0f} MB")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"args": {k: v for k, v in vars(args).items() if k != "worker"}, "table": table,
-                       "workers": runs}, f, indent=1)
+            json.dump(
+                {"args": {k: v for k, v in vars(args).items() if k != "worker"}, "table": table, "workers": runs},
+                f,
+                indent=1,
+            )
     return 0
 
 

@@ -14,6 +14,7 @@ variants use the same cores. The model is the demo model (models/demo/yolact_syn
 With ``--alternate-env KEY=VALUE`` every configuration runs ``--rounds`` times as it is and
 as many times with that variable added to the nodes' environment, alternated.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,13 +52,28 @@ def run(n: int, shared: bool, args, frames) -> dict:
     cams = [f"cam{i}" for i in range(n)]
     topics = {cam: f"/bench_cams/{cam}/image_raw" for cam in cams}
     if shared:
-        procs = [NodeProcess("multi", NS, {"weights": args.weights, "threads": args.threads, "cameras": cams},
-                             remaps={f"{cam}/image": topics[cam] for cam in cams}, env=args.node_env)]
+        procs = [
+            NodeProcess(
+                "multi",
+                NS,
+                {"weights": args.weights, "threads": args.threads, "cameras": cams},
+                remaps={f"{cam}/image": topics[cam] for cam in cams},
+                env=args.node_env,
+            )
+        ]
         outputs = {cam: f"{NS}/{cam}" for cam in cams}
     else:
         threads = max(1, args.threads // n)
-        procs = [NodeProcess(f"single_{cam}", f"{NS}/{cam}", {"weights": args.weights, "threads": threads},
-                             remaps={"image": topics[cam]}, env=args.node_env) for cam in cams]
+        procs = [
+            NodeProcess(
+                f"single_{cam}",
+                f"{NS}/{cam}",
+                {"weights": args.weights, "threads": threads},
+                remaps={"image": topics[cam]},
+                env=args.node_env,
+            )
+            for cam in cams
+        ]
         outputs = {cam: f"{NS}/{cam}" for cam in cams}
     clients = {cam: StampRecorder(outputs[cam], topics[cam]) for cam in cams}
     for c in clients.values():
@@ -89,9 +105,14 @@ def run(n: int, shared: bool, args, frames) -> dict:
             got = [(t, s) for t, s in c.received if warm_end <= s / 1e9 <= end]
             per_cam.append(len(got) / args.seconds)
             lat += [(t - s / 1e9) * 1000.0 for t, s in got]
-        p50, p95 = (np.percentile(lat, [50, 95]) if lat else (float("nan"), float("nan")))
-        return {"fps_per_camera": float(np.mean(per_cam)), "fps_total": float(np.sum(per_cam)),
-                "p50": float(p50), "p95": float(p95), "rss_mb": max(rss) if rss else float("nan")}
+        p50, p95 = np.percentile(lat, [50, 95]) if lat else (float("nan"), float("nan"))
+        return {
+            "fps_per_camera": float(np.mean(per_cam)),
+            "fps_total": float(np.sum(per_cam)),
+            "p50": float(p50),
+            "p95": float(p95),
+            "rss_mb": max(rss) if rss else float("nan"),
+        }
     finally:
         for c in clients.values():
             c.close()
@@ -106,11 +127,19 @@ def main() -> int:
     ap.add_argument("--rate", type=float, default=15.0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--weights", default=str(REPO / "models" / "demo" / "yolact_synth_demo.pth"))
-    ap.add_argument("--node-env", nargs="*", default=[], metavar="KEY=VALUE",
-                    help="environment of the node processes, e.g. THP_MEM_ALLOC_ENABLE=1")
+    ap.add_argument(
+        "--node-env",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="environment of the node processes, e.g. THP_MEM_ALLOC_ENABLE=1",
+    )
     ap.add_argument("--variants", nargs="+", choices=("shared", "separate"), default=["shared", "separate"])
-    ap.add_argument("--alternate-env", metavar="KEY=VALUE",
-                    help="run each configuration also with this in the nodes' environment, alternated")
+    ap.add_argument(
+        "--alternate-env",
+        metavar="KEY=VALUE",
+        help="run each configuration also with this in the nodes' environment, alternated",
+    )
     ap.add_argument("--rounds", type=int, default=1, help="repeats of each configuration (and its alternate)")
     args = ap.parse_args()
     args.node_env = dict(kv.split("=", 1) for kv in args.node_env)
@@ -123,10 +152,14 @@ def main() -> int:
         print(f"cannot run: {problem}", file=sys.stderr)
         return 2
     frames = _frames(args.rate)
-    print(f"{args.seconds:g} s per configuration after 5 s warm-up, {args.rate:g} Hz per camera, 640x480 bgr8, "
-          f"demo model, {args.threads} threads in all" + (f", node env {args.node_env}" if args.node_env else ""))
-    print(f"{'cameras':>7} {'variant':<18} {'fps/camera':>10} {'fps total':>9} {'p50 ms':>8} {'p95 ms':>8} "
-          f"{'RSS MB':>8}  env")
+    print(
+        f"{args.seconds:g} s per configuration after 5 s warm-up, {args.rate:g} Hz per camera, 640x480 bgr8, "
+        f"demo model, {args.threads} threads in all" + (f", node env {args.node_env}" if args.node_env else "")
+    )
+    print(
+        f"{'cameras':>7} {'variant':<18} {'fps/camera':>10} {'fps total':>9} {'p50 ms':>8} {'p95 ms':>8} "
+        f"{'RSS MB':>8}  env"
+    )
     for n in args.cameras:
         for shared in [v == "shared" for v in args.variants]:
             if n == 1 and not shared:
@@ -136,8 +169,11 @@ def main() -> int:
                     args.node_env = env
                     r = run(n, shared, args, frames)
                     variant = "one node, batched" if shared else f"{n} nodes"
-                    print(f"{n:>7} {variant:<18} {r['fps_per_camera']:>10.2f} {r['fps_total']:>9.2f} "
-                          f"{r['p50']:>8.0f} {r['p95']:>8.0f} {r['rss_mb']:>8.0f}  {label}", flush=True)
+                    print(
+                        f"{n:>7} {variant:<18} {r['fps_per_camera']:>10.2f} {r['fps_total']:>9.2f} "
+                        f"{r['p50']:>8.0f} {r['p95']:>8.0f} {r['rss_mb']:>8.0f}  {label}",
+                        flush=True,
+                    )
     return 0
 
 

@@ -5,6 +5,7 @@ median) and prints the time and the largest output difference. Prints figures; a
 
     .venv/bin/python bench/bench_dcn.py --runs 5
 """
+
 import argparse
 import statistics
 import time

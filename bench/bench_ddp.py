@@ -21,6 +21,7 @@ same per-device work), 100 % = perfect.  The data are synthetic images
 (``yolact_ros.data.synth``) prepared once and kept in memory: the figures are the
 network, the loss and the optimizer, not the image loading.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -69,8 +70,19 @@ def worker(args) -> None:
     cfg = cfg.replace(class_names=data.class_names)
     ds = TransformedDataset(data, EvalTransform(cfg))
     out = Path(tempfile.mkdtemp(prefix="bench_ddp_"))
-    trainer = Trainer(cfg, ds, TrainOptions(out_dir=out, batch_size=args.batch * dist.world_size if args.weak else args.batch,
-                                            device=device, num_workers=0, progress=False, freeze_bn=True), dist=dist)
+    trainer = Trainer(
+        cfg,
+        ds,
+        TrainOptions(
+            out_dir=out,
+            batch_size=args.batch * dist.world_size if args.weak else args.batch,
+            device=device,
+            num_workers=0,
+            progress=False,
+            freeze_bn=True,
+        ),
+        dist=dist,
+    )
     sampler = distributed.GlobalBatchSampler(len(ds), trainer.opt.batch_size, 0, dist.rank, dist.world_size)
     it = iter(sampler)
     batches = [collate([ds[i] for i in next(it)]) for _ in range(4)]
@@ -97,8 +109,13 @@ def worker(args) -> None:
         synced.append(timed(k, False))
         if dist.enabled:
             unsynced.append(timed(k, True))
-    result = {"world_size": dist.world_size, "threads": args.threads, "device_batch": trainer.device_batch,
-              "global_batch": trainer.opt.batch_size, "step_ms": statistics.median(synced)}
+    result = {
+        "world_size": dist.world_size,
+        "threads": args.threads,
+        "device_batch": trainer.device_batch,
+        "global_batch": trainer.opt.batch_size,
+        "step_ms": statistics.median(synced),
+    }
     if dist.enabled:
         result["no_sync_ms"] = statistics.median(unsynced)
         grads = [p for p in trainer.model.parameters() if p.requires_grad]
@@ -124,7 +141,7 @@ def _run(cmd: list[str], env: dict) -> dict:
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO)
     for line in proc.stdout.splitlines():
         if line.startswith("RESULT "):
-            return json.loads(line[len("RESULT "):])
+            return json.loads(line[len("RESULT ") :])
     raise RuntimeError(f"{' '.join(cmd[:6])} ...: exit {proc.returncode}\n{proc.stderr[-3000:]}")
 
 
@@ -156,20 +173,50 @@ def main() -> int:
     from yolact_ros.data.synth import make_synthetic_dataset
 
     cuda = args.device == "cuda"
-    where = (f"{torch.cuda.device_count()} x {torch.cuda.get_device_name(0)}" if cuda else cpu_summary())
+    where = f"{torch.cuda.device_count()} x {torch.cuda.get_device_name(0)}" if cuda else cpu_summary()
     print(f"# bench_ddp: {where}; torch {torch.__version__}; {os.cpu_count()} CPUs visible", flush=True)
     work = Path(tempfile.mkdtemp(prefix="bench_ddp_"))
     ann = make_synthetic_dataset(work / "data", n=64, seed=11, size=(args.size, args.size))
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     # CPU: the same global batch, all cores either way; GPU: the same batch per GPU (weak scaling)
     one_threads = args.nproc if not cuda else max(1, (os.cpu_count() or 1) // args.nproc)
-    common = ["--worker", "--json", str(ann), "--steps", str(args.steps), "--device", args.device, "--batch", str(args.batch)]
+    common = [
+        "--worker",
+        "--json",
+        str(ann),
+        "--steps",
+        str(args.steps),
+        "--device",
+        args.device,
+        "--batch",
+        str(args.batch),
+    ]
     for name in args.configs:
         cfg = _config_file(name, args.size, work)
-        single = [sys.executable, str(Path(__file__).resolve()), *common, "--config", str(cfg), "--threads", str(one_threads)]
-        multi = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(args.nproc),
-                 str(Path(__file__).resolve()), *common, "--config", str(cfg),
-                 "--threads", str(1 if not cuda else one_threads), *(["--weak"] if cuda else [])]
+        single = [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            *common,
+            "--config",
+            str(cfg),
+            "--threads",
+            str(one_threads),
+        ]
+        multi = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc-per-node",
+            str(args.nproc),
+            str(Path(__file__).resolve()),
+            *common,
+            "--config",
+            str(cfg),
+            "--threads",
+            str(1 if not cuda else one_threads),
+            *(["--weak"] if cuda else []),
+        ]
         ones, multis = [], []
         for r in range(args.rounds):
             order = [(single, ones), (multi, multis)] if r % 2 == 0 else [(multi, multis), (single, ones)]
@@ -183,16 +230,26 @@ def main() -> int:
         print(f"\n## {name} at {args.size} px, {args.rounds} rounds x {args.steps} steps, alternated")
         print("| variant | global batch | ms / iteration | iterations / s | images / s |")
         print("|---|---|---|---|---|")
-        print(f"| 1 process x {one_threads} thread(s) | {ones[0]['global_batch']} | {s_ms:.0f} | {1000 / s_ms:.2f} | {s_img:.2f} |")
-        print(f"| {args.nproc} processes x {multis[0]['threads']} thread(s) ({'nccl' if cuda else 'gloo'}) | "
-              f"{multis[0]['global_batch']} | {m_ms:.0f} | {1000 / m_ms:.2f} | {m_img:.2f} |")
-        print(f"gradients {multis[0]['grad_mb']:.1f} MB; exposed all-reduce {exposed:.1f} ms / iteration "
-              f"({100 * exposed / m_ms:.0f} % of it); raw all-reduce of all gradients {med(multis, 'raw_allreduce_ms'):.1f} ms")
+        print(
+            f"| 1 process x {one_threads} thread(s) | {ones[0]['global_batch']} | {s_ms:.0f} | {1000 / s_ms:.2f} | {s_img:.2f} |"
+        )
+        print(
+            f"| {args.nproc} processes x {multis[0]['threads']} thread(s) ({'nccl' if cuda else 'gloo'}) | "
+            f"{multis[0]['global_batch']} | {m_ms:.0f} | {1000 / m_ms:.2f} | {m_img:.2f} |"
+        )
+        print(
+            f"gradients {multis[0]['grad_mb']:.1f} MB; exposed all-reduce {exposed:.1f} ms / iteration "
+            f"({100 * exposed / m_ms:.0f} % of it); raw all-reduce of all gradients {med(multis, 'raw_allreduce_ms'):.1f} ms"
+        )
         if cuda:
-            print(f"scaling efficiency {100 * m_img / (args.nproc * s_img):.0f} % ({args.nproc} GPUs vs 1, same batch per GPU)")
+            print(
+                f"scaling efficiency {100 * m_img / (args.nproc * s_img):.0f} % ({args.nproc} GPUs vs 1, same batch per GPU)"
+            )
         else:
-            print(f"{args.nproc} processes / 1 process: {m_img / s_img:.2f}x the images per second "
-                  f"(scaling efficiency over the same cores: {100 * m_img / s_img:.0f} %)")
+            print(
+                f"{args.nproc} processes / 1 process: {m_img / s_img:.2f}x the images per second "
+                f"(scaling efficiency over the same cores: {100 * m_img / s_img:.0f} %)"
+            )
     return 0
 
 

@@ -17,6 +17,7 @@ figures are per frame (median and p95, milliseconds of wall time on this CPU).
 the centre error / distance and the x, y size errors vs the visible extent, for clean 16UC1
 and 32FC1 depth, with holes + flying pixels + noise, and with depth at half resolution.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,8 +44,10 @@ def sequence(n: int, frames: int, width: int, height: int, seed: int = 0):
     velocity = rng.uniform(-0.004, 0.004, (len(solids), 2))  # metres a frame: 1-2 px at 1.5 m
     out = []
     for k in range(frames):
-        moved = [Solid(s.kind, (s.centre[0] + k * v[0], s.centre[1] + k * v[1], s.centre[2]), s.size, s.colour)
-                 for s, v in zip(solids, velocity)]
+        moved = [
+            Solid(s.kind, (s.centre[0] + k * v[0], s.centre[1] + k * v[1], s.centre[2]), s.size, s.colour)
+            for s, v in zip(solids, velocity)
+        ]
         fr = render_rgbd(moved, cam, holes=0.03, flying_pixels=0.3, depth_noise=0.001, seed=k)
         out.append((fr.instances(), fr.depth_mm, cam))
     return out
@@ -63,11 +66,13 @@ def _message_builders():
         header = Header(frame_id="depth_optical")
         instances_to_detections_3d(inst, placed, header, inst.class_names, ids=ids)
         points_to_cloud(placed.points, header, ids=ids)
+
     return build
 
 
-def run(n: int = 15, frames: int = 20, size: tuple[int, int] = (640, 480), repeat: int = 5,
-        points_step: int = 4) -> dict:
+def run(
+    n: int = 15, frames: int = 20, size: tuple[int, int] = (640, 480), repeat: int = 5, points_step: int = 4
+) -> dict:
     seq = sequence(n, frames, *size)
     build = _message_builders()
     stages = {"instances_in_3d (16UC1 as it comes)": [], "instances_in_3d + points": [], "tracker": []}
@@ -98,8 +103,11 @@ def run(n: int = 15, frames: int = 20, size: tuple[int, int] = (640, 480), repea
             totals.append((t3 - t2 + t4 - t3 + t5 - t4) * 1000.0)
     stages["total: 3D with points + tracker" + (" + messages" if build is not None else "")] = totals
     return {
-        "size": f"{size[0]}x{size[1]}", "instances_per_frame": [min(counts), max(counts)], "frames": frames,
-        "repeat": repeat, "points_step": points_step,
+        "size": f"{size[0]}x{size[1]}",
+        "instances_per_frame": [min(counts), max(counts)],
+        "frames": frames,
+        "repeat": repeat,
+        "points_step": points_step,
         "ms": {k: {"median": float(np.median(v)), "p95": float(np.percentile(v, 95))} for k, v in stages.items()},
     }
 
@@ -119,11 +127,13 @@ def accuracy(seeds: range) -> dict:
         visible = clean.visible_hi - clean.visible_lo
         dist = np.linalg.norm(clean.centres, axis=1)
         reference = instances_in_3d(inst, depth_to_metres(clean.depth_m, "32FC1"), cam).centres
-        for name, raw, enc, vs_clean in (("clean, 16UC1 mm", clean.depth_mm, "16UC1", False),
-                                         ("clean, 32FC1 m", clean.depth_m, "32FC1", False),
-                                         ("holes + flying pixels + noise, 16UC1", noisy.depth_mm, "16UC1", True),
-                                         ("holes + flying pixels + noise, 32FC1", noisy.depth_m, "32FC1", True),
-                                         ("depth at 320x240, masks at 640x480", low.depth_m, "32FC1", False)):
+        for name, raw, enc, vs_clean in (
+            ("clean, 16UC1 mm", clean.depth_mm, "16UC1", False),
+            ("clean, 32FC1 m", clean.depth_m, "32FC1", False),
+            ("holes + flying pixels + noise, 16UC1", noisy.depth_mm, "16UC1", True),
+            ("holes + flying pixels + noise, 32FC1", noisy.depth_m, "32FC1", True),
+            ("depth at 320x240, masks at 640x480", low.depth_m, "32FC1", False),
+        ):
             r = instances_in_3d(inst, depth_to_metres(raw, enc), cam)
             ref = reference if vs_clean else clean.surface_centres
             e = np.abs(r.box_sizes[:, :2] / visible[:, :2] - 1)
@@ -132,8 +142,17 @@ def accuracy(seeds: range) -> dict:
             row["spheres_boxes"] += list(e[kinds != "cylinder"].ravel())
             row["cylinders_y"] += list(e[kinds == "cylinder", 1])
             row["cylinders_x"] += list(e[kinds == "cylinder", 0])
-    return {name: {k: {"max": float(np.max(v)), "median": float(np.median(v)), "within_5pct": float(np.mean(np.array(v) <= 0.05))}
-                   for k, v in row.items()} for name, row in rows.items()}
+    return {
+        name: {
+            k: {
+                "max": float(np.max(v)),
+                "median": float(np.median(v)),
+                "within_5pct": float(np.mean(np.array(v) <= 0.05)),
+            }
+            for k, v in row.items()
+        }
+        for name, row in rows.items()
+    }
 
 
 def _module_at(rev: str, path: str, name: str):
@@ -142,8 +161,13 @@ def _module_at(rev: str, path: str, name: str):
     import subprocess
     import tempfile
 
-    src = subprocess.run(["git", "show", f"{rev}:{path}"], cwd=Path(__file__).resolve().parents[1],
-                         check=True, capture_output=True, text=True).stdout
+    src = subprocess.run(
+        ["git", "show", f"{rev}:{path}"],
+        cwd=Path(__file__).resolve().parents[1],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
         f.write(src)
     spec = importlib.util.spec_from_file_location(name, f.name)
@@ -181,8 +205,13 @@ def against(rev: str, n: int = 15, frames: int = 10, size: tuple[int, int] = (64
             for k, dt in zip(t, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
                 t[k].append(dt)
     med = {k: 1000 * float(np.median(v)) for k, v in t.items()}
-    return {"rev": rev, "frames": frames * repeat, "ms": med,
-            "ratio_3d": med["3d"] / med["3d_rev"], "ratio_tracker": med["tracker"] / med["tracker_rev"]}
+    return {
+        "rev": rev,
+        "frames": frames * repeat,
+        "ms": med,
+        "ratio_3d": med["3d"] / med["3d_rev"],
+        "ratio_tracker": med["tracker"] / med["tracker_rev"],
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -194,18 +223,30 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--points-step", type=int, default=4)
     ap.add_argument("--json", type=Path)
     ap.add_argument("--accuracy", action="store_true", help="print the accuracy table instead of timing")
-    ap.add_argument("--seeds", type=int, nargs=2, default=[0, 10], metavar=("FIRST", "END"),
-                    help="--accuracy: the scene seeds FIRST..END-1")
-    ap.add_argument("--against", metavar="REV", help="time instances_in_3d and the tracker of this tree against a git revision's")
+    ap.add_argument(
+        "--seeds",
+        type=int,
+        nargs=2,
+        default=[0, 10],
+        metavar=("FIRST", "END"),
+        help="--accuracy: the scene seeds FIRST..END-1",
+    )
+    ap.add_argument(
+        "--against", metavar="REV", help="time instances_in_3d and the tracker of this tree against a git revision's"
+    )
     args = ap.parse_args(argv)
     if args.against:
         w, h = (int(v) for v in args.size.lower().split("x"))
         res = against(args.against, args.instances, args.frames, (w, h), args.repeat)
         ms = res["ms"]
         print(f"{args.instances} instances at {w}x{h}, {res['frames']} frames, alternated (median ms):")
-        print(f"  instances_in_3d  this tree {ms['3d']:.2f}  {args.against} {ms['3d_rev']:.2f}  ratio {res['ratio_3d']:.3f}")
-        print(f"  Tracker.update   this tree {ms['tracker']:.2f}  {args.against} {ms['tracker_rev']:.2f}  "
-              f"ratio {res['ratio_tracker']:.3f}")
+        print(
+            f"  instances_in_3d  this tree {ms['3d']:.2f}  {args.against} {ms['3d_rev']:.2f}  ratio {res['ratio_3d']:.3f}"
+        )
+        print(
+            f"  Tracker.update   this tree {ms['tracker']:.2f}  {args.against} {ms['tracker_rev']:.2f}  "
+            f"ratio {res['ratio_tracker']:.3f}"
+        )
         return 0
     if args.accuracy:
         res = accuracy(range(*args.seeds))
@@ -214,7 +255,10 @@ def main(argv: list[str] | None = None) -> int:
         print("|---|---|---|---|---|")
         for name, r in res.items():
             cells = [f"{100 * r['centre']['max']:.2f} % ({100 * r['centre']['median']:.2f} %)"]
-            cells += [f"{100 * r[k]['max']:.1f} % ({100 * r[k]['within_5pct']:.0f} %)" for k in ("spheres_boxes", "cylinders_y", "cylinders_x")]
+            cells += [
+                f"{100 * r[k]['max']:.1f} % ({100 * r[k]['within_5pct']:.0f} %)"
+                for k in ("spheres_boxes", "cylinders_y", "cylinders_x")
+            ]
             print(f"| {name} | " + " | ".join(cells) + " |")
         if args.json:
             args.json.write_text(json.dumps(res, indent=2))
@@ -222,8 +266,10 @@ def main(argv: list[str] | None = None) -> int:
     w, h = (int(v) for v in args.size.lower().split("x"))
     res = run(args.instances, args.frames, (w, h), args.repeat, args.points_step)
     lo, hi = res["instances_per_frame"]
-    print(f"{res['size']}, {lo}-{hi} instances a frame, {res['frames']} frames x {res['repeat']} passes, "
-          f"points every {res['points_step']} px")
+    print(
+        f"{res['size']}, {lo}-{hi} instances a frame, {res['frames']} frames x {res['repeat']} passes, "
+        f"points every {res['points_step']} px"
+    )
     print("| stage | median ms | p95 ms |\n|---|---|---|")
     for name, v in res["ms"].items():
         print(f"| {name} | {v['median']:.2f} | {v['p95']:.2f} |")

@@ -18,6 +18,7 @@ eager) are timed side by side: their calls alternate, so the ratios between them
 a group that raises (e.g. out of GPU memory) is reported and skipped, the rest still run, and
 the exit status is then 1.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,16 +38,35 @@ from yolact_ros.model.golden_weights import reference_model
 
 PRESETS = {
     # the full matrix of issue 13
-    "full": dict(configs=["yolact_resnet50", "yolact_base", "yolact_plus_resnet50", "yolact_plus_base"],
-                 precisions=["fp32", "tf32", "fp16"], batches=[1, 4], sizes=["640x480", "1920x1080"],
-                 settings=["default", "all100"], frames=50, warmup=10),
+    "full": dict(
+        configs=["yolact_resnet50", "yolact_base", "yolact_plus_resnet50", "yolact_plus_base"],
+        precisions=["fp32", "tf32", "fp16"],
+        batches=[1, 4],
+        sizes=["640x480", "1920x1080"],
+        settings=["default", "all100"],
+        frames=50,
+        warmup=10,
+    ),
     # what scripts/gpu_check.sh runs on a lent GPU (a few minutes): the two ResNet-50 configs
-    "device": dict(configs=["yolact_resnet50", "yolact_plus_resnet50"],
-                   precisions=["fp32", "tf32", "fp16"], batches=[1, 4], sizes=["640x480", "1920x1080"],
-                   settings=["default", "all100"], frames=50, warmup=10),
+    "device": dict(
+        configs=["yolact_resnet50", "yolact_plus_resnet50"],
+        precisions=["fp32", "tf32", "fp16"],
+        batches=[1, 4],
+        sizes=["640x480", "1920x1080"],
+        settings=["default", "all100"],
+        frames=50,
+        warmup=10,
+    ),
     # the dry run on a CPU: the same steps, seconds
-    "tiny": dict(configs=["yolact_resnet50"], precisions=["fp32"], batches=[1, 2], sizes=["320x240"],
-                 settings=["default"], frames=2, warmup=1),
+    "tiny": dict(
+        configs=["yolact_resnet50"],
+        precisions=["fp32"],
+        batches=[1, 2],
+        sizes=["320x240"],
+        settings=["default"],
+        frames=2,
+        warmup=1,
+    ),
 }
 
 
@@ -80,7 +100,7 @@ def run_group(segs: dict, image: np.ndarray, batch: int, frames: int, warmup: in
     samples = {k: {s: [] for s in STAGES + ("wall",)} for k in keys}
     instances = {}
     for i in range(frames):
-        for key in keys[i % len(keys):] + keys[:i % len(keys)]:
+        for key in keys[i % len(keys) :] + keys[: i % len(keys)]:
             seg = segs[key]
             t0 = time.perf_counter()
             out = seg(call)  # returns with the results on the host: a host->host wall time
@@ -119,9 +139,21 @@ def target_lines(rows: list[dict]) -> list[str]:
     CUDA graph gains per precision. Rows that are missing (the CPU runs fp32 only) say so.
     On CUDA also the GPU memory: one network's weights, and each call's peak above what was
     allocated before it (batch N: N cameras' frames in one call, as the node batches them)."""
+
     def find(config, precision, size, graph=False):
-        return next((r for r in rows if r["config"] == config and r["precision"] == precision and r["size"] == size
-                     and r["batch"] == 1 and r["settings"] == "default" and r["cuda_graph"] == graph), None)
+        return next(
+            (
+                r
+                for r in rows
+                if r["config"] == config
+                and r["precision"] == precision
+                and r["size"] == size
+                and r["batch"] == 1
+                and r["settings"] == "default"
+                and r["cuda_graph"] == graph
+            ),
+            None,
+        )
 
     lines = []
     for config in sorted({r["config"] for r in rows}):
@@ -133,18 +165,24 @@ def target_lines(rows: list[dict]) -> list[str]:
                 continue
             target = TARGET_FPS.get(config)
             fps = 1000.0 / fp16["total_ms"]
-            parts = [f"fp16 {fps:.0f} frames/s" + (f" (target >= {target:.0f}: {'met' if fps >= target else 'NOT met'})"
-                                                  if target else "")]
+            parts = [
+                f"fp16 {fps:.0f} frames/s"
+                + (f" (target >= {target:.0f}: {'met' if fps >= target else 'NOT met'})" if target else "")
+            ]
             graphed = find(config, "fp16", size, True)
             if graphed is not None:
                 parts.append(f"fp16 as a CUDA graph {1000.0 / graphed['total_ms']:.0f} frames/s")
             share = fp16["postprocess_share"]
-            parts.append(f"post-processing {100 * share:.1f} % (target <= {100 * TARGET_POST_SHARE:.0f} %: "
-                         f"{'met' if share <= TARGET_POST_SHARE else 'NOT met'})")
+            parts.append(
+                f"post-processing {100 * share:.1f} % (target <= {100 * TARGET_POST_SHARE:.0f} %: "
+                f"{'met' if share <= TARGET_POST_SHARE else 'NOT met'})"
+            )
             if fp32 is not None:
                 ratio = fp32["total_ms"] / fp16["total_ms"]
-                parts.append(f"fp32/fp16 time {ratio:.2f} (target <= {TARGET_FP32_OVER_FP16:.0f}: "
-                             f"{'met' if ratio <= TARGET_FP32_OVER_FP16 else 'NOT met'})")
+                parts.append(
+                    f"fp32/fp16 time {ratio:.2f} (target <= {TARGET_FP32_OVER_FP16:.0f}: "
+                    f"{'met' if ratio <= TARGET_FP32_OVER_FP16 else 'NOT met'})"
+                )
             for precision in ("fp32", "tf32", "fp16"):
                 eager, graph = find(config, precision, size), find(config, precision, size, True)
                 if eager and graph:
@@ -152,14 +190,27 @@ def target_lines(rows: list[dict]) -> list[str]:
                     parts.append(f"graph/eager {precision} {eager['total_ms'] / graph['total_ms']:.2f}x{used}")
             lines.append(f"{head} " + "; ".join(parts))
         for precision in ("fp32", "fp16"):
-            peaks = [f"batch {r['batch']} {r['size']} {r['settings']} {r['cuda_call_peak_mb']:.0f} MB"
-                     for r in rows if r["config"] == config and r["precision"] == precision and not r["cuda_graph"]
-                     and "cuda_call_peak_mb" in r]
-            net = next((r["cuda_network_mb"] for r in rows if r["config"] == config and r["precision"] == precision
-                        and "cuda_network_mb" in r), None)
+            peaks = [
+                f"batch {r['batch']} {r['size']} {r['settings']} {r['cuda_call_peak_mb']:.0f} MB"
+                for r in rows
+                if r["config"] == config
+                and r["precision"] == precision
+                and not r["cuda_graph"]
+                and "cuda_call_peak_mb" in r
+            ]
+            net = next(
+                (
+                    r["cuda_network_mb"]
+                    for r in rows
+                    if r["config"] == config and r["precision"] == precision and "cuda_network_mb" in r
+                ),
+                None,
+            )
             if peaks and net is not None:
-                lines.append(f"{config} {precision} GPU memory: the network {net:.0f} MB (once, shared by every "
-                             f"camera); a call's peak on top: " + ", ".join(peaks))
+                lines.append(
+                    f"{config} {precision} GPU memory: the network {net:.0f} MB (once, shared by every "
+                    f"camera); a call's peak on top: " + ", ".join(peaks)
+                )
     return lines
 
 
@@ -186,12 +237,17 @@ def main(argv: list[str] | None = None) -> int:
 
     device = resolve_device(a.device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-    print(f"# bench_gpu: {name}; torch {torch.__version__}; preset {a.preset}; median of {plan['frames']} calls "
-          f"after {plan['warmup']}, the variants of a row group alternated call by call (ms; stage times from "
-          f"{'CUDA events' if device.type == 'cuda' else 'perf_counter'}; x1st = the group's first row's total / "
-          f"this row's)", flush=True)
-    header = (f"{'config':21s} {'prec':4s} {'b':>1s} {'size':>9s} {'set':7s} {'inst':>4s} {'pre':>6s} {'fwd':>7s} "
-              f"{'detect':>6s} {'masks':>6s} {'total':>7s} {'p90':>7s} {'img/s':>7s} {'post%':>5s} {'x1st':>5s}")
+    print(
+        f"# bench_gpu: {name}; torch {torch.__version__}; preset {a.preset}; median of {plan['frames']} calls "
+        f"after {plan['warmup']}, the variants of a row group alternated call by call (ms; stage times from "
+        f"{'CUDA events' if device.type == 'cuda' else 'perf_counter'}; x1st = the group's first row's total / "
+        f"this row's)",
+        flush=True,
+    )
+    header = (
+        f"{'config':21s} {'prec':4s} {'b':>1s} {'size':>9s} {'set':7s} {'inst':>4s} {'pre':>6s} {'fwd':>7s} "
+        f"{'detect':>6s} {'masks':>6s} {'total':>7s} {'p90':>7s} {'img/s':>7s} {'post%':>5s} {'x1st':>5s}"
+    )
     print(header, flush=True)
     base = load_image("astronaut")
     rows, failures = [], []
@@ -220,19 +276,30 @@ def main(argv: list[str] | None = None) -> int:
                     torch.cuda.empty_cache()
                 continue
             for (precision, graph), row in group.items():
-                row = {"config": config, "precision": precision, "batch": batch, "size": size, "settings": setting,
-                       "cuda_graph": graph, "device": name, **row}
+                row = {
+                    "config": config,
+                    "precision": precision,
+                    "batch": batch,
+                    "size": size,
+                    "settings": setting,
+                    "cuda_graph": graph,
+                    "device": name,
+                    **row,
+                }
                 if (precision, graph) in weights_mb:
                     row["cuda_network_mb"] = weights_mb[(precision, graph)]
                 rows.append(row)
                 if a.json:  # after every row: a step that runs out of time keeps what it measured
                     with open(a.json, "w") as f:
                         json.dump(rows, f, indent=1)
-                print(f"{config[:19] + ('+G' if graph else ''):21s} {precision:4s} {batch:>1d} {size:>9s} "
-                      f"{setting:7s} {row['instances']:>4d} {row['preprocess_ms']:6.2f} {row['forward_ms']:7.2f} "
-                      f"{row['detect_ms']:6.2f} {row['masks_ms']:6.2f} {row['total_ms']:7.2f} "
-                      f"{row['total_p90_ms']:7.2f} {row['images_per_s']:7.1f} {100 * row['postprocess_share']:5.1f} "
-                      f"{row['speedup_vs_first']:5.2f}", flush=True)
+                print(
+                    f"{config[:19] + ('+G' if graph else ''):21s} {precision:4s} {batch:>1d} {size:>9s} "
+                    f"{setting:7s} {row['instances']:>4d} {row['preprocess_ms']:6.2f} {row['forward_ms']:7.2f} "
+                    f"{row['detect_ms']:6.2f} {row['masks_ms']:6.2f} {row['total_ms']:7.2f} "
+                    f"{row['total_p90_ms']:7.2f} {row['images_per_s']:7.1f} {100 * row['postprocess_share']:5.1f} "
+                    f"{row['speedup_vs_first']:5.2f}",
+                    flush=True,
+                )
         del nets
         if device.type == "cuda":
             torch.cuda.empty_cache()

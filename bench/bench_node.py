@@ -21,6 +21,7 @@ The node runs as a separate process exactly as launch starts it; the model is YO
 with the deterministic reference weights (no trained weights ship anywhere), score_threshold 0
 and top_k 15 so every frame carries 15 instances.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -101,15 +102,27 @@ def latency_block(client, rgb: np.ndarray, frames: int) -> dict:
         dets, _ = client.send(msg, timeout=60.0, resend=30.0)
         e2e = ms_since(client, msg.header.stamp)
         key = stamp_text(msg.header.stamp)
-        d = diag(client, lambda v: v.get(Key.LAST_STAMP) == key)
-        rows.append((e2e, float(d[Key.LAST_SEGMENTER]), float(d[Key.LAST_OVERHEAD]),
-                     float(d[Key.LAST_VISUALIZATION]), len(dets.detections), float(d[Key.LAST_OVERHEAD_CPU])))
+        d = diag(client, lambda v, key=key: v.get(Key.LAST_STAMP) == key)
+        rows.append(
+            (
+                e2e,
+                float(d[Key.LAST_SEGMENTER]),
+                float(d[Key.LAST_OVERHEAD]),
+                float(d[Key.LAST_VISUALIZATION]),
+                len(dets.detections),
+                float(d[Key.LAST_OVERHEAD_CPU]),
+            )
+        )
     a = np.array(rows)
     return {
-        "e2e_p50": float(np.median(a[:, 0])), "segmenter_p50": float(np.median(a[:, 1])),
-        "e2e_minus_seg_p50": float(np.median(a[:, 0] - a[:, 1])), "node_overhead_p50": float(np.median(a[:, 2])),
-        "node_overhead_max": float(np.max(a[:, 2])), "vis_p50": float(np.median(a[:, 3])),
-        "instances": int(np.median(a[:, 4])), "overhead_cpu_p50": float(np.median(a[:, 5])),
+        "e2e_p50": float(np.median(a[:, 0])),
+        "segmenter_p50": float(np.median(a[:, 1])),
+        "e2e_minus_seg_p50": float(np.median(a[:, 0] - a[:, 1])),
+        "node_overhead_p50": float(np.median(a[:, 2])),
+        "node_overhead_max": float(np.max(a[:, 2])),
+        "vis_p50": float(np.median(a[:, 3])),
+        "instances": int(np.median(a[:, 4])),
+        "overhead_cpu_p50": float(np.median(a[:, 5])),
     }
 
 
@@ -158,8 +171,12 @@ def stream(client, rgb: np.ndarray, rate: float, duration: float) -> dict:
     wait_last = [lat - seg_ms[k] for t, lat, k in results if t >= duration - 10.0 and k in seg_ms]
     d = diag(client)
     return {
-        "sent": sent, "processed": len(results), "first10_p50": float(np.median(first)) if first else float("nan"),
-        "last10_p50": float(np.median(last)) if last else float("nan"), "n_first": len(first), "n_last": len(last),
+        "sent": sent,
+        "processed": len(results),
+        "first10_p50": float(np.median(first)) if first else float("nan"),
+        "last10_p50": float(np.median(last)) if last else float("nan"),
+        "n_first": len(first),
+        "n_last": len(last),
         "wait_first10_p50": float(np.median(wait_first)) if wait_first else float("nan"),
         "wait_last10_p50": float(np.median(wait_last)) if wait_last else float("nan"),
         "dropped": int(d[Key.FRAMES_DROPPED]) - int(d0[Key.FRAMES_DROPPED]),
@@ -169,8 +186,16 @@ def stream(client, rgb: np.ndarray, rate: float, duration: float) -> dict:
     }
 
 
-def node_vs_bare(client, rgb: np.ndarray, weights: Path, frames: int, rounds: int, threads: int,
-                 backend: str = "auto", precision: str = "auto") -> dict:
+def node_vs_bare(
+    client,
+    rgb: np.ndarray,
+    weights: Path,
+    frames: int,
+    rounds: int,
+    threads: int,
+    backend: str = "auto",
+    precision: str = "auto",
+) -> dict:
     """Medians of the node's per-frame Segmenter time and the bare Segmenter's, alternated."""
     import torch
 
@@ -178,8 +203,15 @@ def node_vs_bare(client, rgb: np.ndarray, weights: Path, frames: int, rounds: in
 
     # the node's threads: num_threads, or PyTorch's default in a fresh process (make_weights set 1 here)
     torch.set_num_threads(threads or os.cpu_count() or 1)
-    bare = Segmenter(weights=str(weights), device="cpu", score_threshold=0.0, top_k=15, backend=backend,
-                     precision=precision, num_threads=threads or None)
+    bare = Segmenter(
+        weights=str(weights),
+        device="cpu",
+        score_threshold=0.0,
+        top_k=15,
+        backend=backend,
+        precision=precision,
+        num_threads=threads or None,
+    )
     bgr = rgb[:, :, ::-1]  # what the node gets from an rgb8 message: a BGR view
     for _ in range(2):
         bare(bgr)
@@ -218,9 +250,16 @@ def main(argv=None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="yolact_bench_"))
     os.environ.setdefault("ROS_LOG_DIR", str(tmp / "ros_log"))
     weights = Path(args.weights) if args.weights else make_weights(tmp, args.max_size)
-    params = {"weights": weights, "device": "cpu", "score_threshold": 0.0, "top_k": 15,
-              "threads": args.num_threads, "diagnostics_period": 0.5, "backend": args.backend,
-              "precision": args.precision}
+    params = {
+        "weights": weights,
+        "device": "cpu",
+        "score_threshold": 0.0,
+        "top_k": 15,
+        "threads": args.num_threads,
+        "diagnostics_period": 0.5,
+        "backend": args.backend,
+        "precision": args.precision,
+    }
     proc = NodeProcess(NODE, NS, params, remaps={"image": CAMERA})
     client = None
     try:
@@ -231,41 +270,58 @@ def main(argv=None) -> int:
         assert client.wait_for_node_input(60)
         network = next((ln.split("network: ", 1)[1] for ln in proc.output.splitlines() if "network: " in ln), "?")
         print(f"# network: {network}")
-        print(f"# yolact_node benchmark: {weights.name}, CPU, torch threads "
-              f"{args.num_threads or 'default'}, {os.cpu_count()} cores, ROS_DOMAIN_ID={os.environ.get('ROS_DOMAIN_ID')}")
-        print("| input | instances | e2e latency p50 (ms) | Segmenter p50 (ms) | e2e - Segmenter (ms) "
-              "| node overhead p50 (ms) | node overhead CPU time p50 (ms) |")
+        print(
+            f"# yolact_node benchmark: {weights.name}, CPU, torch threads "
+            f"{args.num_threads or 'default'}, {os.cpu_count()} cores, ROS_DOMAIN_ID={os.environ.get('ROS_DOMAIN_ID')}"
+        )
+        print(
+            "| input | instances | e2e latency p50 (ms) | Segmenter p50 (ms) | e2e - Segmenter (ms) "
+            "| node overhead p50 (ms) | node overhead CPU time p50 (ms) |"
+        )
         print("|---|---|---|---|---|---|---|")
         for w, h in ((640, 480), (1280, 720)):
             latency_block(client, frame(w, h), 2)  # warm up this size
             r = latency_block(client, frame(w, h), args.frames)
-            print(f"| {w}x{h} rgb8 | {r['instances']} | {r['e2e_p50']:.1f} | {r['segmenter_p50']:.1f} | "
-                  f"{r['e2e_minus_seg_p50']:.1f} | {r['node_overhead_p50']:.2f} (max {r['node_overhead_max']:.2f}) | "
-                  f"{r['overhead_cpu_p50']:.2f} |",
-                  flush=True)
+            print(
+                f"| {w}x{h} rgb8 | {r['instances']} | {r['e2e_p50']:.1f} | {r['segmenter_p50']:.1f} | "
+                f"{r['e2e_minus_seg_p50']:.1f} | {r['node_overhead_p50']:.2f} (max {r['node_overhead_max']:.2f}) | "
+                f"{r['overhead_cpu_p50']:.2f} |",
+                flush=True,
+            )
         client.subscribe_visualization()
         client.spin_until(lambda: False, 2.0)
         r = latency_block(client, frame(640, 480), max(3, args.frames // 2))
-        print(f"\nvisualization subscribed, 640x480: overlay drawing + publishing p50 {r['vis_p50']:.1f} ms "
-              f"(not built when nobody subscribes)")
+        print(
+            f"\nvisualization subscribed, 640x480: overlay drawing + publishing p50 {r['vis_p50']:.1f} ms "
+            f"(not built when nobody subscribes)"
+        )
         client.unsubscribe_visualization()
         client.spin_until(lambda: False, 2.0)
 
-        nb = node_vs_bare(client, frame(640, 480), weights, args.frames, 3, args.num_threads, args.backend,
-                          args.precision)
-        print(f"\n# Segmenter in the node vs bare, 640x480, back to back, 3 alternated rounds of {args.frames}: "
-              f"node {nb['node']:.1f} ms, bare {nb['bare']:.1f} ms p50, node/bare {nb['node'] / nb['bare']:.3f}",
-              flush=True)
+        nb = node_vs_bare(
+            client, frame(640, 480), weights, args.frames, 3, args.num_threads, args.backend, args.precision
+        )
+        print(
+            f"\n# Segmenter in the node vs bare, 640x480, back to back, 3 alternated rounds of {args.frames}: "
+            f"node {nb['node']:.1f} ms, bare {nb['bare']:.1f} ms p50, node/bare {nb['node'] / nb['bare']:.3f}",
+            flush=True,
+        )
 
         print(f"\n# stream: 640x480 at {args.rate:g} Hz for {args.duration:g} s", flush=True)
         s = stream(client, frame(640, 480), args.rate, args.duration)
-        print(f"sent {s['sent']}, node received {s['received']}, processed {s['processed']} "
-              f"({s['output_rate']:.2f} Hz), dropped (replaced while busy) {s['dropped']}; "
-              f"Segmenter p50 over the last 5 s {s['segmenter_p50_last5s']:.0f} ms")
-        print(f"latency p50 first 10 s: {s['first10_p50']:.1f} ms (n={s['n_first']}), "
-              f"last 10 s: {s['last10_p50']:.1f} ms (n={s['n_last']})")
-        print(f"latency minus that frame's Segmenter time, p50 first 10 s: {s['wait_first10_p50']:.1f} ms, "
-              f"last 10 s: {s['wait_last10_p50']:.1f} ms")
+        print(
+            f"sent {s['sent']}, node received {s['received']}, processed {s['processed']} "
+            f"({s['output_rate']:.2f} Hz), dropped (replaced while busy) {s['dropped']}; "
+            f"Segmenter p50 over the last 5 s {s['segmenter_p50_last5s']:.0f} ms"
+        )
+        print(
+            f"latency p50 first 10 s: {s['first10_p50']:.1f} ms (n={s['n_first']}), "
+            f"last 10 s: {s['last10_p50']:.1f} ms (n={s['n_last']})"
+        )
+        print(
+            f"latency minus that frame's Segmenter time, p50 first 10 s: {s['wait_first10_p50']:.1f} ms, "
+            f"last 10 s: {s['wait_last10_p50']:.1f} ms"
+        )
     finally:
         if client is not None:
             client.close()

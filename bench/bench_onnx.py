@@ -13,6 +13,7 @@ Prints figures; asserts nothing.
 
     nice -n 10 .venv/bin/python bench/bench_onnx.py --runs 5
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,8 +36,12 @@ COLUMNS = ("preprocess", "forward", "postprocess", "total")
 
 def stage_times(seg: Segmenter) -> dict[str, float]:
     t = seg.timings
-    return {"preprocess": t["preprocess"], "forward": t["forward"], "postprocess": t["detect"] + t["masks"],
-            "total": t["total"]}
+    return {
+        "preprocess": t["preprocess"],
+        "forward": t["forward"],
+        "postprocess": t["detect"] + t["masks"],
+        "total": t["total"],
+    }
 
 
 def main() -> int:
@@ -45,15 +50,19 @@ def main() -> int:
     p.add_argument("--runs", type=int, default=5, help="timed alternations after one warm-up (median reported)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--image", default="astronaut", help="a skimage.data image name")
-    p.add_argument("--setting", choices=list(SETTINGS), default="default", help="post-processing settings (yolact bench's)")
+    p.add_argument(
+        "--setting", choices=list(SETTINGS), default="default", help="post-processing settings (yolact bench's)"
+    )
     a = p.parse_args()
     import onnxruntime
 
     torch.set_num_threads(a.threads)
     bgr = load_image(a.image)
-    print(f"# bench_onnx: torch {torch.__version__}, onnxruntime {onnxruntime.__version__}, {a.threads} threads each, "
-          f"{platform.processor() or platform.machine()}, image {a.image} {bgr.shape[1]}x{bgr.shape[0]}, "
-          f"setting {a.setting}, median of {a.runs} alternated runs (ms), load average {os.getloadavg()[0]:.2f}")
+    print(
+        f"# bench_onnx: torch {torch.__version__}, onnxruntime {onnxruntime.__version__}, {a.threads} threads each, "
+        f"{platform.processor() or platform.machine()}, image {a.image} {bgr.shape[1]}x{bgr.shape[0]}, "
+        f"setting {a.setting}, median of {a.runs} alternated runs (ms), load average {os.getloadavg()[0]:.2f}"
+    )
     rows, exports = [], []
     with tempfile.TemporaryDirectory(prefix="bench_onnx_") as tmp:
         for cfg in a.configs:
@@ -64,8 +73,9 @@ def main() -> int:
                 res = export_onnx(model, Path(tmp) / f"{cfg}_{mode}.onnx", dcn=mode)
                 label = "onnxruntime" + (f" (dcn {mode})" if len(modes) > 1 else "")
                 exports.append((cfg, res.info.dcn, res.seconds, res.size_bytes))
-                variants[label] = Segmenter(backend="onnxruntime", weights=res.path, device="cpu",
-                                            num_threads=a.threads, **SETTINGS[a.setting])
+                variants[label] = Segmenter(
+                    backend="onnxruntime", weights=res.path, device="cpu", num_threads=a.threads, **SETTINGS[a.setting]
+                )
             samples = {k: {c: [] for c in COLUMNS} for k in variants}
             results = {k: seg(bgr) for k, seg in variants.items()}  # warm-up
             order = list(variants)
@@ -81,19 +91,35 @@ def main() -> int:
                 inst = results[key]
                 same = len(inst) == len(ref) and np.array_equal(inst.class_ids, ref.class_ids)
                 diff = float(np.abs(inst.scores - ref.scores).max(initial=0)) if same else float("nan")
-                rows.append((cfg, key, med, med["forward"] / torch_med["forward"], med["total"] / torch_med["total"],
-                             len(inst), diff))
+                rows.append(
+                    (
+                        cfg,
+                        key,
+                        med,
+                        med["forward"] / torch_med["forward"],
+                        med["total"] / torch_med["total"],
+                        len(inst),
+                        diff,
+                    )
+                )
             del variants, model
     print(f"load average at the end {os.getloadavg()[0]:.2f}")
     print("\n| config | dcn | export time | file size |\n|---|---|---|---|")
     for cfg, dcn, seconds, size in exports:
         print(f"| {cfg} | {dcn} | {seconds:.1f} s | {size / 2**20:.1f} MiB |")
     print()
-    print("| config | backend | " + " | ".join(COLUMNS) + " | forward ratio | total ratio | instances | max score diff vs torch |")
+    print(
+        "| config | backend | "
+        + " | ".join(COLUMNS)
+        + " | forward ratio | total ratio | instances | max score diff vs torch |"
+    )
     print("|---|---|" + "---|" * (len(COLUMNS) + 4))
     for cfg, key, med, fr, tr, n, diff in rows:
-        print(f"| {cfg} | {key} | " + " | ".join(f"{med[c]:.1f}" for c in COLUMNS)
-              + f" | {fr:.2f}x | {tr:.2f}x | {n} | {diff:.1e} |")
+        print(
+            f"| {cfg} | {key} | "
+            + " | ".join(f"{med[c]:.1f}" for c in COLUMNS)
+            + f" | {fr:.2f}x | {tr:.2f}x | {n} | {diff:.1e} |"
+        )
     return 0
 
 

@@ -27,6 +27,7 @@ no-op, ``torch.cuda.current_device``, a ``dcn_v2`` module built on ``torchvision
 a ``pycocotools`` stub when that package is missing, and, only if this torch cannot build them,
 ``nn.Module`` in place of the TorchScript base classes of its FPN and mask-IoU net).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -70,8 +71,16 @@ class DCN(nn.Module):
 
     def forward(self, x):
         o1, o2, mask = torch.chunk(self.conv_offset_mask(x), 3, dim=1)
-        return deform_conv2d(x, torch.cat((o1, o2), dim=1), self.weight, self.bias, stride=self.stride,
-                             padding=self.padding, dilation=self.dilation, mask=torch.sigmoid(mask))
+        return deform_conv2d(
+            x,
+            torch.cat((o1, o2), dim=1),
+            self.weight,
+            self.bias,
+            stride=self.stride,
+            padding=self.padding,
+            dilation=self.dilation,
+            mask=torch.sigmoid(mask),
+        )
 
 
 @contextlib.contextmanager
@@ -79,8 +88,11 @@ def cpu_shims(no_jit: bool = False):
     """What the original needs to import and build on a CPU-only torch; undone on exit.
     ``no_jit``: its FPN / FastMaskIoUNet become plain modules (they subclass
     ``torch.jit.ScriptModule`` with a ``script_method`` forward whenever <= 1 GPU is present)."""
-    patches = [(torch.Tensor, "cuda", lambda self, *a, **k: self), (nn.Module, "cuda", lambda self, *a, **k: self),
-               (torch.cuda, "current_device", lambda: 0)]
+    patches = [
+        (torch.Tensor, "cuda", lambda self, *a, **k: self),
+        (nn.Module, "cuda", lambda self, *a, **k: self),
+        (torch.cuda, "current_device", lambda: 0),
+    ]
     if no_jit:
         patches += [(torch.jit, "ScriptModule", nn.Module), (torch.jit, "script_method", lambda fn, *a: fn)]
     saved = [(obj, name, getattr(obj, name)) for obj, name, _ in patches]
@@ -107,20 +119,28 @@ def import_original(root: str) -> types.SimpleNamespace:
         try:
             with cpu_shims(no_jit), warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                import data.config as config  # noqa: the checkout's modules
+                import data.config as config  # noqa: E402 - the checkout's modules, importable only now
                 import yolact
                 from layers.output_utils import postprocess
                 from utils.augmentations import FastBaseTransform
+
                 yolact.FPN([512, 1024, 2048]), yolact.FastMaskIoUNet()  # scripted (if so) when built
             break
         except Exception as exc:  # noqa: BLE001
             if no_jit:
                 raise
             print(f"# original: TorchScript modules failed ({type(exc).__name__}: {exc}); using nn.Module instead")
-            for name in [n for n in sys.modules if n.split(".")[0] in ("yolact", "backbone", "layers", "utils", "data")]:
+            for name in [
+                n for n in sys.modules if n.split(".")[0] in ("yolact", "backbone", "layers", "utils", "data")
+            ]:
                 del sys.modules[name]
-    return types.SimpleNamespace(config=config, Yolact=yolact.Yolact, postprocess=postprocess,
-                                 FastBaseTransform=FastBaseTransform, jit=yolact.use_jit and not no_jit)
+    return types.SimpleNamespace(
+        config=config,
+        Yolact=yolact.Yolact,
+        postprocess=postprocess,
+        FastBaseTransform=FastBaseTransform,
+        jit=yolact.use_jit and not no_jit,
+    )
 
 
 class Original:
@@ -161,15 +181,18 @@ class Original:
 
 
 def _empty(h, w) -> dict:
-    return dict(classes=np.zeros(0, np.int64), scores=np.zeros(0, np.float32), boxes=np.zeros((0, 4)),
-                masks=np.zeros((0, h, w), bool))
+    return dict(
+        classes=np.zeros(0, np.int64),
+        scores=np.zeros(0, np.float32),
+        boxes=np.zeros((0, 4)),
+        masks=np.zeros((0, h, w), bool),
+    )
 
 
 # -- ours ---------------------------------------------------------------------------------------
 def ours_call(seg, bgr: np.ndarray, full_masks: bool = False) -> dict:
     inst = seg(bgr)
-    return dict(classes=inst.class_ids, scores=inst.scores, boxes=inst.boxes,
-                masks=inst.masks if full_masks else inst)
+    return dict(classes=inst.class_ids, scores=inst.scores, boxes=inst.boxes, masks=inst.masks if full_masks else inst)
 
 
 def parse_variants(specs) -> list[tuple[str, str]]:
@@ -178,7 +201,7 @@ def parse_variants(specs) -> list[tuple[str, str]]:
 
     try:
         return [parse_variant(spec) for spec in specs]
-    except Exception as exc:  # argparse.ArgumentTypeError
+    except Exception as exc:  # noqa: BLE001 - argparse.ArgumentTypeError and ValueError
         raise ValueError(str(exc)) from None
 
 
@@ -203,17 +226,30 @@ def compare_detections(ref: dict, mine: dict, iou_min: float = 0.9, score_tol: f
     used = np.zeros(n_mine, bool)
     matched, px = 0, 0
     for i in np.argsort(-np.asarray(ref["scores"]), kind="stable"):
-        ok = (~used & (np.asarray(mine["classes"]) == ref["classes"][i])
-              & (np.abs(np.asarray(mine["scores"], np.float64) - float(ref["scores"][i])) <= score_tol)
-              & (ious[i] >= iou_min)) if n_mine else np.zeros(0, bool)
+        ok = (
+            (
+                ~used
+                & (np.asarray(mine["classes"]) == ref["classes"][i])
+                & (np.abs(np.asarray(mine["scores"], np.float64) - float(ref["scores"][i])) <= score_tol)
+                & (ious[i] >= iou_min)
+            )
+            if n_mine
+            else np.zeros(0, bool)
+        )
         if ok.any():
             j = int(np.argmax(np.where(ok, ious[i], -1)))
             used[j] = True
             matched += 1
             px += int(np.count_nonzero(np.asarray(ref["masks"][i], bool) != np.asarray(mine["masks"][j], bool)))
     total = max(n_ref, n_mine)
-    return dict(matched=matched, total=total, match_fraction=matched / total if total else 1.0,
-                mask_px_diff=px, n_original=n_ref, n_ours=n_mine)
+    return dict(
+        matched=matched,
+        total=total,
+        match_fraction=matched / total if total else 1.0,
+        mask_px_diff=px,
+        n_original=n_ref,
+        n_ours=n_mine,
+    )
 
 
 def load_bgr(name: str, size: str | None) -> np.ndarray:
@@ -275,7 +311,7 @@ def bench_config(a, mods, config: str, bgr: np.ndarray, workdir: Path, out=print
             mine = ours_call(seg, bgr, full_masks=True)
             checks[name] = compare_detections(ref, mine)
             checks[name]["matched_any_score"] = compare_detections(ref, mine, score_tol=math.inf)["matched"]
-        calls = [("original", lambda: orig(bgr, thr, k, a.full_masks))]
+        calls = [("original", lambda thr=thr, k=k: orig(bgr, thr, k, a.full_masks))]
         calls += [(name, lambda seg=seg: ours_call(seg, bgr, a.full_masks)) for name, seg in variants.items()]
         times = {name: [] for name, _ in calls}
         for r in range(a.rounds):
@@ -290,23 +326,39 @@ def bench_config(a, mods, config: str, bgr: np.ndarray, workdir: Path, out=print
             c = checks[name]
             fp32 = name.split(":")[1] == "fp32"
             ok = c["match_fraction"] >= MIN_MATCH or not fp32
-            rows.append(dict(config=config, setting=setting, variant=name, original_ms=round(orig_ms, 2),
-                             ours_ms=round(ours_ms, 2), ratio=round(ours_ms / orig_ms, 4),
-                             speedup=round(orig_ms / ours_ms, 3), sanity_ok=ok, **c))
-            out(f"{config:22s} {setting:8s} {name:18s} original {orig_ms:8.1f} ms  ours {ours_ms:8.1f} ms  "
+            rows.append(
+                dict(
+                    config=config,
+                    setting=setting,
+                    variant=name,
+                    original_ms=round(orig_ms, 2),
+                    ours_ms=round(ours_ms, 2),
+                    ratio=round(ours_ms / orig_ms, 4),
+                    speedup=round(orig_ms / ours_ms, 3),
+                    sanity_ok=ok,
+                    **c,
+                )
+            )
+            out(
+                f"{config:22s} {setting:8s} {name:18s} original {orig_ms:8.1f} ms  ours {ours_ms:8.1f} ms  "
                 f"ours/original {ours_ms / orig_ms:6.3f} ({orig_ms / ours_ms:5.2f}x)  match {c['matched']}/{c['total']} "
                 f"(dets {c['n_original']}/{c['n_ours']}), mask px diff {c['mask_px_diff']}"
                 + ("" if ok else f"  SANITY FAILED (< {MIN_MATCH:.0%})")
-                + ("" if fp32 else f"  [reduced precision, not checked; {c['matched_any_score']} match by class + box]"))
+                + ("" if fp32 else f"  [reduced precision, not checked; {c['matched_any_score']} match by class + box]")
+            )
     return rows
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--original", required=True, help="checkout of github dbolya/yolact (not modified)")
     p.add_argument("--configs", nargs="+", default=["yolact_resnet50", "yolact_plus_resnet50", "yolact_base"])
     p.add_argument("--settings", nargs="+", default=["default", "all100"], choices=["default", "all100"])
-    p.add_argument("--variants", nargs="+", default=["torch:fp32"], help="BACKEND:PRECISION of ours, e.g. torch:fp32 openvino:bf16")
+    p.add_argument(
+        "--variants", nargs="+", default=["torch:fp32"], help="BACKEND:PRECISION of ours, e.g. torch:fp32 openvino:bf16"
+    )
     p.add_argument("--image", default="astronaut", help="a skimage.data image name")
     p.add_argument("--size", help="resize the image to WxH first, e.g. 1280x720")
     p.add_argument("--threads", type=int, default=2)
@@ -321,10 +373,14 @@ def main(argv=None) -> int:
 
     from yolact_ros.inference.capabilities import detect_cpu
 
-    print(f"# bench_original: {detect_cpu().summary()}, torch {torch.__version__}, "
-          f"torchvision {torchvision.__version__}, {a.threads} threads")
-    print(f"# image {a.image} {bgr.shape[1]}x{bgr.shape[0]}, median of {a.rounds} alternated rounds, "
-          f"masks {'full-frame numpy' if a.full_masks else 'native form'}")
+    print(
+        f"# bench_original: {detect_cpu().summary()}, torch {torch.__version__}, "
+        f"torchvision {torchvision.__version__}, {a.threads} threads"
+    )
+    print(
+        f"# image {a.image} {bgr.shape[1]}x{bgr.shape[0]}, median of {a.rounds} alternated rounds, "
+        f"masks {'full-frame numpy' if a.full_masks else 'native form'}"
+    )
     mods = import_original(a.original)
     print(f"# original: {a.original} (its FPN / mask-IoU net {'TorchScript' if mods.jit else 'plain nn.Module'})")
     rows = []
@@ -332,13 +388,27 @@ def main(argv=None) -> int:
         for config in a.configs:
             rows += bench_config(a, mods, config, bgr, Path(tmp))
     if a.json:
-        Path(a.json).write_text(json.dumps(dict(cpu=detect_cpu().summary(), torch=torch.__version__, image=a.image,
-                                                size=f"{bgr.shape[1]}x{bgr.shape[0]}", threads=a.threads,
-                                                rounds=a.rounds, full_masks=a.full_masks, rows=rows), indent=1))
+        Path(a.json).write_text(
+            json.dumps(
+                dict(
+                    cpu=detect_cpu().summary(),
+                    torch=torch.__version__,
+                    image=a.image,
+                    size=f"{bgr.shape[1]}x{bgr.shape[0]}",
+                    threads=a.threads,
+                    rounds=a.rounds,
+                    full_masks=a.full_masks,
+                    rows=rows,
+                ),
+                indent=1,
+            )
+        )
     failed = [r for r in rows if not r["sanity_ok"]]
     if failed:
-        print(f"# FAILED: {len(failed)} row(s) with a variant unavailable or fp32 detections matching the original "
-              f"below {MIN_MATCH:.0%}")
+        print(
+            f"# FAILED: {len(failed)} row(s) with a variant unavailable or fp32 detections matching the original "
+            f"below {MIN_MATCH:.0%}"
+        )
     return 1 if failed else 0
 
 

@@ -9,6 +9,7 @@ called in turn on the same image with the same reference weights: machine noise 
 alike and the ratio is a fair speed comparison.  Prints per-config medians (ms) and the ratio
 this/rev; asserts nothing.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,8 +38,9 @@ ALIAS = "yolact_ros_rev"
 
 def import_revision(rev: str, into: Path):
     """Import ``rev``'s yolact_ros package as :data:`ALIAS` (relative imports keep it self-contained)."""
-    blob = subprocess.run(["git", "-C", str(REPO), "archive", "--format=tar", rev, "yolact_ros"],
-                          check=True, capture_output=True).stdout
+    blob = subprocess.run(
+        ["git", "-C", str(REPO), "archive", "--format=tar", rev, "yolact_ros"], check=True, capture_output=True
+    ).stdout
     with tarfile.open(fileobj=io.BytesIO(blob)) as tar:
         tar.extractall(into, filter="data")
     (into / "yolact_ros").rename(into / ALIAS)
@@ -75,8 +77,9 @@ def main(argv=None) -> int:
 
         w, h = (int(v) for v in a.size.lower().split("x"))
         bgr = cv2.resize(bgr, (w, h), interpolation=cv2.INTER_LINEAR)
-    rev = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", a.rev], check=True,
-                         capture_output=True, text=True).stdout.strip()
+    rev = subprocess.run(
+        ["git", "-C", str(REPO), "rev-parse", "--short", a.rev], check=True, capture_output=True, text=True
+    ).stdout.strip()
     with tempfile.TemporaryDirectory() as tmp:
         pkg = import_revision(a.rev, Path(tmp))
         variants = {}
@@ -92,17 +95,21 @@ def main(argv=None) -> int:
             for key, seg in variants.items():
                 counts[key] = len(seg(bgr))
                 samples[key].append(dict(seg.timings))
-    print(f"# this tree vs {a.rev} ({rev}): torch {torch.__version__}, {a.threads} threads, image {a.image} "
-          f"{bgr.shape[1]}x{bgr.shape[0]}, median of {a.runs} alternated runs (ms)")
+    print(
+        f"# this tree vs {a.rev} ({rev}): torch {torch.__version__}, {a.threads} threads, image {a.image} "
+        f"{bgr.shape[1]}x{bgr.shape[0]}, median of {a.runs} alternated runs (ms)"
+    )
     for cfg in a.configs:
         for s in a.settings:
             same = counts[(cfg, s, "this")] == counts[(cfg, s, rev)]
             for stage in a.stages:
                 mine = statistics.median(t[stage] for t in samples[(cfg, s, "this")])
                 theirs = statistics.median(t[stage] for t in samples[(cfg, s, rev)])
-                print(f"{cfg:22s} {s:8s} {stage:8s} this={mine:7.1f}  {rev}={theirs:7.1f}  "
-                      f"this/{rev}={mine / theirs:5.3f}  instances {counts[(cfg, s, 'this')]}/{counts[(cfg, s, rev)]}"
-                      + ("" if same else "  (DIFFERENT)"))
+                print(
+                    f"{cfg:22s} {s:8s} {stage:8s} this={mine:7.1f}  {rev}={theirs:7.1f}  "
+                    f"this/{rev}={mine / theirs:5.3f}  instances {counts[(cfg, s, 'this')]}/{counts[(cfg, s, rev)]}"
+                    + ("" if same else "  (DIFFERENT)")
+                )
     return 0
 
 

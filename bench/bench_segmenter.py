@@ -1,7 +1,8 @@
 """Per-stage CPU latency of the Segmenter (same as `yolact bench`). Prints figures; asserts nothing.
 
-    .venv/bin/python bench/bench_segmenter.py --runs 7
+.venv/bin/python bench/bench_segmenter.py --runs 7
 """
+
 import sys
 
 from yolact_ros.cli.bench import main

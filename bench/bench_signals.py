@@ -11,6 +11,7 @@ default backend / precision (auto), the start-up time from exec to "active" is m
 codes, tracebacks or "terminate called", and the time from the signal to the exit (p50, max) --
 the 1 s bound of docs/ros.md.  Exit status 1 if any start did not exit 0.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -64,9 +65,13 @@ def sweep(weights: Path, cold: bool, per_case: int, rng: random.Random, threads:
             out = proc.output
             if code != 0 or "Traceback" in out or "terminate called" in out:
                 bad.append(f"{delay:.3f} s: exit {code}: {out[-400:]!r}")
-        results[signal.Signals(sig).name] = {"n": per_case, "exit0": codes.count(0), "bad": bad,
-                                              "exit_p50_ms": 1000 * float(np.median(exits)),
-                                              "exit_max_ms": 1000 * float(np.max(exits))}
+        results[signal.Signals(sig).name] = {
+            "n": per_case,
+            "exit0": codes.count(0),
+            "bad": bad,
+            "exit_p50_ms": 1000 * float(np.median(exits)),
+            "exit_max_ms": 1000 * float(np.max(exits)),
+        }
     return {"active_s": active_s, "signals": results}
 
 
@@ -95,9 +100,13 @@ def main(argv=None) -> int:
             from yolact_ros.model.checkpoint import save_checkpoint
             from yolact_ros.model.golden_weights import reference_model
 
-            models["resnet50"] = save_checkpoint(reference_model("yolact_resnet50"), tmp / "yolact_resnet50_54_800000.pth")
-        print(f"# bench_signals: seed {seed}, {args.per_case} per signal / model / cache state, backend auto, "
-              f"{args.threads} thread(s), {os.cpu_count()} cores")
+            models["resnet50"] = save_checkpoint(
+                reference_model("yolact_resnet50"), tmp / "yolact_resnet50_54_800000.pth"
+            )
+        print(
+            f"# bench_signals: seed {seed}, {args.per_case} per signal / model / cache state, backend auto, "
+            f"{args.threads} thread(s), {os.cpu_count()} cores"
+        )
         print("| model | cache | start-up to active (s) | signal | exit 0 | exit p50 (ms) | exit max (ms) |")
         print("|---|---|---|---|---|---|---|")
         for name, weights in models.items():
@@ -105,8 +114,11 @@ def main(argv=None) -> int:
                 work = tmp / f"{name}_{'cold' if cold else 'warm'}"
                 res = sweep(weights, cold, args.per_case, rng, args.threads, work)
                 for sig, r in res["signals"].items():
-                    print(f"| {name} | {'cold' if cold else 'warm'} | {res['active_s']:.2f} | {sig} | {r['exit0']}/{r['n']} "
-                          f"| {r['exit_p50_ms']:.0f} | {r['exit_max_ms']:.0f} |", flush=True)
+                    print(
+                        f"| {name} | {'cold' if cold else 'warm'} | {res['active_s']:.2f} | {sig} | {r['exit0']}/{r['n']} "
+                        f"| {r['exit_p50_ms']:.0f} | {r['exit_max_ms']:.0f} |",
+                        flush=True,
+                    )
                     for line in r["bad"]:
                         print(f"  FAILED {line}")
                     failed |= bool(r["bad"])

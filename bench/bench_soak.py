@@ -11,6 +11,7 @@ the node's resident memory (VmRSS) and the latency of each detections message (i
 stamp -> received here). Printed: first minute vs last minute (RSS, latency p50/p95, output
 rate), the node's own counters at the end, and how many lines the node logged.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,8 +48,10 @@ def _summary(name: str, lat_ms: list[float], rss: list[float], seconds: float) -
     if not lat_ms:
         return f"{name}: no output"
     p50, p95 = np.percentile(lat_ms, [50, 95])
-    return (f"{name}: RSS median {np.median(rss):7.1f} MB (max {max(rss):7.1f})  latency p50 {p50:7.1f} ms  "
-            f"p95 {p95:7.1f} ms  output {len(lat_ms) / seconds:5.2f} Hz ({len(lat_ms)} frames)")
+    return (
+        f"{name}: RSS median {np.median(rss):7.1f} MB (max {max(rss):7.1f})  latency p50 {p50:7.1f} ms  "
+        f"p95 {p95:7.1f} ms  output {len(lat_ms) / seconds:5.2f} Hz ({len(lat_ms)} frames)"
+    )
 
 
 def main() -> int:
@@ -66,9 +69,12 @@ def main() -> int:
         return 2
     compressed = args.transport == "compressed"
     topic = CAMERA + ("/compressed" if compressed else "")
-    proc = NodeProcess(NODE, NS, {"weights": args.weights, "threads": args.threads,
-                                  "image_transport": args.transport},
-                       remaps={"image": CAMERA, "image/compressed": CAMERA + "/compressed"})
+    proc = NodeProcess(
+        NODE,
+        NS,
+        {"weights": args.weights, "threads": args.threads, "image_transport": args.transport},
+        remaps={"image": CAMERA, "image/compressed": CAMERA + "/compressed"},
+    )
     client = StampRecorder(NS, topic, compressed=compressed)
     client.spin_in_background()
     try:
@@ -90,8 +96,11 @@ def main() -> int:
             bad = [wrong, short]
         period = 1.0 / args.rate
         duration = args.minutes * 60.0
-        print(f"soak: {args.minutes:g} min at {args.rate:g} Hz, 640x480 {args.transport}, bad frame every "
-              f"{args.bad_every or 'never'}, node pid {proc.proc.pid}, {args.threads} threads", flush=True)
+        print(
+            f"soak: {args.minutes:g} min at {args.rate:g} Hz, 640x480 {args.transport}, bad frame every "
+            f"{args.bad_every or 'never'}, node pid {proc.proc.pid}, {args.threads} threads",
+            flush=True,
+        )
         rss: list[tuple[float, float]] = []
         start = time.time()
         next_sample = start
@@ -111,8 +120,10 @@ def main() -> int:
                 rss.append((now - start, _rss_mb(proc.proc.pid)))
                 next_sample += 1.0
                 if int(now - start) % 60 == 0 and len(rss) > 1:
-                    print(f"  {int(now - start) // 60:3d} min: RSS {rss[-1][1]:.1f} MB, {len(client.received)} outputs",
-                          flush=True)
+                    print(
+                        f"  {int(now - start) // 60:3d} min: RSS {rss[-1][1]:.1f} MB, {len(client.received)} outputs",
+                        flush=True,
+                    )
             t_next += period
             time.sleep(max(0.0, t_next - time.monotonic()))
         end = time.time()
@@ -123,9 +134,11 @@ def main() -> int:
         last = [ms for t, ms in lat if t >= (end - start) - 60.0]
         print(_summary("first minute", first, [m for t, m in rss if t < 60.0], 60.0))
         print(_summary("last minute ", last, [m for t, m in rss if t >= (end - start) - 60.0], 60.0))
-        print(f"sent {sent} frames ({bad_sent} bad); node: received {status[Key.FRAMES_RECEIVED]}, processed "
-              f"{status[Key.FRAMES_PROCESSED]}, dropped {status[Key.FRAMES_DROPPED]}, rejected "
-              f"{status[Key.FRAMES_REJECTED]}, inference errors {status[Key.INFERENCE_ERRORS]}")
+        print(
+            f"sent {sent} frames ({bad_sent} bad); node: received {status[Key.FRAMES_RECEIVED]}, processed "
+            f"{status[Key.FRAMES_PROCESSED]}, dropped {status[Key.FRAMES_DROPPED]}, rejected "
+            f"{status[Key.FRAMES_REJECTED]}, inference errors {status[Key.INFERENCE_ERRORS]}"
+        )
         lines = proc.output.splitlines()
         warnings = sum("[WARN]" in ln for ln in lines)
         print(f"node log: {len(lines)} lines ({warnings} warnings) in {args.minutes:g} min")

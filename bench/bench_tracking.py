@@ -8,6 +8,7 @@ asserts nothing.
 
     nice -n 10 .venv/bin/python bench/bench_tracking.py --frames 150 [--cross-class-nms] [--seeds 0 1 2 3]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,9 +23,18 @@ REPO = Path(__file__).resolve().parents[1]
 DEFAULT_WEIGHTS = REPO / "models" / "demo" / "yolact_synth_demo.pth"
 
 
-def run(frames: int = 150, weights: "str | Path" = DEFAULT_WEIGHTS, size: tuple[int, int] = (640, 480),
-        seed: int = 0, rate: float = 15.0, max_age: int = 10, min_iou: float = 0.3, threads: int | None = 2,
-        cross_class_nms: bool = False, variants: dict | None = None) -> dict:
+def run(
+    frames: int = 150,
+    weights: "str | Path" = DEFAULT_WEIGHTS,
+    size: tuple[int, int] = (640, 480),
+    seed: int = 0,
+    rate: float = 15.0,
+    max_age: int = 10,
+    min_iou: float = 0.3,
+    threads: int | None = 2,
+    cross_class_nms: bool = False,
+    variants: dict | None = None,
+) -> dict:
     """Figures of one run: identity switches / matched object-frames, and how much was detected.
 
     ``cross_class_nms``: the Segmenter's option that keeps one detection per object whatever
@@ -58,14 +68,21 @@ def run(frames: int = 150, weights: "str | Path" = DEFAULT_WEIGHTS, size: tuple[
             scores[k].update([o.object_id for o in objects], gt, ids, inst.masks, inst.class_ids)
     out = {k: sc.summary() for k, sc in scores.items()}
     score = next(iter(scores.values()))
-    out.update({
-        "detections": detections, "ids_given": {k: tr.next_id - 1 for k, tr in trackers.items()},
-        "recall_at_iou50": round(score.matched / max(score.objects, 1), 4),
-        "segmenter_ms_per_frame": round(1000 * t_seg / frames, 1),
-        "tracker_ms_per_frame": round(1000 * t_track / frames, 2),
-        "frames_at_hz": rate, "size": list(size), "seed": seed, "max_age": max_age, "min_iou": min_iou,
-        "cross_class_nms": cross_class_nms,
-    })
+    out.update(
+        {
+            "detections": detections,
+            "ids_given": {k: tr.next_id - 1 for k, tr in trackers.items()},
+            "recall_at_iou50": round(score.matched / max(score.objects, 1), 4),
+            "segmenter_ms_per_frame": round(1000 * t_seg / frames, 1),
+            "tracker_ms_per_frame": round(1000 * t_track / frames, 2),
+            "frames_at_hz": rate,
+            "size": list(size),
+            "seed": seed,
+            "max_age": max_age,
+            "min_iou": min_iou,
+            "cross_class_nms": cross_class_nms,
+        }
+    )
     return out
 
 
@@ -79,21 +96,42 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-age", type=int, default=10)
     ap.add_argument("--min-iou", type=float, default=0.3)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--cross-class-nms", action="store_true",
-                    help="the Segmenter's cross-class NMS (one detection an object)")
-    ap.add_argument("--class-change-iou", type=float, nargs="+", default=[0.3, 0.5],
-                    help="tracker variants besides 'ids keep their class'")
+    ap.add_argument(
+        "--cross-class-nms", action="store_true", help="the Segmenter's cross-class NMS (one detection an object)"
+    )
+    ap.add_argument(
+        "--class-change-iou",
+        type=float,
+        nargs="+",
+        default=[0.3, 0.5],
+        help="tracker variants besides 'ids keep their class'",
+    )
     a = ap.parse_args(argv)
     variants = {"within_class": {}, **{f"class_change_iou_{v:g}": {"class_change_iou": v} for v in a.class_change_iou}}
-    runs = [run(a.frames, a.weights, (a.width, a.height), seed, max_age=a.max_age, min_iou=a.min_iou,
-                threads=a.threads, cross_class_nms=a.cross_class_nms, variants=variants) for seed in a.seeds]
+    runs = [
+        run(
+            a.frames,
+            a.weights,
+            (a.width, a.height),
+            seed,
+            max_age=a.max_age,
+            min_iou=a.min_iou,
+            threads=a.threads,
+            cross_class_nms=a.cross_class_nms,
+            variants=variants,
+        )
+        for seed in a.seeds
+    ]
     totals = {}
     for k in variants:
         switches = sum(r[k]["identity_switches"] for r in runs)
         matched = sum(r[k]["matched_object_frames"] for r in runs)
-        totals[k] = {"identity_switches": switches, "matched_object_frames": matched,
-                     "switch_rate": round(switches / max(matched, 1), 5),
-                     "switches_with_class_change": sum(r[k]["switches_with_class_change"] for r in runs)}
+        totals[k] = {
+            "identity_switches": switches,
+            "matched_object_frames": matched,
+            "switch_rate": round(switches / max(matched, 1), 5),
+            "switches_with_class_change": sum(r[k]["switches_with_class_change"] for r in runs),
+        }
     print(json.dumps({"seeds": a.seeds, "per_seed": runs, "totals": totals}, indent=1))
     return 0
 

@@ -1,4 +1,5 @@
 """Fixtures shared by the ROS-free tests."""
+
 import pytest
 import torch
 

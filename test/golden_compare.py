@@ -1,4 +1,5 @@
 """Comparison rules of the reference fixtures (test/fixtures/golden/README.md, "How to compare")."""
+
 from __future__ import annotations
 
 import json

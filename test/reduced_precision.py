@@ -5,6 +5,7 @@ At least ``MIN_MATCHED`` of the fp32 detections have a partner of the same class
 or, for small masks, differ in at most ``MASK_SLACK_PX`` pixels.  Why these numbers (the fp16
 dry run on 6 configs x 3 photos): test_cuda.py's docstring; bf16 on the CPU: docs/cpu.md.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -27,18 +28,28 @@ MAX_SCORE_DIFF = 0.02
 BF16_MAX_MASK_OUTLIERS = 0.05
 
 
-def matched_fraction(ref: Instances, other: Instances, max_score_diff: float = MAX_SCORE_DIFF
-                     ) -> tuple[float, list[str]]:
+def matched_fraction(
+    ref: Instances, other: Instances, max_score_diff: float = MAX_SCORE_DIFF
+) -> tuple[float, list[str]]:
     """(share of ``ref``'s detections matched in ``other``, problems with the matched masks)."""
     problems = []
     if len(ref) == 0:
         return 1.0, problems
-    iou = box_iou(torch.from_numpy(ref.boxes), torch.from_numpy(other.boxes)).numpy() if len(other) else \
-        np.zeros((len(ref), 0))
+    iou = (
+        box_iou(torch.from_numpy(ref.boxes), torch.from_numpy(other.boxes)).numpy()
+        if len(other)
+        else np.zeros((len(ref), 0))
+    )
     used, matched = set(), 0
     for i in range(len(ref)):
-        ok = [j for j in np.argsort(-iou[i]) if j not in used and iou[i, j] >= 0.9
-              and other.class_ids[j] == ref.class_ids[i] and abs(other.scores[j] - ref.scores[i]) <= max_score_diff]
+        ok = [
+            j
+            for j in np.argsort(-iou[i])
+            if j not in used
+            and iou[i, j] >= 0.9
+            and other.class_ids[j] == ref.class_ids[i]
+            and abs(other.scores[j] - ref.scores[i]) <= max_score_diff
+        ]
         if not ok:
             continue
         j = ok[0]
@@ -46,7 +57,6 @@ def matched_fraction(ref: Instances, other: Instances, max_score_diff: float = M
         a, b = ref.masks[i], other.masks[j]
         union, differ = int(np.logical_or(a, b).sum()), int(np.logical_xor(a, b).sum())
         if differ > max((1 - MIN_MASK_IOU) * union, MASK_SLACK_PX):  # IoU >= MIN_MASK_IOU, or a tiny mask
-            problems.append(f"detection {i}: masks differ in {differ} of {union} pixels "
-                            f"(IoU {1 - differ / union:.3f})")
+            problems.append(f"detection {i}: masks differ in {differ} of {union} pixels (IoU {1 - differ / union:.3f})")
         matched += 1
     return matched / len(ref), problems

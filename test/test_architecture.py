@@ -1,5 +1,6 @@
 """The architecture contracts of .importlinter (layers, no ROS below the ROS face, no import
 cycles) hold for the source tree, and the check really fails on violations planted in a copy."""
+
 from __future__ import annotations
 
 import ast
@@ -20,8 +21,9 @@ def _lint(source_root: Path) -> subprocess.CompletedProcess:
     # Only the given tree on the path: never the built workspace's copy of the package.
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "AMENT_PREFIX_PATH")}
     env["PYTHONPATH"] = str(source_root)
-    return subprocess.run([str(LINT), "--no-cache", str(CONFIG)], cwd=source_root, env=env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [str(LINT), "--no-cache", str(CONFIG)], cwd=source_root, env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 @pytest.fixture(scope="module")
@@ -48,8 +50,9 @@ def _append(path: Path, code: str) -> None:
 
 def test_fails_on_an_upward_import_inside_a_function(lint_available, tmp_path):
     root = _copy_package(tmp_path)
-    _append(root / "yolact_ros/model/boxes.py",
-            "def _planted():\n    from ..inference import defaults\n    return defaults")
+    _append(
+        root / "yolact_ros/model/boxes.py", "def _planted():\n    from ..inference import defaults\n    return defaults"
+    )
     res = _lint(root)
     assert res.returncode != 0
     assert "Layers only import downwards (ROS face > apps > inference > model) BROKEN" in res.stdout, res.stdout

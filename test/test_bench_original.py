@@ -1,5 +1,6 @@
 """The helpers of bench/bench_original.py that need no checkout of the original YOLACT:
 the ``dcn_v2`` stand-in, the CPU shims, the detection comparison, variant and cpuinfo parsing."""
+
 import importlib.util
 from pathlib import Path
 
@@ -46,8 +47,12 @@ def _dets(n, h=40, w=50, seed=0):
     rng = np.random.default_rng(seed)
     xy = rng.uniform(0, 30, (n, 2))
     boxes = np.concatenate([xy, xy + rng.uniform(5, 15, (n, 2))], 1).astype(np.float32)
-    return dict(classes=rng.integers(0, 3, n), scores=np.sort(rng.uniform(0.2, 0.9, n))[::-1].astype(np.float32),
-                boxes=boxes, masks=rng.random((n, h, w)) > 0.5)
+    return dict(
+        classes=rng.integers(0, 3, n),
+        scores=np.sort(rng.uniform(0.2, 0.9, n))[::-1].astype(np.float32),
+        boxes=boxes,
+        masks=rng.random((n, h, w)) > 0.5,
+    )
 
 
 def test_compare_detections(bench):
@@ -79,6 +84,9 @@ def test_compare_detections(bench):
 
 def test_parse_variants(bench):
     assert bench.parse_variants(["torch:fp32", "openvino:bf16", "onnxruntime"]) == [
-        ("torch", "fp32"), ("openvino", "bf16"), ("onnxruntime", "fp32")]
+        ("torch", "fp32"),
+        ("openvino", "bf16"),
+        ("onnxruntime", "fp32"),
+    ]
     with pytest.raises(ValueError):
         bench.parse_variants([":bf16"])

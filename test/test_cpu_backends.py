@@ -6,6 +6,7 @@ f32); reduced precision is held to the rule of ``reduced_precision.py`` on every
 on the trained demo model to mask AP within 0.5 (bf16) / 2.0 (int8) points of fp32.  A bf16
 case that the runtime compiled as f32 is skipped, never passed.
 """
+
 from __future__ import annotations
 
 import logging
@@ -19,6 +20,7 @@ ov = pytest.importorskip("openvino")
 
 from golden_compare import golden_files, load  # noqa: E402
 from reduced_precision import BF16_MAX_MASK_OUTLIERS, MIN_MATCHED, matched_fraction  # noqa: E402
+
 from yolact_ros.cli import main as cli_main  # noqa: E402
 from yolact_ros.cli.bench import load_image  # noqa: E402
 from yolact_ros.inference.backends.choice import choose  # noqa: E402
@@ -37,8 +39,10 @@ GRAVITON3 = CpuCapabilities("", "aarch64", frozenset({"asimd", "asimddp", "bf16"
 # -- capabilities and the auto rule ---------------------------------------------------------------
 def test_cpuinfo_is_read_on_x86_and_arm(tmp_path):
     x86 = tmp_path / "x86"
-    x86.write_text("processor\t: 0\nmodel name\t: Intel(R) Xeon(R)\nflags\t\t: fpu avx2 avx512_bf16 amx_bf16\n\n"
-                   "processor\t: 1\nmodel name\t: Intel(R) Xeon(R)\nflags\t\t: fpu\n")
+    x86.write_text(
+        "processor\t: 0\nmodel name\t: Intel(R) Xeon(R)\nflags\t\t: fpu avx2 avx512_bf16 amx_bf16\n\n"
+        "processor\t: 1\nmodel name\t: Intel(R) Xeon(R)\nflags\t\t: fpu\n"
+    )
     model, flags = _read_cpuinfo(str(x86))
     assert model == "Intel(R) Xeon(R)" and {"avx2", "avx512_bf16", "amx_bf16"} <= flags
     arm = tmp_path / "arm"
@@ -59,16 +63,19 @@ def test_this_cpu_is_described():
         assert caps.native_bf16
 
 
-@pytest.mark.parametrize("cpu, weights, ov_installed, int8, expected", [
-    (XEON, "w.pth", True, False, ("openvino", "bf16")),
-    (GRAVITON3, "w.pth", True, False, ("openvino", "bf16")),
-    (ZEN3, "w.pth", True, False, ("openvino", "fp32")),
-    (XEON, "w.pth", False, False, ("torch", "bf16")),
-    (ZEN3, "w.pth", False, False, ("torch", "fp32")),
-    (ZEN3, "w.onnx", False, False, ("onnxruntime", "fp32")),
-    (XEON, "q.xml", True, True, ("openvino", "int8")),
-    (ZEN3, "q.xml", True, True, ("openvino", "int8")),
-])
+@pytest.mark.parametrize(
+    "cpu, weights, ov_installed, int8, expected",
+    [
+        (XEON, "w.pth", True, False, ("openvino", "bf16")),
+        (GRAVITON3, "w.pth", True, False, ("openvino", "bf16")),
+        (ZEN3, "w.pth", True, False, ("openvino", "fp32")),
+        (XEON, "w.pth", False, False, ("torch", "bf16")),
+        (ZEN3, "w.pth", False, False, ("torch", "fp32")),
+        (ZEN3, "w.onnx", False, False, ("onnxruntime", "fp32")),
+        (XEON, "q.xml", True, True, ("openvino", "int8")),
+        (ZEN3, "q.xml", True, True, ("openvino", "int8")),
+    ],
+)
 def test_auto_rule(cpu, weights, ov_installed, int8, expected):
     got = choose("auto", "auto", "cpu", weights, cpu, ir_is_int8=int8, openvino=ov_installed)
     assert (got.backend, got.precision) == expected
@@ -76,8 +83,10 @@ def test_auto_rule(cpu, weights, ov_installed, int8, expected):
 
 
 def test_auto_rule_on_cuda_and_explicit_choices():
-    assert (choose("auto", "auto", "cuda", "w.pth", XEON, openvino=True).backend,
-            choose("auto", "auto", "cuda", "w.pth", XEON, openvino=True).precision) == ("torch", "fp32")
+    assert (
+        choose("auto", "auto", "cuda", "w.pth", XEON, openvino=True).backend,
+        choose("auto", "auto", "cuda", "w.pth", XEON, openvino=True).precision,
+    ) == ("torch", "fp32")
     assert choose("torch", "auto", "cpu", "w.pth", XEON).precision == "bf16"
     assert choose("torch", "fp32", "cpu", "w.pth", XEON).precision == "fp32"  # explicit: kept
     with pytest.raises(ValueError, match="yolact quantize --weights W --images DIR --out F"):
@@ -93,8 +102,20 @@ def test_auto_rule_on_cuda_and_explicit_choices():
 def test_int8_with_a_checkpoint_is_one_clear_error(tmp_path):
     with pytest.raises(ValueError, match="yolact quantize --weights W --images DIR --out F"):
         Segmenter(weights=DEMO, device="cpu", backend="auto", precision="int8")
-    rc = cli_main(["infer", str(tmp_path), "--weights", str(DEMO), "--out", str(tmp_path / "o"),
-                   "--precision", "int8", "--device", "cpu"])
+    rc = cli_main(
+        [
+            "infer",
+            str(tmp_path),
+            "--weights",
+            str(DEMO),
+            "--out",
+            str(tmp_path / "o"),
+            "--precision",
+            "int8",
+            "--device",
+            "cpu",
+        ]
+    )
     assert rc == 2
 
 
@@ -106,10 +127,17 @@ def fp32_results():
     def get(path):
         if path not in cache:
             _, meta = load(path)
-            seg = Segmenter(model=reference_model(meta["config"]), device="cpu", backend="torch", precision="fp32",
-                            score_threshold=0.0, top_k=100)
+            seg = Segmenter(
+                model=reference_model(meta["config"]),
+                device="cpu",
+                backend="torch",
+                precision="fp32",
+                score_threshold=0.0,
+                top_k=100,
+            )
             cache[path] = (meta, seg(load_image(meta["image"])))
         return cache[path]
+
     return get
 
 
@@ -117,8 +145,14 @@ def fp32_results():
 @pytest.mark.parametrize("path", FILES, ids=[p.stem for p in FILES])
 def test_bf16_against_fp32(path, backend, fp32_results):
     meta, ref = fp32_results(path)
-    seg = Segmenter(model=reference_model(meta["config"]), device="cpu", backend=backend, precision="bf16",
-                    score_threshold=0.0, top_k=100)
+    seg = Segmenter(
+        model=reference_model(meta["config"]),
+        device="cpu",
+        backend=backend,
+        precision="bf16",
+        score_threshold=0.0,
+        top_k=100,
+    )
     if seg.precision != "bf16":
         pytest.skip(f"{backend} compiled {seg.precision} for bf16 on this CPU ({detect_cpu().summary()})")
     low = seg(load_image(meta["image"]))
@@ -145,15 +179,31 @@ def test_demo_model_bf16_and_int8_keep_mask_ap(synthetic):
 
     val, cal_images, root = synthetic
     q = root / "demo_int8.xml"
-    assert cli_main(["quantize", "--weights", str(DEMO), "--images", str(cal_images), "--out", str(q),
-                     "--calibration-size", "24"]) == 0
+    assert (
+        cli_main(
+            [
+                "quantize",
+                "--weights",
+                str(DEMO),
+                "--images",
+                str(cal_images),
+                "--out",
+                str(q),
+                "--calibration-size",
+                "24",
+            ]
+        )
+        == 0
+    )
     assert q.is_file() and q.with_suffix(".bin").is_file()
     aps = {}
-    for name, kw in {"fp32": dict(backend="torch", precision="fp32", weights=DEMO),
-                     "ov_fp32": dict(backend="openvino", precision="fp32", weights=DEMO),
-                     "bf16": dict(backend="openvino", precision="bf16", weights=DEMO),
-                     "torch_bf16": dict(backend="torch", precision="bf16", weights=DEMO),
-                     "int8": dict(backend="auto", precision="auto", weights=q)}.items():
+    for name, kw in {
+        "fp32": dict(backend="torch", precision="fp32", weights=DEMO),
+        "ov_fp32": dict(backend="openvino", precision="fp32", weights=DEMO),
+        "bf16": dict(backend="openvino", precision="bf16", weights=DEMO),
+        "torch_bf16": dict(backend="torch", precision="bf16", weights=DEMO),
+        "int8": dict(backend="auto", precision="auto", weights=q),
+    }.items():
         seg = Segmenter(device="cpu", num_threads=2, **kw)
         if name == "int8":
             assert (seg.backend, seg.precision) == ("openvino", "int8")

@@ -2,6 +2,7 @@
 
 Each case runs in a fresh interpreter: the malloc settings are per process and final.
 """
+
 from __future__ import annotations
 
 import json

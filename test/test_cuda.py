@@ -17,6 +17,7 @@ photos with the reference weights, gave 95-100 % matched and matched-mask IoU >=
 the thresholds leave a margin of 5 points below that. A precision bug (an overflow, a lost
 cast) moves far more than that.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -28,13 +29,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-from torch.utils._python_dispatch import TorchDispatchMode
-
 import test_golden_parity as parity
-import yolact_ros
+import torch
 from golden_compare import golden_files, load
 from reduced_precision import MIN_MATCHED, matched_fraction
+from torch.utils._python_dispatch import TorchDispatchMode
+
+import yolact_ros
 from yolact_ros.cli.bench import load_image
 from yolact_ros.inference.instances import Instances
 from yolact_ros.inference.postprocess import paste_mask_windows, paste_masks
@@ -102,8 +103,7 @@ def test_reduced_precision_against_fp32(device, path, precision):
 def test_cuda_graph_equals_eager(device, precision):
     img = load_image("astronaut")
     eager = _segmenter("yolact_plus_resnet50", device, precision, top_k=15, score_threshold=0.1)
-    graphed = _segmenter("yolact_plus_resnet50", device, precision, top_k=15, score_threshold=0.1,
-                         cuda_graph=True)
+    graphed = _segmenter("yolact_plus_resnet50", device, precision, top_k=15, score_threshold=0.1, cuda_graph=True)
     ref = eager(img)
     for _ in range(3):  # capture, then replays
         got = graphed(img)
@@ -129,15 +129,21 @@ def test_deform_conv_on_the_device_vs_the_cpu_formulation(device):
         for scale in (1.0, 20.0):  # 20x: samples outside the image
             with torch.no_grad():
                 fast = deform_conv2d_cpu(x, offset * scale, dcn.weight, dcn.bias, 2, 1, 1, mask)
-                on_device = deform_conv2d(x.to(device), (offset * scale).to(device), dcn.weight.to(device),
-                                          dcn.bias.to(device), stride=2, padding=1, mask=mask.to(device))
+                on_device = deform_conv2d(
+                    x.to(device),
+                    (offset * scale).to(device),
+                    dcn.weight.to(device),
+                    dcn.bias.to(device),
+                    stride=2,
+                    padding=1,
+                    mask=mask.to(device),
+                )
             assert (on_device.cpu() - fast).abs().max() < 2e-5 * max(1.0, float(fast.abs().max()))
 
 
 def test_batch_of_four_equals_four_single_calls(device):
     seg = _segmenter("yolact_plus_resnet50", device, top_k=15, score_threshold=0.1)
-    images = [np.ascontiguousarray(load_image(n)[::2, ::2]) for n in
-              ("astronaut", "coffee", "chelsea", "rocket")]
+    images = [np.ascontiguousarray(load_image(n)[::2, ::2]) for n in ("astronaut", "coffee", "chelsea", "rocket")]
     batched = seg(images)
     for img, b in zip(images, batched):
         single = seg(img)
@@ -159,8 +165,14 @@ def test_box_sized_masks_equal_full_frame_on_the_device(device):
     for idx, group, group_origins in paste_mask_windows(low, 1080, 1920, boxes):
         for k, i in enumerate(idx):
             windows[i], origins[i] = group[k].cpu().numpy(), group_origins[k].cpu().numpy()
-    inst = Instances(np.zeros((40, 4), np.float32), np.ones(40, np.float32), np.zeros(40, np.int64),
-                     mask_windows=windows, mask_origins=origins, image_size=(1080, 1920))
+    inst = Instances(
+        np.zeros((40, 4), np.float32),
+        np.ones(40, np.float32),
+        np.zeros(40, np.int64),
+        mask_windows=windows,
+        mask_origins=origins,
+        image_size=(1080, 1920),
+    )
     assert np.array_equal(inst.masks, full)
 
 
@@ -184,11 +196,21 @@ class _WouldSyncOnCuda(TorchDispatchMode):
     a CUDA tensor also waits, but on the CPU it dispatches nothing this can tell apart."""
 
     aten = torch.ops.aten
-    WAITS = {aten.nonzero.default, aten.nonzero_numpy.default, aten.where.default,  # counts
-             aten.masked_select.default, aten._unique2.default, aten.unique_dim.default,
-             aten.unique_consecutive.default, aten.repeat_interleave.Tensor, aten.bincount.default,
-             aten.item.default, aten._local_scalar_dense.default, aten.is_nonzero.default,  # scalar reads
-             aten.equal.default}
+    WAITS = {
+        aten.nonzero.default,
+        aten.nonzero_numpy.default,
+        aten.where.default,  # counts
+        aten.masked_select.default,
+        aten._unique2.default,
+        aten.unique_dim.default,
+        aten.unique_consecutive.default,
+        aten.repeat_interleave.Tensor,
+        aten.bincount.default,
+        aten.item.default,
+        aten._local_scalar_dense.default,
+        aten.is_nonzero.default,  # scalar reads
+        aten.equal.default,
+    }
     INDEX = {aten.index.Tensor, aten.index_put.default, aten.index_put_.default}
     PACKAGE = str(Path(yolact_ros.__file__).resolve().parent)
 
@@ -198,10 +220,14 @@ class _WouldSyncOnCuda(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        bool_index = func in self.INDEX and any(isinstance(i, torch.Tensor) and i.dtype == torch.bool
-                                                for i in args[1] if i is not None)
-        copy = (func.overloadpacket in (self.aten.to, self.aten._to_copy) and "device" in kwargs
-                or func is self.aten.to.device)
+        bool_index = func in self.INDEX and any(
+            isinstance(i, torch.Tensor) and i.dtype == torch.bool for i in args[1] if i is not None
+        )
+        copy = (
+            func.overloadpacket in (self.aten.to, self.aten._to_copy)
+            and "device" in kwargs
+            or func is self.aten.to.device
+        )
         if func in self.WAITS or bool_index or copy:
             frame = sys._getframe(1)
             while frame is not None and not frame.f_code.co_filename.startswith(self.PACKAGE):
@@ -238,6 +264,7 @@ def test_host_waits_only_where_a_line_says_sync(device):
     on every synchronising operation (a blocking copy either way, nonzero, item, tolist),
     attributed to the calling line; on the CPU :class:`_WouldSyncOnCuda` finds the operations
     that would synchronise there, so CI checks the same rule."""
+
     def marked(filename, lineno):
         return "sync" in linecache.getline(filename, lineno) or "sync" in linecache.getline(filename, lineno - 1)
 
@@ -248,8 +275,9 @@ def test_host_waits_only_where_a_line_says_sync(device):
         with _host_waits(device) as sites:
             inst = seg(img)
         assert len(inst) > 0
-        unmarked = sorted({f"{f}:{n}: {linecache.getline(f, n).strip()} ({what})"
-                           for f, n, what in sites if not marked(f, n)})
+        unmarked = sorted(
+            {f"{f}:{n}: {linecache.getline(f, n).strip()} ({what})" for f, n, what in sites if not marked(f, n)}
+        )
         assert not unmarked, f"{config}: host synchronisations without a 'sync' note:\n" + "\n".join(unmarked)
         assert sites, "no synchronising operation seen: the check did not see the counts or the copies back"
 

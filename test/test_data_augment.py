@@ -1,4 +1,5 @@
 """Train / eval transforms keep boxes, masks, labels and crowd flags consistent."""
+
 import numpy as np
 import pytest
 import torch
@@ -62,7 +63,7 @@ def test_train_augment_keeps_boxes_and_masks_together(ds):
     torch.manual_seed(0)
     aug = TrainAugment(CFG)
     sizes, errors = set(), []
-    for rep in range(5):
+    for _rep in range(5):
         for i in range(len(ds)):
             img, target = ds[i]
             x, t = aug(img, target)
@@ -95,7 +96,9 @@ def test_mirror_and_expand_move_masks_with_boxes(ds):
             a, b = t["masks"].bool(), t0["masks"].flip(-1).bool()
             assert not (a & ~_dilate(b)).any() and not (b & ~_dilate(a)).any()
             assert (a != b).sum() < 0.2 * a.sum()
-            flipped = torch.stack([1 - t0["boxes"][:, 2], t0["boxes"][:, 1], 1 - t0["boxes"][:, 0], t0["boxes"][:, 3]], 1)
+            flipped = torch.stack(
+                [1 - t0["boxes"][:, 2], t0["boxes"][:, 1], 1 - t0["boxes"][:, 0], t0["boxes"][:, 3]], 1
+            )
             assert torch.allclose(t["boxes"], flipped, atol=1e-6)
             seen.add("flipped")
     assert seen == {"same", "flipped"}
@@ -105,8 +108,8 @@ def test_mirror_and_expand_move_masks_with_boxes(ds):
     for _ in range(10):
         x, t = expand(img, target)
         assert t["labels"].tolist() == t0["labels"].tolist()
-        area_ratio = (t["masks"].flatten(1).sum(1).float() / t0["masks"].flatten(1).sum(1).float())
-        box_ratio = ((t["boxes"][:, 2:] - t["boxes"][:, :2]).prod(1) / (t0["boxes"][:, 2:] - t0["boxes"][:, :2]).prod(1))
+        area_ratio = t["masks"].flatten(1).sum(1).float() / t0["masks"].flatten(1).sum(1).float()
+        box_ratio = (t["boxes"][:, 2:] - t["boxes"][:, :2]).prod(1) / (t0["boxes"][:, 2:] - t0["boxes"][:, :2]).prod(1)
         assert torch.allclose(area_ratio, box_ratio, rtol=0.35)
         shrunk += int(box_ratio.max() < 0.95)
     assert shrunk > 0
@@ -129,8 +132,13 @@ def test_degenerate_and_empty_targets(ds):
     x, t = aug(img, target)
     _check(x, t)
     assert t["labels"].tolist() == [2, 0] and t["iscrowd"].tolist() == [False, True]
-    empty = {"boxes": np.zeros((0, 4), np.float32), "labels": np.zeros(0, np.int64),
-             "masks": np.zeros((0, 120, 160), np.uint8), "iscrowd": np.zeros(0, bool), "image_id": 3}
+    empty = {
+        "boxes": np.zeros((0, 4), np.float32),
+        "labels": np.zeros(0, np.int64),
+        "masks": np.zeros((0, 120, 160), np.uint8),
+        "iscrowd": np.zeros(0, bool),
+        "image_id": 3,
+    }
     for transform in (TrainAugment(CFG), EvalTransform(CFG)):
         x, t = transform(img, empty)
         _check(x, t)
@@ -152,8 +160,9 @@ def test_sample_crop_obeys_the_ssd_rule():
 
     from yolact_ros.data.augment import _SampleCrop
 
-    boxes = tv_tensors.BoundingBoxes(torch.tensor([[10.0, 20.0, 60.0, 90.0], [100.0, 5.0, 150.0, 40.0]]),
-                                     format="XYXY", canvas_size=(120, 160))
+    boxes = tv_tensors.BoundingBoxes(
+        torch.tensor([[10.0, 20.0, 60.0, 90.0], [100.0, 5.0, 150.0, 40.0]]), format="XYXY", canvas_size=(120, 160)
+    )
     image = tv_tensors.Image(torch.zeros(3, 120, 160, dtype=torch.uint8))
     crop = _SampleCrop(min_scale=0.3, max_scale=1.0, sampler_options=[0.5], trials=50)
     torch.manual_seed(3)
@@ -163,6 +172,8 @@ def test_sample_crop_obeys_the_ssd_rule():
         left, top, w, h = p["left"], p["top"], p["width"], p["height"]
         assert 0 <= left and 0 <= top and left + w <= 160 and top + h <= 120
         assert 0.3 * 160 - 1 <= w and 0.3 * 120 - 1 <= h and 0.5 <= w / h <= 2.0
-        iou = box_iou(boxes.as_subclass(torch.Tensor), torch.tensor([[left, top, left + w, top + h]], dtype=torch.float32))[:, 0]
+        iou = box_iou(
+            boxes.as_subclass(torch.Tensor), torch.tensor([[left, top, left + w, top + h]], dtype=torch.float32)
+        )[:, 0]
         assert (iou[p["is_within_crop_area"]] >= 0.5).any()
     assert _SampleCrop(sampler_options=[1.0]).make_params([image, boxes]) == {}  # "keep the whole image"

@@ -1,4 +1,5 @@
 """CocoInstances: synthetic data and hand-made edge cases (missing files, degenerate and crowd annotations)."""
+
 import json
 import logging
 
@@ -82,21 +83,115 @@ def edge_case_dataset(tmp_path):
         # an unused "_background_" category, as labelme2coco writes, is ignored
         "categories": [{"id": 7, "name": "cup"}, {"id": 0, "name": "_background_"}, {"id": 3, "name": "bolt"}],
         "annotations": [
-            {"id": 1, "image_id": 1, "category_id": 7, "bbox": [2, 3, 20, 10], "segmentation": _poly(2, 3, 20, 10), "iscrowd": 0, "area": 200},
-            {"id": 2, "image_id": 1, "category_id": 3, "bbox": [30, 20, 10, 15],
-             "segmentation": {"size": [40, 50], "counts": counts["counts"].decode()}, "iscrowd": 0, "area": 150},
-            {"id": 3, "image_id": 2, "category_id": 7, "bbox": [2, 3, 20, 10], "segmentation": _poly(2, 3, 20, 10), "iscrowd": 0, "area": 200},
-            {"id": 4, "image_id": 3, "category_id": 3, "bbox": [10, 5, 35, 25], "segmentation": {"size": [40, 50], "counts": uncompressed},
-             "iscrowd": 1, "area": int(crowd.sum())},
-            {"id": 5, "image_id": 3, "category_id": 7, "bbox": [0, 0, 8, 8], "segmentation": _poly(0, 0, 8, 8), "iscrowd": 0, "area": 64},
+            {
+                "id": 1,
+                "image_id": 1,
+                "category_id": 7,
+                "bbox": [2, 3, 20, 10],
+                "segmentation": _poly(2, 3, 20, 10),
+                "iscrowd": 0,
+                "area": 200,
+            },
+            {
+                "id": 2,
+                "image_id": 1,
+                "category_id": 3,
+                "bbox": [30, 20, 10, 15],
+                "segmentation": {"size": [40, 50], "counts": counts["counts"].decode()},
+                "iscrowd": 0,
+                "area": 150,
+            },
+            {
+                "id": 3,
+                "image_id": 2,
+                "category_id": 7,
+                "bbox": [2, 3, 20, 10],
+                "segmentation": _poly(2, 3, 20, 10),
+                "iscrowd": 0,
+                "area": 200,
+            },
+            {
+                "id": 4,
+                "image_id": 3,
+                "category_id": 3,
+                "bbox": [10, 5, 35, 25],
+                "segmentation": {"size": [40, 50], "counts": uncompressed},
+                "iscrowd": 1,
+                "area": int(crowd.sum()),
+            },
+            {
+                "id": 5,
+                "image_id": 3,
+                "category_id": 7,
+                "bbox": [0, 0, 8, 8],
+                "segmentation": _poly(0, 0, 8, 8),
+                "iscrowd": 0,
+                "area": 64,
+            },
             # degenerate: a polygon with two points, a zero-width box, a collinear (zero-area) polygon
-            {"id": 6, "image_id": 4, "category_id": 7, "bbox": [1, 1, 5, 5], "segmentation": [[1, 1, 6, 6]], "iscrowd": 0, "area": 0},
-            {"id": 7, "image_id": 4, "category_id": 7, "bbox": [1, 1, 0, 5], "segmentation": _poly(1, 1, 0, 5), "iscrowd": 0, "area": 0},
-            {"id": 8, "image_id": 4, "category_id": 3, "bbox": [1, 1, 5, 5], "segmentation": [[1.2, 1.2, 3.2, 3.2, 5.2, 5.2]], "iscrowd": 0, "area": 0},
-            {"id": 9, "image_id": 5, "category_id": 7, "bbox": [2, 3, 20, 10], "segmentation": _poly(2, 3, 20, 10), "iscrowd": 0, "area": 200},
-            {"id": 10, "image_id": 6, "category_id": 7, "bbox": [2, 3, 20, 10], "segmentation": _poly(2, 3, 20, 10), "iscrowd": 0, "area": 200},
-            {"id": 11, "image_id": 7, "category_id": 3, "bbox": [5, 5, 10, 10], "segmentation": _poly(5, 5, 10, 10), "iscrowd": 0, "area": 100},
-            {"id": 12, "image_id": 8, "category_id": 99, "bbox": [5, 5, 10, 10], "segmentation": _poly(5, 5, 10, 10), "iscrowd": 0, "area": 100},
+            {
+                "id": 6,
+                "image_id": 4,
+                "category_id": 7,
+                "bbox": [1, 1, 5, 5],
+                "segmentation": [[1, 1, 6, 6]],
+                "iscrowd": 0,
+                "area": 0,
+            },
+            {
+                "id": 7,
+                "image_id": 4,
+                "category_id": 7,
+                "bbox": [1, 1, 0, 5],
+                "segmentation": _poly(1, 1, 0, 5),
+                "iscrowd": 0,
+                "area": 0,
+            },
+            {
+                "id": 8,
+                "image_id": 4,
+                "category_id": 3,
+                "bbox": [1, 1, 5, 5],
+                "segmentation": [[1.2, 1.2, 3.2, 3.2, 5.2, 5.2]],
+                "iscrowd": 0,
+                "area": 0,
+            },
+            {
+                "id": 9,
+                "image_id": 5,
+                "category_id": 7,
+                "bbox": [2, 3, 20, 10],
+                "segmentation": _poly(2, 3, 20, 10),
+                "iscrowd": 0,
+                "area": 200,
+            },
+            {
+                "id": 10,
+                "image_id": 6,
+                "category_id": 7,
+                "bbox": [2, 3, 20, 10],
+                "segmentation": _poly(2, 3, 20, 10),
+                "iscrowd": 0,
+                "area": 200,
+            },
+            {
+                "id": 11,
+                "image_id": 7,
+                "category_id": 3,
+                "bbox": [5, 5, 10, 10],
+                "segmentation": _poly(5, 5, 10, 10),
+                "iscrowd": 0,
+                "area": 100,
+            },
+            {
+                "id": 12,
+                "image_id": 8,
+                "category_id": 99,
+                "bbox": [5, 5, 10, 10],
+                "segmentation": _poly(5, 5, 10, 10),
+                "iscrowd": 0,
+                "area": 100,
+            },
         ],
     }
     ann = tmp_path / "ann.json"
@@ -118,7 +213,9 @@ def test_edge_cases_are_skipped_and_counted(edge_case_dataset, caplog):
     assert sum(n for reason, n in ds.skipped.items() if reason.startswith("degenerate")) == 3
     assert ds.skipped["image without usable annotations"] == 2  # degenerate.png, unknown_cat.png
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
-    assert len(warnings) == 1 and "missing.png" in warnings[0].getMessage() and "corrupt.jpg" in warnings[0].getMessage()
+    assert (
+        len(warnings) == 1 and "missing.png" in warnings[0].getMessage() and "corrupt.jpg" in warnings[0].getMessage()
+    )
 
     img, t = ds[0]
     assert t["image_id"] == 1

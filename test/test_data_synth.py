@@ -1,4 +1,5 @@
 """Synthetic dataset generator: deterministic, valid COCO, pixels and annotations agree."""
+
 import hashlib
 import json
 
@@ -7,8 +8,8 @@ import numpy as np
 import pytest
 from pycocotools import mask as mask_utils
 
-from yolact_ros.data.coco import annotation_rle, load_coco
 from yolact_ros.cli.synth import main
+from yolact_ros.data.coco import annotation_rle, load_coco
 from yolact_ros.data.synth import DEFAULT_CLASSES, make_synthetic_dataset
 
 
@@ -82,7 +83,9 @@ def test_objects_differ_from_the_background(synth):
         for ann in coco.imgToAnns[image_id]:
             m = mask_utils.decode(annotation_rle(ann, 120, 160)).astype(np.uint8)
             inner = cv2.erode(m, np.ones((3, 3), np.uint8)).astype(bool)
-            ring = cv2.dilate(m, np.ones((7, 7), np.uint8)).astype(bool) & ~cv2.dilate(m, np.ones((3, 3), np.uint8)).astype(bool)
+            ring = cv2.dilate(m, np.ones((7, 7), np.uint8)).astype(bool) & ~cv2.dilate(
+                m, np.ones((3, 3), np.uint8)
+            ).astype(bool)
             if inner.sum() > 20 and ring.sum() > 20:
                 contrasts.append(np.abs(img[inner].mean(0) - img[ring].mean(0)).max())
     assert np.median(contrasts) > 15
@@ -104,7 +107,10 @@ def test_ring_masks_have_holes(tmp_path):
 
 
 def test_cli(tmp_path, capsys):
-    assert main(["--out", str(tmp_path / "d"), "--n", "2", "--seed", "3", "--size", "96x64", "--classes", "disc", "star"]) == 0
+    assert (
+        main(["--out", str(tmp_path / "d"), "--n", "2", "--seed", "3", "--size", "96x64", "--classes", "disc", "star"])
+        == 0
+    )
     data = json.loads((tmp_path / "d" / "annotations.json").read_text())
     assert [c["name"] for c in data["categories"]] == ["disc", "star"]
     assert {(i["width"], i["height"]) for i in data["images"]} == {(96, 64)}

@@ -1,4 +1,5 @@
 """Each default is defined once (yolact_ros.inference.defaults) and every reader agrees with it."""
+
 from __future__ import annotations
 
 import inspect

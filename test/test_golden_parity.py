@@ -1,14 +1,21 @@
 """Parity with the original implementation on every golden fixture (generic over config and image)."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import skimage.data
 import torch
-
 from golden_compare import (
-    apply_strides, golden_files, golden_masks, load, mask_problems, match_detections, raw_violation,
+    apply_strides,
+    golden_files,
+    golden_masks,
+    load,
+    mask_problems,
+    match_detections,
+    raw_violation,
 )
+
 from yolact_ros.inference.postprocess import assemble_masks, fast_nms
 from yolact_ros.model.golden_weights import reference_model
 from yolact_ros.segmenter import Segmenter
@@ -37,9 +44,17 @@ def load_case(path, make_segmenter):
 @pytest.fixture(scope="module", params=FILES, ids=[p.stem for p in FILES])
 def case(request):
     # parity is a claim about fp32: pinned, whatever the defaults become
-    return load_case(request.param, lambda config: Segmenter(model=reference_model(config), device="cpu",
-                                                             backend="torch", precision="fp32",
-                                                             score_threshold=0.0, top_k=100))
+    return load_case(
+        request.param,
+        lambda config: Segmenter(
+            model=reference_model(config),
+            device="cpu",
+            backend="torch",
+            precision="fp32",
+            score_threshold=0.0,
+            top_k=100,
+        ),
+    )
 
 
 def test_fixtures_present():

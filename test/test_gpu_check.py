@@ -4,6 +4,7 @@ run on a lent GPU (minutes of device time) is known to work before it is spent.
 The dry run's interpreter sees only what the device has: its Python packages are torch,
 torchvision, numpy, OpenCV, scikit-image and pytest with their own dependencies, nothing else
 (no PyYAML, pycocotools, onnx, ROS). So an import the device cannot satisfy fails here too."""
+
 from __future__ import annotations
 
 import importlib.metadata as metadata
@@ -53,16 +54,19 @@ def device_like_python(tmp: Path) -> Path:
                 (lib / top).symlink_to(site / top)
     assert {"torch", "numpy", "cv2", "skimage", "pytest"} <= {p.name for p in lib.iterdir()}
     wrapper = tmp / "python"
-    wrapper.write_text(f'#!/bin/sh\nexport PYTHONPATH="${{PYTHONPATH:+$PYTHONPATH:}}{lib}"\n'
-                       f'exec "{sys.executable}" -S "$@"\n')
+    wrapper.write_text(
+        f'#!/bin/sh\nexport PYTHONPATH="${{PYTHONPATH:+$PYTHONPATH:}}{lib}"\nexec "{sys.executable}" -S "$@"\n'
+    )
     wrapper.chmod(0o755)
     return wrapper
 
 
 def test_device_like_python_lacks_other_packages(tmp_path):
     python = device_like_python(tmp_path)
-    probe = ("import importlib.util as u; print([n for n in ('torch', 'cv2', 'skimage', 'yaml', 'pycocotools', "
-             "'onnx', 'rclpy') if u.find_spec(n)])")
+    probe = (
+        "import importlib.util as u; print([n for n in ('torch', 'cv2', 'skimage', 'yaml', 'pycocotools', "
+        "'onnx', 'rclpy') if u.find_spec(n)])"
+    )
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     out = subprocess.run([str(python), "-c", probe], capture_output=True, text=True, check=True, env=env).stdout
     assert out.strip() == "['torch', 'cv2', 'skimage']"
@@ -72,8 +76,14 @@ def test_gpu_check_dry_run(tmp_path):
     out = tmp_path / "out"
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # the ROS workspace's: not on the device
     env["PYTHON"] = str(device_like_python(tmp_path))
-    proc = subprocess.run(["bash", "scripts/gpu_check.sh", str(out), "--dry-run"], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        ["bash", "scripts/gpu_check.sh", str(out), "--dry-run"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     summary = (out / "summary.txt").read_text() if (out / "summary.txt").exists() else ""
     assert proc.returncode == 0, proc.stdout + proc.stderr + summary + (out / "cuda_tests.txt").read_text()
     files = sorted(p.name for p in out.iterdir())
@@ -115,8 +125,17 @@ def test_target_lines_read_the_rows():
     bench_gpu = _bench_gpu()
 
     def row(precision, total_ms, graph=False, share=0.1):
-        return dict(config="yolact_plus_resnet50", precision=precision, size="640x480", batch=1, settings="default",
-                    cuda_graph=graph, total_ms=total_ms, postprocess_share=share, cuda_graph_used=graph)
+        return dict(
+            config="yolact_plus_resnet50",
+            precision=precision,
+            size="640x480",
+            batch=1,
+            settings="default",
+            cuda_graph=graph,
+            total_ms=total_ms,
+            postprocess_share=share,
+            cuda_graph_used=graph,
+        )
 
     rows = [row("fp32", 12.0), row("fp16", 5.0, share=0.2), row("fp16", 4.0, graph=True), row("fp32", 10.0, True)]
     (line,) = bench_gpu.target_lines(rows)
@@ -126,12 +145,15 @@ def test_target_lines_read_the_rows():
     assert "fp32/fp16 time 2.40 (target <= 2: NOT met)" in line
     assert "graph/eager fp32 1.20x" in line and "graph/eager fp16 1.25x" in line
     assert bench_gpu.target_lines([r for r in rows if r["precision"] == "fp32"]) == [
-        "yolact_plus_resnet50 640x480 batch 1 top 15: no fp16 row (CUDA only)"]
+        "yolact_plus_resnet50 640x480 batch 1 top 15: no fp16 row (CUDA only)"
+    ]
     for r, peak in zip(rows, (300.0, 150.0, 90.0, 280.0)):
         r.update(cuda_network_mb=130.0 if r["precision"] == "fp32" else 131.0, cuda_call_peak_mb=peak)
     rows.append({**rows[0], "batch": 4, "cuda_call_peak_mb": 1100.0})
     memory = [line for line in bench_gpu.target_lines(rows) if "GPU memory" in line]
-    assert memory == ["yolact_plus_resnet50 fp32 GPU memory: the network 130 MB (once, shared by every camera); "
-                      "a call's peak on top: batch 1 640x480 default 300 MB, batch 4 640x480 default 1100 MB",
-                      "yolact_plus_resnet50 fp16 GPU memory: the network 131 MB (once, shared by every camera); "
-                      "a call's peak on top: batch 1 640x480 default 150 MB"]
+    assert memory == [
+        "yolact_plus_resnet50 fp32 GPU memory: the network 130 MB (once, shared by every camera); "
+        "a call's peak on top: batch 1 640x480 default 300 MB, batch 4 640x480 default 1100 MB",
+        "yolact_plus_resnet50 fp16 GPU memory: the network 131 MB (once, shared by every camera); "
+        "a call's peak on top: batch 1 640x480 default 150 MB",
+    ]

@@ -7,6 +7,7 @@ YOLACT++ fixtures, also with ``--dcn native`` (ONNX DeformConv).  The tolerances
 goldens' own (test/fixtures/golden/README.md, "How to compare"), the same the torch backend
 meets.  Each export is made once per module.
 """
+
 from __future__ import annotations
 
 import json
@@ -23,15 +24,19 @@ ort = pytest.importorskip("onnxruntime")
 
 from golden_compare import golden_files, load  # noqa: E402
 from test_golden_parity import (  # noqa: E402,F401  (re-collected here with the onnxruntime case)
-    load_case, test_detect_output_and_maskiou, test_final_detections_and_masks, test_raw_outputs,
+    load_case,
+    test_detect_output_and_maskiou,
+    test_final_detections_and_masks,
+    test_raw_outputs,
 )
+
 from yolact_ros.cli import main as cli_main  # noqa: E402
 from yolact_ros.inference import defaults  # noqa: E402
 from yolact_ros.inference.backends import onnxruntime_backend as onnx_runtime  # noqa: E402
 from yolact_ros.inference.onnx_export import ExportError, export_onnx  # noqa: E402
 from yolact_ros.inference.onnx_format import OUTPUT_NAMES, OnnxBackendError, OnnxModelError  # noqa: E402
 from yolact_ros.model import OFFICIAL_CONFIGS  # noqa: E402
-from yolact_ros.model.checkpoint import CheckpointError, save_checkpoint  # noqa: E402
+from yolact_ros.model.checkpoint import CheckpointError  # noqa: E402
 from yolact_ros.model.golden_weights import reference_model  # noqa: E402
 from yolact_ros.segmenter import Segmenter  # noqa: E402
 
@@ -108,7 +113,9 @@ def test_native_dcn_export_uses_deformconv(exported):
     model = onnx.load(str(exported("yolact_plus_resnet50", dcn="native")))
     onnx.checker.check_model(model)
     ops = [n.op_type for n in model.graph.node]
-    assert ops.count("DeformConv") == sum(OFFICIAL_CONFIGS["yolact_plus_resnet50"].backbone.layers[1:])  # one per DCN block
+    assert ops.count("DeformConv") == sum(
+        OFFICIAL_CONFIGS["yolact_plus_resnet50"].backbone.layers[1:]
+    )  # one per DCN block
     assert "GridSample" not in ops
     assert {o.version for o in model.opset_import if o.domain in ("", "ai.onnx")} == {19}
 
@@ -148,7 +155,11 @@ def test_cli_export_of_a_trained_checkpoint_and_infer(tmp_path, capsys):
     out = tmp_path / "demo.onnx"
     assert cli_main(["export", "--weights", DEMO, "--out", str(out), "--dynamic-batch"]) == 0
     printed = capsys.readouterr().out
-    assert "exporting synth_mobilenet (256x256, batch dynamic" in printed and "MiB" in printed and "onnx.checker passed" in printed
+    assert (
+        "exporting synth_mobilenet (256x256, batch dynamic" in printed
+        and "MiB" in printed
+        and "onnx.checker passed" in printed
+    )
     ref = Segmenter(weights=DEMO, device="cpu", score_threshold=0.05)
     seg = _ort_segmenter(out, score_threshold=0.05)
     assert seg.class_names == ref.class_names == ("disc", "rectangle", "triangle", "star")
@@ -163,8 +174,24 @@ def test_cli_export_of_a_trained_checkpoint_and_infer(tmp_path, capsys):
     import cv2
 
     cv2.imwrite(str(img_path), images[0])
-    assert cli_main(["infer", str(img_path), "--weights", str(out), "--backend", "onnxruntime", "--device", "cpu",
-                     "--out", str(tmp_path / "res"), "--no-overlay"]) == 0
+    assert (
+        cli_main(
+            [
+                "infer",
+                str(img_path),
+                "--weights",
+                str(out),
+                "--backend",
+                "onnxruntime",
+                "--device",
+                "cpu",
+                "--out",
+                str(tmp_path / "res"),
+                "--no-overlay",
+            ]
+        )
+        == 0
+    )
     results = json.loads((tmp_path / "res" / "results.json").read_text())
     cli_settings = seg.with_settings(score_threshold=defaults.SCORE_THRESHOLD, top_k=defaults.TOP_K)
     assert len(results) == len(cli_settings(images[0])) > 0
@@ -209,9 +236,12 @@ def test_not_an_onnx_file(tmp_path):
 def test_onnx_file_without_yolact_metadata(tmp_path):
     from onnx import TensorProto, helper
 
-    graph = helper.make_graph([helper.make_node("Identity", ["input"], ["loc"])], "g",
-                              [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 8, 8])],
-                              [helper.make_tensor_value_info("loc", TensorProto.FLOAT, [1, 3, 8, 8])])
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["input"], ["loc"])],
+        "g",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 8, 8])],
+        [helper.make_tensor_value_info("loc", TensorProto.FLOAT, [1, 3, 8, 8])],
+    )
     path = tmp_path / "other.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
     with pytest.raises(OnnxModelError, match="not a yolact_ros export"):
@@ -255,8 +285,10 @@ def test_runtime_without_deformconv_says_so(monkeypatch, exported):
     path = exported("yolact_plus_resnet50", dcn="native")
 
     def no_deformconv(*args, **kwargs):
-        raise RuntimeError("[ONNXRuntimeError] : 9 : NOT_IMPLEMENTED : Could not find an implementation for "
-                           "DeformConv(19) node with name '/net/backbone/layers.1.0/conv2/DeformConv'")
+        raise RuntimeError(
+            "[ONNXRuntimeError] : 9 : NOT_IMPLEMENTED : Could not find an implementation for "
+            "DeformConv(19) node with name '/net/backbone/layers.1.0/conv2/DeformConv'"
+        )
 
     monkeypatch.setattr(ort, "InferenceSession", no_deformconv)
     with pytest.raises(OnnxBackendError, match="cannot run DeformConv.*--dcn grid_sample"):

@@ -1,6 +1,7 @@
 """OpenVINO f32 at parity: the golden-fixture tests of test_golden_parity.py run again here,
 unchanged and with the same tolerances, on the OpenVINO backend (the ``.pth``-equivalent
 reference weights converted at load), for every golden config (YOLACT and YOLACT++)."""
+
 from __future__ import annotations
 
 import pytest
@@ -9,8 +10,12 @@ ov = pytest.importorskip("openvino")
 
 from golden_compare import golden_files  # noqa: E402
 from test_golden_parity import (  # noqa: E402,F401  (re-collected here with the OpenVINO case)
-    load_case, test_detect_output_and_maskiou, test_final_detections_and_masks, test_raw_outputs,
+    load_case,
+    test_detect_output_and_maskiou,
+    test_final_detections_and_masks,
+    test_raw_outputs,
 )
+
 from yolact_ros.model.golden_weights import reference_model  # noqa: E402
 from yolact_ros.segmenter import Segmenter  # noqa: E402
 
@@ -20,8 +25,15 @@ FILES = golden_files()
 @pytest.fixture(scope="module", params=FILES, ids=[p.stem for p in FILES])
 def case(request):
     def make(config):
-        seg = Segmenter(model=reference_model(config), device="cpu", backend="openvino", precision="fp32",
-                        score_threshold=0.0, top_k=100, num_threads=2)
+        seg = Segmenter(
+            model=reference_model(config),
+            device="cpu",
+            backend="openvino",
+            precision="fp32",
+            score_threshold=0.0,
+            top_k=100,
+            num_threads=2,
+        )
         assert (seg.backend, seg.precision) == ("openvino", "fp32")
         return seg
 

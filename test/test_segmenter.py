@@ -1,4 +1,5 @@
 """Segmenter contract: shapes, batches, filters, edge cases, devices, CLI."""
+
 from __future__ import annotations
 
 import json
@@ -12,11 +13,11 @@ import skimage.data
 import torch
 
 from yolact_ros.inference.instances import Instances
-from yolact_ros.model import OFFICIAL_CONFIGS, build_yolact
-from yolact_ros.model.checkpoint import save_checkpoint
 from yolact_ros.inference.postprocess import fast_nms, paste_masks
 from yolact_ros.inference.visualize import draw_instances
+from yolact_ros.model import OFFICIAL_CONFIGS, build_yolact
 from yolact_ros.model.boxes import crop_masks, decode
+from yolact_ros.model.checkpoint import save_checkpoint
 from yolact_ros.model.golden_weights import apply_golden_weights, reference_model
 from yolact_ros.segmenter import Segmenter, resolve_device
 
@@ -170,14 +171,30 @@ def test_device_options_are_one_definition_for_infer_and_eval():
     from yolact_ros.cli.infer import build_parser
     from yolact_ros.cli.options import add_device_options, device_settings
 
-    args = build_parser().parse_args(["x.jpg", "--weights", "w.pth", "--out", "o", "--device", "cuda:1",
-                                      "--precision", "tf32", "--cuda-graph", "--threads", "3"])
-    assert device_settings(args) == dict(device="cuda:1", backend="torch", precision="tf32", cuda_graph=True,
-                                         num_threads=3, cache_dir=None)
+    args = build_parser().parse_args(
+        [
+            "x.jpg",
+            "--weights",
+            "w.pth",
+            "--out",
+            "o",
+            "--device",
+            "cuda:1",
+            "--precision",
+            "tf32",
+            "--cuda-graph",
+            "--threads",
+            "3",
+        ]
+    )
+    assert device_settings(args) == dict(
+        device="cuda:1", backend="torch", precision="tf32", cuda_graph=True, num_threads=3, cache_dir=None
+    )
     p = argparse.ArgumentParser()
     add_device_options(p)
-    assert device_settings(p.parse_args([])) == dict(device="auto", backend="torch", precision="fp32",
-                                                     cuda_graph=False, num_threads=None, cache_dir=None)
+    assert device_settings(p.parse_args([])) == dict(
+        device="auto", backend="torch", precision="fp32", cuda_graph=False, num_threads=None, cache_dir=None
+    )
     got = device_settings(p.parse_args(["--backend", "openvino", "--precision", "int8", "--cache-dir", "/c"]))
     assert (got["backend"], got["precision"], got["cache_dir"]) == ("openvino", "int8", "/c")
     for bad in (["--precision", "bf8"], ["--backend", "tensorrt"]):
@@ -208,16 +225,21 @@ print(json.dumps(out))
 """
 
 
-@pytest.mark.skipif(not hasattr(getattr(torch.backends.cudnn, "conv", None), "fp32_precision"),
-                    reason="this torch has no per-operator fp32_precision settings")
+@pytest.mark.skipif(
+    not hasattr(getattr(torch.backends.cudnn, "conv", None), "fp32_precision"),
+    reason="this torch has no per-operator fp32_precision settings",
+)
 def test_tf32_switch_is_restored_and_survives_the_newer_settings():
     """The flags are process-wide, so the check runs in a fresh interpreter."""
     import json
     import subprocess
     import sys
 
-    out = json.loads(subprocess.run([sys.executable, "-c", TF32_PROBE], capture_output=True, text=True,
-                                    check=True).stdout.strip().splitlines()[-1])
+    out = json.loads(
+        subprocess.run([sys.executable, "-c", TF32_PROBE], capture_output=True, text=True, check=True)
+        .stdout.strip()
+        .splitlines()[-1]
+    )
     assert out["off"] == [False, False] and out["on"] == [True, True]
     assert out["after"] == out["before"]
     if not out["mixed_readable"]:  # torch >= 2.9: the newer settings are used instead
@@ -263,13 +285,31 @@ def test_cli_infer_images_folder_and_video(tmp_path, photo):
     (imgs / "broken.jpg").write_bytes(b"not a jpeg")
     vid = tmp_path / "clip.avi"
     w = cv2.VideoWriter(str(vid), cv2.VideoWriter_fourcc(*"MJPG"), 10, (160, 120))
-    for i in range(3):
+    for _ in range(3):
         w.write(cv2.resize(photo, (160, 120)))
     w.release()
     out = tmp_path / "out"
-    r = subprocess.run([sys.executable, "-m", "yolact_ros.cli", "infer", str(imgs), str(vid), "--weights", str(weights),
-                        "--out", str(out), "--device", "cpu", "--score-threshold", "0.1"],
-                       capture_output=True, text=True, timeout=600)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "yolact_ros.cli",
+            "infer",
+            str(imgs),
+            str(vid),
+            "--weights",
+            str(weights),
+            "--out",
+            str(out),
+            "--device",
+            "cpu",
+            "--score-threshold",
+            "0.1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert r.returncode == 0, r.stderr
     assert "cannot read image" in r.stderr
     assert (out / "coffee_overlay.jpg").is_file() and (out / "clip_overlay.mp4").stat().st_size > 0
@@ -281,8 +321,22 @@ def test_cli_infer_images_folder_and_video(tmp_path, photo):
     rle = dict(res[0]["segmentation"])
     assert mask_util.decode(rle).shape == tuple(rle["size"])
     # a missing weights file: one clear error line, exit code 2, no traceback
-    r = subprocess.run([sys.executable, "-m", "yolact_ros.cli", "infer", str(imgs), "--weights", str(tmp_path / "nope.pth"),
-                        "--out", str(out)], capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "yolact_ros.cli",
+            "infer",
+            str(imgs),
+            "--weights",
+            str(tmp_path / "nope.pth"),
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 2 and "nope.pth" in r.stderr and "Traceback" not in r.stderr
 
 
@@ -329,8 +383,14 @@ def test_box_sized_masks_equal_the_full_frame_paste(seg, photo):
     for idx, group_windows, group_origins in groups:
         for k, i in enumerate(idx):
             windows[i], origins[i] = group_windows[k].numpy(), group_origins[k].numpy()
-    made = Instances(np.zeros((7, 4), np.float32), np.ones(7, np.float32), np.zeros(7, np.int64),
-                     mask_windows=windows, mask_origins=origins, image_size=(123, 201))
+    made = Instances(
+        np.zeros((7, 4), np.float32),
+        np.ones(7, np.float32),
+        np.zeros(7, np.int64),
+        mask_windows=windows,
+        mask_origins=origins,
+        image_size=(123, 201),
+    )
     assert np.array_equal(made.masks, full.numpy())
     assert torch.equal(paste_masks(low, 123, 201, boxes), full)
     # regions read from the windows, inside and across their borders; selection keeps windows
@@ -338,7 +398,7 @@ def test_box_sized_masks_equal_the_full_frame_paste(seg, photo):
         for x, y, cw, ch in ((0, 0, 201, 123), (50, 20, 30, 40), (190, 110, 40, 40), (-5, -5, 10, 10)):
             ref = np.zeros((ch, cw), bool)
             xa, ya = max(x, 0), max(y, 0)
-            ref[ya - y:, xa - x:][: 123 - ya, : 201 - xa] = made.masks[i, ya:y + ch, xa:x + cw]
+            ref[ya - y :, xa - x :][: 123 - ya, : 201 - xa] = made.masks[i, ya : y + ch, xa : x + cw]
             assert np.array_equal(made.mask_crop(i, x, y, cw, ch), ref), (i, x, y)
     sub = made[np.array([3, 1])]
     assert np.array_equal(sub.masks, made.masks[[3, 1]]) and sub.image_size == (123, 201)

@@ -10,6 +10,7 @@ before this module) made the process die by ``std::terminate`` (SIGABRT, "termin
 after throwing an instance of 'python_error'", exit -6); now it exits with the signal's code.
 Each case is one fresh interpreter (about 3-6 s: ``import torch`` under a profile hook).
 """
+
 from __future__ import annotations
 
 import os
@@ -24,8 +25,14 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 #: torch's C++ inits that call back into Python during ``import torch`` (found with a profile hook)
-TORCH_INIT_CALLS = ("_initExtension", "_c10d_init", "_autograd_init", "_multiprocessing_init", "_rpc_init",
-                    "_dist_autograd_init")
+TORCH_INIT_CALLS = (
+    "_initExtension",
+    "_c10d_init",
+    "_autograd_init",
+    "_multiprocessing_init",
+    "_rpc_init",
+    "_dist_autograd_init",
+)
 
 INSIDE_CXX = r"""
 import os, signal, sys, time
@@ -54,17 +61,26 @@ sys.exit(3)
 """
 
 NODE_INSTALL = "from yolact_ros.ros.process import install_signal_handlers; install_signal_handlers()"
-CLI_INSTALL = ("from yolact_ros import signals; "
-               "signals.install(lambda s: {2: 130, 15: 143}[s], lambda s: f'yolact test: interrupted by {s}')")
+CLI_INSTALL = (
+    "from yolact_ros import signals; "
+    "signals.install(lambda s: {2: 130, 15: 143}[s], lambda s: f'yolact test: interrupted by {s}')"
+)
 
 
 def _run(code: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=timeout,
-                          cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
 
 
-@pytest.mark.parametrize("target, sig", [(t, signal.SIGTERM) for t in TORCH_INIT_CALLS]
-                         + [("_c10d_init", signal.SIGINT)])
+@pytest.mark.parametrize(
+    "target, sig", [(t, signal.SIGTERM) for t in TORCH_INIT_CALLS] + [("_c10d_init", signal.SIGINT)]
+)
 def test_a_signal_inside_a_cxx_call_of_the_node_start_up_exits_0(target, sig):
     res = _run(INSIDE_CXX.replace("INSTALL", NODE_INSTALL), target, str(int(sig)))
     out = res.stdout + res.stderr
@@ -88,12 +104,18 @@ def test_yolact_commands_exit_130_or_143_with_one_line(tmp_path, sig, code):
 
     images = make_synthetic_dataset(tmp_path / "in", n=4, seed=3).parent / "images"
     demo = ROOT / "models" / "demo" / "yolact_synth_demo.pth"
-    for argv, delay in ((["synth", "--out", str(tmp_path / "s"), "--n", "100000", "--seed", "1"], 4.0),
-                        (["infer", str(images), "--weights", str(demo), "--out", str(tmp_path / "o"),
-                          "--device", "cpu"], 1.5)):
-        proc = subprocess.Popen([sys.executable, "-c", "from yolact_ros.cli import main; raise SystemExit(main())",
-                                 *argv], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                env={**os.environ, "PYTHONPATH": str(ROOT)})
+    for argv, delay in (
+        (["synth", "--out", str(tmp_path / "s"), "--n", "100000", "--seed", "1"], 4.0),
+        (["infer", str(images), "--weights", str(demo), "--out", str(tmp_path / "o"), "--device", "cpu"], 1.5),
+    ):
+        proc = subprocess.Popen(
+            [sys.executable, "-c", "from yolact_ros.cli import main; raise SystemExit(main())", *argv],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
         time.sleep(delay)
         proc.send_signal(sig)
         out, err = proc.communicate(timeout=60)
@@ -120,12 +142,36 @@ def test_training_saves_its_interrupt_checkpoint_on_sigterm(tmp_path):
 
     ann = make_synthetic_dataset(tmp_path / "train", n=8, seed=5, size=(160, 120))
     cfg = ROOT / "configs" / "synth_mobilenet.yaml"
-    argv = ["train", "--config", str(cfg), "--train-json", str(ann), "--train-images", str(ann.parent / "images"),
-            "--out", str(tmp_path / "run"), "--batch-size", "2", "--iters", "100000", "--num-workers", "1",
-            "--threads", "1", "--log-every", "1", "--no-progress"]
-    proc = subprocess.Popen([sys.executable, "-c", "from yolact_ros.cli import main; raise SystemExit(main())", *argv],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    argv = [
+        "train",
+        "--config",
+        str(cfg),
+        "--train-json",
+        str(ann),
+        "--train-images",
+        str(ann.parent / "images"),
+        "--out",
+        str(tmp_path / "run"),
+        "--batch-size",
+        "2",
+        "--iters",
+        "100000",
+        "--num-workers",
+        "1",
+        "--threads",
+        "1",
+        "--log-every",
+        "1",
+        "--no-progress",
+    ]
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from yolact_ros.cli import main; raise SystemExit(main())", *argv],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     metrics = tmp_path / "run" / "metrics.jsonl"
     end = time.monotonic() + 240
     while time.monotonic() < end and proc.poll() is None and not (metrics.is_file() and metrics.stat().st_size):

@@ -1,5 +1,6 @@
 """Tracker: persistent ids on the demo's moving scene (ground-truth masks with detector-like
 perturbations), ids kept through short gaps, never shared across classes, bounded state."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -22,8 +23,13 @@ def _instances(masks: list[np.ndarray], class_ids: list[int], size=(240, 320)) -
     n = len(masks)
     if n == 0:
         return Instances.empty(*size, class_names=CLASSES)
-    return Instances(boxes=np.array([_box(m) for m in masks], np.float32), scores=np.ones(n, np.float32),
-                     class_ids=np.array(class_ids, np.int64), masks=np.stack(masks), class_names=CLASSES)
+    return Instances(
+        boxes=np.array([_box(m) for m in masks], np.float32),
+        scores=np.ones(n, np.float32),
+        class_ids=np.array(class_ids, np.int64),
+        masks=np.stack(masks),
+        class_names=CLASSES,
+    )
 
 
 def _grow(mask: np.ndarray, sign: int) -> np.ndarray:
@@ -37,8 +43,8 @@ def _shift(mask: np.ndarray, dx: int, dy: int) -> np.ndarray:
     """Moved by (dx, dy) pixels; what leaves the image is lost."""
     h, w = mask.shape
     out = np.zeros_like(mask)
-    src = mask[max(-dy, 0):h - max(dy, 0), max(-dx, 0):w - max(dx, 0)]
-    out[max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = src
+    src = mask[max(-dy, 0) : h - max(dy, 0), max(-dx, 0) : w - max(dx, 0)]
+    out[max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)] = src
     return out
 
 
@@ -81,8 +87,13 @@ def test_identity_switches_on_the_demo_scene(scene_frames):
         ids = tracker.update(inst)
         assert ids.dtype == np.int64 and ids.shape == (len(inst),) and (ids >= 1).all()
         assert len(set(ids.tolist())) == len(ids), "two detections of one frame share an id"
-        score.update([o.object_id for o in objects], np.stack([o.visible for o in objects]) if objects else
-                     np.zeros((0, 240, 320), bool), ids, inst.masks, inst.class_ids)
+        score.update(
+            [o.object_id for o in objects],
+            np.stack([o.visible for o in objects]) if objects else np.zeros((0, 240, 320), bool),
+            ids,
+            inst.masks,
+            inst.class_ids,
+        )
     print(score.summary())
     assert score.matched > 0.9 * score.objects
     assert score.switches <= 0.01 * score.matched, score.summary()
@@ -138,7 +149,7 @@ def test_new_ids_count_up_from_one_and_state_stays_bounded():
         for _ in range(int(rng.integers(0, 8))):
             m = np.zeros((240, 320), bool)
             x, y = int(rng.integers(0, 300)), int(rng.integers(0, 220))
-            m[y:y + 20, x:x + 20] = True
+            m[y : y + 20, x : x + 20] = True
             masks.append(m)
         ids = tracker.update(_instances(masks, rng.integers(0, 4, len(masks)).tolist()))
         seen.extend(ids.tolist())
@@ -152,7 +163,7 @@ def test_box_mode_and_moving_object():
     ids = []
     for k in range(30):  # 6 px a frame: box IoU with the last frame alone stays high
         m = np.zeros((240, 320), bool)
-        m[100:140, 10 + 6 * k:50 + 6 * k] = True
+        m[100:140, 10 + 6 * k : 50 + 6 * k] = True
         ids.append(int(tracker.update(_instances([m], [2]))[0]))
     assert set(ids) == {1}
 
@@ -176,13 +187,14 @@ def test_iou_helpers():
 
 def _square(x: int, y: int, size: int = 40) -> np.ndarray:
     m = np.zeros((240, 320), bool)
-    m[y:y + size, x:x + size] = True
+    m[y : y + size, x : x + size] = True
     return m
 
 
 def test_class_flips_keep_their_ids_with_class_change_iou(scene_frames):
     """Detector-like ground truth whose class is redrawn at random in 10 % of the detections:
     with class_change_iou the ids survive the flips; kept within a class, they do not."""
+
     def run(**kw):
         rng = np.random.default_rng(3)
         tracker, score = Tracker(max_age=10, min_iou=0.3, **kw), IdentityScore()
@@ -192,8 +204,13 @@ def test_class_flips_keep_their_ids_with_class_change_iou(scene_frames):
             inst = _instances(masks, classes)
             ids = tracker.update(inst)
             assert len(set(ids.tolist())) == len(ids)
-            score.update([o.object_id for o in objects], np.stack([o.visible for o in objects]) if objects else
-                         np.zeros((0, 240, 320), bool), ids, inst.masks, inst.class_ids)
+            score.update(
+                [o.object_id for o in objects],
+                np.stack([o.visible for o in objects]) if objects else np.zeros((0, 240, 320), bool),
+                ids,
+                inst.masks,
+                inst.class_ids,
+            )
         return score
 
     flexible, strict = run(class_change_iou=0.3), run()
@@ -223,8 +240,13 @@ def test_a_class_flip_beats_a_worse_duplicate_of_the_old_class():
 def test_a_mask_that_changed_too_much_is_found_by_its_box():
     """A jump of 25 px on a 40 px square: mask IoU 0.23 and containment 0.375 fail, box IoU
     0.23 >= min_box_iou keeps the id (within the class, unless class changes are allowed)."""
-    for kw, cls, same in [({}, 0, True), ({"min_box_iou": None}, 0, False), ({}, 1, False),
-                          ({"class_change_iou": 0.5}, 1, True), ({"min_box_iou": 0.3}, 0, False)]:
+    for kw, cls, same in [
+        ({}, 0, True),
+        ({"min_box_iou": None}, 0, False),
+        ({}, 1, False),
+        ({"class_change_iou": 0.5}, 1, True),
+        ({"min_box_iou": 0.3}, 0, False),
+    ]:
         tracker = Tracker(**kw)
         a = tracker.update(_instances([_square(100, 100)], [0]))[0]
         b = tracker.update(_instances([_square(125, 100)], [cls]))[0]
@@ -238,9 +260,12 @@ def test_crops_from_windows_equal_crops_of_the_full_frame_masks():
     """CropMask.from_instance samples each mask straight from its window: the same mask as the
     crop of the full-frame mask (CropMask.from_mask, on the same stride grid: the same area
     and intersections), whatever the window's place (partly outside the box or the image)."""
+
     def canvas(c: CropMask, h: int, w: int) -> np.ndarray:
         out = np.zeros((h + 80, w + 80), bool)
-        out[c.y0:c.y0 + c.stride * c.crop.shape[0]:c.stride, c.x0:c.x0 + c.stride * c.crop.shape[1]:c.stride] = c.crop
+        out[
+            c.y0 : c.y0 + c.stride * c.crop.shape[0] : c.stride, c.x0 : c.x0 + c.stride * c.crop.shape[1] : c.stride
+        ] = c.crop
         return out
 
     rng = np.random.default_rng(5)
@@ -251,9 +276,14 @@ def test_crops_from_windows_equal_crops_of_the_full_frame_masks():
         origins = [(int(rng.integers(0, w + 3)), int(rng.integers(0, h + 3))) for _ in range(n)]
         xy = rng.uniform(-10, max(h, w) + 5, (n, 2))
         boxes = np.concatenate([xy, xy + rng.uniform(-3, 40, (n, 2))], axis=1)
-        inst = Instances(boxes=boxes.astype(np.float32), scores=np.ones(n, np.float32),
-                         class_ids=np.zeros(n, np.int64), mask_windows=windows, mask_origins=np.array(origins),
-                         image_size=(h, w))
+        inst = Instances(
+            boxes=boxes.astype(np.float32),
+            scores=np.ones(n, np.float32),
+            class_ids=np.zeros(n, np.int64),
+            mask_windows=windows,
+            mask_origins=np.array(origins),
+            image_size=(h, w),
+        )
         rows = np.asarray(inst.boxes, np.float64)
         for stride in (1, 2, 3):
             got = [CropMask.from_instance(inst, j, rows[j], stride) for j in range(n)]
@@ -268,7 +298,12 @@ def test_crops_from_windows_equal_crops_of_the_full_frame_masks():
 
 
 def test_invalid_thresholds():
-    for kw in ({"min_box_iou": 0.0}, {"class_change_iou": 0.0}, {"class_change_iou": 1.5}, {"min_containment": 0.0},
-               {"class_change_margin": -0.1}):
+    for kw in (
+        {"min_box_iou": 0.0},
+        {"class_change_iou": 0.0},
+        {"class_change_iou": 1.5},
+        {"min_containment": 0.0},
+        {"class_change_margin": -0.1},
+    ):
         with pytest.raises(ValueError):
             Tracker(**kw)

@@ -1,4 +1,5 @@
 """YAML custom configs, the MobileNetV2 backbone, the schedule, backbone init and checkpoints of the trainer."""
+
 import json
 from pathlib import Path
 
@@ -23,7 +24,9 @@ def _write(tmp_path, text, name="my_cfg.yaml"):
 
 
 def test_yaml_overrides_an_official_base(tmp_path):
-    p = _write(tmp_path, """
+    p = _write(
+        tmp_path,
+        """
 base: yolact_resnet50
 class_names: [gear, bolt]
 max_size: 400
@@ -33,7 +36,8 @@ backbone:
 train:
   lr: 0.002
   lr_steps: [100, 200]
-""")
+""",
+    )
     cfg = load_config(p)
     base = OFFICIAL_CONFIGS["yolact_resnet50"]
     assert cfg.name == "my_cfg" and cfg.class_names == ("gear", "bolt") and cfg.num_classes == 3
@@ -60,18 +64,21 @@ def test_repo_demo_config_builds_a_mobilenet_model():
     assert out["segm"].shape == (1, cfg.num_classes - 1, s // 8, s // 8)
 
 
-@pytest.mark.parametrize("text, message", [
-    ("base: yolact_nope", "unknown base"),
-    ("max_sise: 300", "unknown key"),
-    ("backbone: {kind: vgg}", "backbone.kind"),
-    ("backbone: {layer: [1]}", "unknown key"),
-    ("train: {lr: fast}", "must be a number"),
-    ("class_names: [a, a]", "duplicate"),
-    ("class_names: [a]\nnum_classes: 3", "not both"),
-    ("backbone: {pred_scales: [[24], [48]]}", "levels"),
-    ("[1, 2]", "mapping"),
-    ("a: [1,", "not valid YAML"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("base: yolact_nope", "unknown base"),
+        ("max_sise: 300", "unknown key"),
+        ("backbone: {kind: vgg}", "backbone.kind"),
+        ("backbone: {layer: [1]}", "unknown key"),
+        ("train: {lr: fast}", "must be a number"),
+        ("class_names: [a, a]", "duplicate"),
+        ("class_names: [a]\nnum_classes: 3", "not both"),
+        ("backbone: {pred_scales: [[24], [48]]}", "levels"),
+        ("[1, 2]", "mapping"),
+        ("a: [1,", "not valid YAML"),
+    ],
+)
 def test_bad_config_files_give_clear_errors(tmp_path, text, message):
     with pytest.raises(ConfigFileError, match=message):
         load_config(_write(tmp_path, text))
@@ -98,7 +105,7 @@ def test_mobilenet_key_map_covers_torchvision_features():
     for k, v in ref.items():
         prefix = ".".join(k.split(".")[:2]) + "."
         if prefix in key_map:
-            mapped[key_map[prefix] + k[len(prefix):]] = v.shape
+            mapped[key_map[prefix] + k[len(prefix) :]] = v.shape
     assert mapped == {k: v.shape for k, v in own.items()}
     # a state dict from torchvision loads fully and gives the same features as torchvision's own net
     net = mobilenet_v2().eval()
@@ -152,7 +159,11 @@ def test_schedule_warmup_steps_and_batch_scaling():
     cfg = OFFICIAL_CONFIGS["yolact_base"]
     s = make_schedule(cfg, batch_size=8)
     assert s.max_iter == 800000 and s.steps == (280000, 600000, 700000, 750000)
-    assert s.lr_at(0) == pytest.approx(1e-4) and s.lr_at(250) == pytest.approx(5.5e-4) and s.lr_at(500) == pytest.approx(1e-3)
+    assert (
+        s.lr_at(0) == pytest.approx(1e-4)
+        and s.lr_at(250) == pytest.approx(5.5e-4)
+        and s.lr_at(500) == pytest.approx(1e-3)
+    )
     assert s.lr_at(280000) == pytest.approx(1e-4) and s.lr_at(750000) == pytest.approx(1e-7)
     s4 = make_schedule(cfg, batch_size=4)  # the original's rule: lr x B/8, iterations / (B/8)
     assert s4.lr == pytest.approx(5e-4) and s4.max_iter == 1600000 and s4.steps[0] == 560000

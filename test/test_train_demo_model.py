@@ -1,7 +1,6 @@
 """The committed demo model (models/demo/) loads from the file alone and keeps its measured accuracy."""
-from pathlib import Path
 
-import pytest
+from pathlib import Path
 
 from yolact_ros.data.synth import make_synthetic_dataset
 from yolact_ros.evaluation.coco_eval import evaluate

@@ -7,6 +7,7 @@ scores like `yolact eval`.  Tolerance for "the same parameters": the largest abs
 difference of any tensor <= 1e-5 (gloo sums the gradients of 2 ranks in another order
 than one process sums 4 images; measured ~1e-9 after 4 steps).
 """
+
 import json
 import os
 import re
@@ -54,7 +55,7 @@ def test_ranks_share_each_global_batch_exactly():
     one = GlobalBatchSampler(10, 4, seed=3)
     ranks = [GlobalBatchSampler(10, 4, seed=3, rank=r, world_size=2) for r in range(2)]
     it1, its = iter(one), [iter(s) for s in ranks]
-    for step in range(7):  # over epoch boundaries (2 batches per epoch, 2 images dropped)
+    for _step in range(7):  # over epoch boundaries (2 batches per epoch, 2 images dropped)
         whole = next(it1)
         parts = [next(i) for i in its]
         assert sorted(parts[0] + parts[1]) == sorted(whole) and len(parts[0]) == len(parts[1]) == 2
@@ -97,8 +98,12 @@ def test_sync_bn_on_the_cpu_is_refused_in_one_line(tmp_path):
 
     cfg = get_config("yolact_resnet50").replace(name="x", max_size=128)
     with pytest.raises(ValueError, match="--sync-bn needs CUDA"):
-        Trainer(cfg, [], TrainOptions(out_dir=tmp_path, device="cpu", progress=False, freeze_bn=False, sync_bn=True),
-                dist=Dist(world_size=2, backend="gloo"))
+        Trainer(
+            cfg,
+            [],
+            TrainOptions(out_dir=tmp_path, device="cpu", progress=False, freeze_bn=False, sync_bn=True),
+            dist=Dist(world_size=2, backend="gloo"),
+        )
 
 
 def test_a_parameter_without_gradient_is_named(tmp_path, data):
@@ -114,7 +119,9 @@ def test_a_parameter_without_gradient_is_named(tmp_path, data):
     assert t.step(images, targets, 1e-4) is not None  # every parameter of the real model takes part
     t.model.spare = torch.nn.Linear(2, 2)  # one that never does
     t._checked_gradients = False
-    with pytest.raises(RuntimeError, match=r"2 trainable parameters get no gradient in training \(spare.weight, spare.bias\)"):
+    with pytest.raises(
+        RuntimeError, match=r"2 trainable parameters get no gradient in training \(spare.weight, spare.bias\)"
+    ):
         t.step(images, targets, 1e-4)
 
 
@@ -135,24 +142,63 @@ def _env():
 
 
 def _train_args(data, out, iters=4, batch=4, extra=()):
-    return ["train", "--config", str(data["config"]), "--train-json", str(data["json"]), "--train-images",
-            str(data["images"]), "--out", str(out), "--batch-size", str(batch), "--iters", str(iters), "--no-augment",
-            "--num-workers", "0", "--threads", "1", "--log-every", "1", "--no-progress", "--freeze-bn", "yes", *extra]
+    return [
+        "train",
+        "--config",
+        str(data["config"]),
+        "--train-json",
+        str(data["json"]),
+        "--train-images",
+        str(data["images"]),
+        "--out",
+        str(out),
+        "--batch-size",
+        str(batch),
+        "--iters",
+        str(iters),
+        "--no-augment",
+        "--num-workers",
+        "0",
+        "--threads",
+        "1",
+        "--log-every",
+        "1",
+        "--no-progress",
+        "--freeze-bn",
+        "yes",
+        *extra,
+    ]
 
 
 def _single(args, timeout=300):
-    return subprocess.run([sys.executable, "-m", "yolact_ros.cli", *args], capture_output=True, text=True,
-                          timeout=timeout, env=_env(), cwd=REPO)
+    return subprocess.run(
+        [sys.executable, "-m", "yolact_ros.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=_env(),
+        cwd=REPO,
+    )
 
 
 def _torchrun_cmd(args, nproc=2, launcher=("--standalone",)):
-    return [sys.executable, "-m", "torch.distributed.run", *launcher, "--nproc-per-node", str(nproc),
-            "-m", "yolact_ros.cli", *args]
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        *launcher,
+        "--nproc-per-node",
+        str(nproc),
+        "-m",
+        "yolact_ros.cli",
+        *args,
+    ]
 
 
 def _torchrun(args, nproc=2, launcher=("--standalone",), timeout=300):
-    return subprocess.run(_torchrun_cmd(args, nproc, launcher), capture_output=True, text=True, timeout=timeout,
-                          env=_env(), cwd=REPO)
+    return subprocess.run(
+        _torchrun_cmd(args, nproc, launcher), capture_output=True, text=True, timeout=timeout, env=_env(), cwd=REPO
+    )
 
 
 def _ok(proc):
@@ -206,16 +252,22 @@ def test_checkpoints_resume_at_another_world_size(runs, data):
     """A torchrun checkpoint resumes in one process and a single-process one under torchrun:
     same global batch, same schedule, same data order, same result."""
     root = data["root"]
-    _ok(_single(_train_args(data, root / "two_then_one", iters=8,
-                            extra=("--resume", str(runs["two"] / "ddp_2_4.pth")))))
-    _ok(_torchrun(_train_args(data, root / "one_then_two", iters=8,
-                              extra=("--resume", str(runs["one"] / "ddp_2_4.pth")))))
+    _ok(
+        _single(_train_args(data, root / "two_then_one", iters=8, extra=("--resume", str(runs["two"] / "ddp_2_4.pth"))))
+    )
+    _ok(
+        _torchrun(
+            _train_args(data, root / "one_then_two", iters=8, extra=("--resume", str(runs["one"] / "ddp_2_4.pth")))
+        )
+    )
     final, _ = _params(runs["one"] / "ddp_4_8.pth")
     for out in ("two_then_one", "one_then_two"):
         state, _ = _params(root / out / "ddp_4_8.pth")
         assert _max_diff(final, state) <= PARAM_TOLERANCE, out
     # another global batch would change the schedule: refused
-    bad = _single(_train_args(data, root / "bad", iters=8, batch=2, extra=("--resume", str(runs["two"] / "ddp_2_4.pth"))))
+    bad = _single(
+        _train_args(data, root / "bad", iters=8, batch=2, extra=("--resume", str(runs["two"] / "ddp_2_4.pth")))
+    )
     assert bad.returncode == 2 and "trained with global batch 4; resume with --batch-size 4" in bad.stderr
 
 
@@ -261,8 +313,14 @@ def test_a_killed_rank_is_survived_with_one_restart(data, runs):
     args = _train_args(data, out, iters=40, extra=("--save-every", "4", "--keep", "2", "--resume", "auto"))
     reference = data["root"] / "uninterrupted"
     _ok(_single(_train_args(data, reference, iters=40, extra=("--save-every", "40"))))
-    proc = subprocess.Popen(_torchrun_cmd(args, launcher=("--standalone", "--max-restarts", "1")),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(), cwd=REPO)
+    proc = subprocess.Popen(
+        _torchrun_cmd(args, launcher=("--standalone", "--max-restarts", "1")),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
+        cwd=REPO,
+    )
     try:
         _kill_rank_after_checkpoint(proc, out, "ddp_2_4.pth")
         stdout, stderr = proc.communicate(timeout=300)
@@ -279,14 +337,20 @@ def test_a_killed_rank_is_survived_with_one_restart(data, runs):
 
     from yolact_ros.segmenter import Segmenter
 
-    assert Segmenter(weights=out / "ddp_20_40.pth", device="cpu").class_names == ("disc", "rectangle", "triangle", "star")
+    assert Segmenter(weights=out / "ddp_20_40.pth", device="cpu").class_names == (
+        "disc",
+        "rectangle",
+        "triangle",
+        "star",
+    )
 
 
 def test_without_restarts_a_lost_rank_ends_the_job_and_is_named(data):
     out = data["root"] / "lost"
     args = _train_args(data, out, iters=400, extra=("--save-every", "4"))
-    proc = subprocess.Popen(_torchrun_cmd(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=_env(), cwd=REPO)
+    proc = subprocess.Popen(
+        _torchrun_cmd(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(), cwd=REPO
+    )
     try:
         _kill_rank_after_checkpoint(proc, out, "ddp_2_4.pth")
         killed = time.monotonic()
@@ -314,9 +378,27 @@ def test_two_machines_simulated_train_like_one(data, runs):
         port = s.getsockname()[1]
     out = data["root"] / "two_nodes"
     args = _train_args(data, out, iters=8, extra=("--save-every", "8"))
-    launcher = ("--nnodes", "2", "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-id", "yolact-test")
-    nodes = [subprocess.Popen(_torchrun_cmd(args, nproc=1, launcher=launcher), stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True, env=_env(), cwd=REPO) for _ in range(2)]
+    launcher = (
+        "--nnodes",
+        "2",
+        "--rdzv-backend",
+        "c10d",
+        "--rdzv-endpoint",
+        f"127.0.0.1:{port}",
+        "--rdzv-id",
+        "yolact-test",
+    )
+    nodes = [
+        subprocess.Popen(
+            _torchrun_cmd(args, nproc=1, launcher=launcher),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=_env(),
+            cwd=REPO,
+        )
+        for _ in range(2)
+    ]
     try:
         results = [n.communicate(timeout=300) for n in nodes]
     finally:
@@ -338,15 +420,47 @@ def test_distributed_validation_scores_like_yolact_eval(tmp_path):
     train = make_synthetic_dataset(tmp_path / "train", n=4, seed=7)
     val = make_synthetic_dataset(tmp_path / "val", n=15, seed=1000)  # odd: the ranks get 8 and 7 images
     out = tmp_path / "run"
-    args = ["train", "--config", str(REPO / "configs" / "synth_mobilenet.yaml"), "--train-json", str(train),
-            "--train-images", str(train.parent / "images"), "--val-json", str(val), "--val-images", str(val.parent / "images"),
-            "--out", str(out), "--resume", str(demo), "--iters", "701", "--lr", "1e-9", "--batch-size", "2",
-            "--no-augment", "--num-workers", "0", "--threads", "1", "--no-progress"]
+    args = [
+        "train",
+        "--config",
+        str(REPO / "configs" / "synth_mobilenet.yaml"),
+        "--train-json",
+        str(train),
+        "--train-images",
+        str(train.parent / "images"),
+        "--val-json",
+        str(val),
+        "--val-images",
+        str(val.parent / "images"),
+        "--out",
+        str(out),
+        "--resume",
+        str(demo),
+        "--iters",
+        "701",
+        "--lr",
+        "1e-9",
+        "--batch-size",
+        "2",
+        "--no-augment",
+        "--num-workers",
+        "0",
+        "--threads",
+        "1",
+        "--no-progress",
+    ]
     _ok(_torchrun(args))
-    record = [json.loads(x)["validation"] for x in (out / "metrics.jsonl").read_text().splitlines() if "validation" in x][-1]
+    record = [
+        json.loads(x)["validation"] for x in (out / "metrics.jsonl").read_text().splitlines() if "validation" in x
+    ][-1]
     assert record["world_size"] == 2 and record["num_images"] == 15
-    stats = evaluate(Segmenter(weights=next(out.glob("synth_mobilenet_*_701.pth")), device="cpu"), val, val.parent / "images",
-                     progress=False, verbose=False)
+    stats = evaluate(
+        Segmenter(weights=next(out.glob("synth_mobilenet_*_701.pth")), device="cpu"),
+        val,
+        val.parent / "images",
+        progress=False,
+        verbose=False,
+    )
     assert stats["mask_AP"] > 30  # a real model, not an empty one
     assert record["mask_AP"] == pytest.approx(stats["mask_AP"], abs=0.05)
     assert record["box_AP"] == pytest.approx(stats["box_AP"], abs=0.05)
@@ -354,9 +468,15 @@ def test_distributed_validation_scores_like_yolact_eval(tmp_path):
 
 def test_ctrl_c_stops_every_rank_after_the_same_step_and_rank_0_saves(data):
     out = data["root"] / "ctrl_c"
-    proc = subprocess.Popen(_torchrun_cmd(_train_args(data, out, iters=400, extra=("--save-every", "4"))),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(), cwd=REPO,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        _torchrun_cmd(_train_args(data, out, iters=400, extra=("--save-every", "4"))),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
+        cwd=REPO,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 120
         while not (out / "ddp_2_4.pth").is_file() and time.monotonic() < deadline:
@@ -367,6 +487,9 @@ def test_ctrl_c_stops_every_rank_after_the_same_step_and_rank_0_saves(data):
         proc.kill()
     saved = list(out.glob("ddp_*_interrupt.pth"))
     assert len(saved) == 1, stderr[-3000:]
-    assert "yolact train (rank 0): interrupted by SIGINT" in stderr and "yolact train (rank 1): interrupted by SIGINT" in stderr
+    assert (
+        "yolact train (rank 0): interrupted by SIGINT" in stderr
+        and "yolact train (rank 1): interrupted by SIGINT" in stderr
+    )
     iteration = int(re.search(r"_(\d+)_interrupt", saved[0].name).group(1))
     assert read_checkpoint(saved[0])[1]["iteration"] == iteration == _losses(out)[-1]["iteration"]

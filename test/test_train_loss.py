@@ -1,14 +1,15 @@
 """Each YOLACT loss term on hand-built cases."""
+
 import math
 
 import pytest
 import torch
 import torch.nn.functional as F
 
+from yolact_ros.model.boxes import encode
 from yolact_ros.model.config import BackboneConfig, TrainConfig, YolactConfig
 from yolact_ros.model.heads import MaskIoUNet
 from yolact_ros.train.loss import YolactLoss, mask_iou, ohem_conf_loss, semantic_targets
-from yolact_ros.model.boxes import encode
 
 
 def _cfg(**train):
@@ -39,7 +40,12 @@ def _target(box, label, size=64):
     masks = torch.zeros(1, size, size, dtype=torch.uint8)
     x1, y1, x2, y2 = (int(round(v * size)) for v in box)
     masks[0, y1:y2, x1:x2] = 1
-    return {"boxes": torch.tensor([box]), "labels": torch.tensor([label]), "masks": masks, "iscrowd": torch.tensor([False])}
+    return {
+        "boxes": torch.tensor([box]),
+        "labels": torch.tensor([label]),
+        "masks": masks,
+        "iscrowd": torch.tensor([False]),
+    }
 
 
 def test_perfect_box_regression_gives_zero_box_loss_and_a_shift_gives_smooth_l1():
@@ -128,8 +134,12 @@ def test_semantic_targets_and_loss():
     assert t[1].tolist() == [[0, 0, 1, 1], [0, 0, 1, 1], [0, 0, 0, 0], [0, 0, 0, 0]]
     priors = _grid_priors()
     out = _outputs(priors)
-    tg = {"boxes": torch.tensor([[0.0, 0.0, 0.5, 0.5]]), "labels": torch.tensor([0]), "masks": torch.zeros(1, 64, 64, dtype=torch.uint8),
-          "iscrowd": torch.tensor([False])}
+    tg = {
+        "boxes": torch.tensor([[0.0, 0.0, 0.5, 0.5]]),
+        "labels": torch.tensor([0]),
+        "masks": torch.zeros(1, 64, 64, dtype=torch.uint8),
+        "iscrowd": torch.tensor([False]),
+    }
     tg["masks"][0, :32, :32] = 1
     loss = YolactLoss(_cfg())(out, [tg])
     assert loss["segm"].item() == pytest.approx(2 * math.log(2), rel=1e-5)  # 2 classes x mean BCE log 2
@@ -163,7 +173,9 @@ def test_maskiou_loss_trains_the_maskiou_net_only():
         net.maskiou_net[-2].bias[1] = 0.5
     assert YolactLoss(cfg)(out, [_target(box, 1)], maskiou_net=net)["maskiou"].item() < 1e-8
     net.maskiou_net[-2].bias.data[1] = 0.9  # off by 0.4 -> smooth-L1 0.08, x 25, one positive
-    assert YolactLoss(cfg)(out, [_target(box, 1)], maskiou_net=net)["maskiou"].item() == pytest.approx(25 * 0.08, rel=1e-4)
+    assert YolactLoss(cfg)(out, [_target(box, 1)], maskiou_net=net)["maskiou"].item() == pytest.approx(
+        25 * 0.08, rel=1e-4
+    )
 
 
 def test_mask_iou_of_binary_masks():

@@ -1,4 +1,5 @@
 """SSD matching and box encoding on hand-built cases."""
+
 import torch
 
 from yolact_ros.model.boxes import box_iou, decode, encode, point_form
@@ -33,11 +34,11 @@ def test_positive_negative_and_neutral_bands():
     gt = torch.tensor([[0.0, 0.0, 0.2, 0.2]])
     # priors with IoU 1.0, 0.6, 0.45 (neutral), 0.3 (negative) and 0 against the ground truth
     priors = _priors(
-        [0.1, 0.1, 0.2, 0.2],          # IoU 1
-        [0.1, 0.06, 0.2, 0.12],        # 0..0.2 x 0..0.12: IoU 0.6
-        [0.1, 0.045, 0.2, 0.09],       # IoU 0.45
-        [0.1, 0.03, 0.2, 0.06],        # IoU 0.3
-        [0.8, 0.8, 0.1, 0.1],          # IoU 0
+        [0.1, 0.1, 0.2, 0.2],  # IoU 1
+        [0.1, 0.06, 0.2, 0.12],  # 0..0.2 x 0..0.12: IoU 0.6
+        [0.1, 0.045, 0.2, 0.09],  # IoU 0.45
+        [0.1, 0.03, 0.2, 0.06],  # IoU 0.3
+        [0.8, 0.8, 0.1, 0.1],  # IoU 0
     )
     iou = box_iou(gt, point_form(priors))[0]
     assert torch.allclose(iou, torch.tensor([1.0, 0.6, 0.45, 0.3, 0.0]), atol=1e-5)
@@ -72,10 +73,10 @@ def test_crowd_region_priors_are_ignored_not_background():
     gt = torch.tensor([[0.0, 0.0, 0.2, 0.2]])
     crowd = torch.tensor([[0.5, 0.5, 1.0, 1.0]])
     priors = _priors(
-        [0.1, 0.1, 0.2, 0.2],      # positive
-        [0.75, 0.75, 0.1, 0.1],    # fully inside the crowd box -> ignored
-        [0.5, 0.75, 0.2, 0.1],     # half inside (0.5 <= 0.7) -> stays background
-        [0.9, 0.1, 0.1, 0.1],      # far from everything -> background
+        [0.1, 0.1, 0.2, 0.2],  # positive
+        [0.75, 0.75, 0.1, 0.1],  # fully inside the crowd box -> ignored
+        [0.5, 0.75, 0.2, 0.1],  # half inside (0.5 <= 0.7) -> stays background
+        [0.9, 0.1, 0.1, 0.1],  # far from everything -> background
     )
     assert torch.allclose(crowd_overlap(point_form(priors), crowd)[:, 0], torch.tensor([0.0, 1.0, 0.5, 0.0]))
     m = match(priors, gt, torch.tensor([0]), crowd_boxes=crowd, crowd_thresh=0.7)
@@ -88,7 +89,12 @@ def test_image_without_objects_is_all_background():
     priors = _priors([0.5, 0.5, 0.2, 0.2], [0.2, 0.2, 0.1, 0.1])
     m = match(priors, torch.zeros((0, 4)), torch.zeros((0,), dtype=torch.long))
     assert m.conf.tolist() == [0, 0] and not m.positive.any()
-    m = match(priors, torch.zeros((0, 4)), torch.zeros((0,), dtype=torch.long), crowd_boxes=torch.tensor([[0.0, 0.0, 1.0, 1.0]]))
+    m = match(
+        priors,
+        torch.zeros((0, 4)),
+        torch.zeros((0,), dtype=torch.long),
+        crowd_boxes=torch.tensor([[0.0, 0.0, 1.0, 1.0]]),
+    )
     assert m.conf.tolist() == [-1, -1]
 
 

@@ -4,13 +4,14 @@ Real data path (synthetic COCO JSON -> CocoInstances -> transforms -> loss -> SG
 small random-init MobileNetV2 YOLACT at 128 px, a few hundred tiny steps, then
 ``Segmenter(weights=...)`` + ``evaluate`` on the same images.  Also covers resume.
 """
+
 import json
 
 import pytest
 import torch
 
-from yolact_ros.data.synth import make_synthetic_dataset
 from yolact_ros.cli.train import main as train_main
+from yolact_ros.data.synth import make_synthetic_dataset
 
 CONFIG = """
 base: yolact_resnet50
@@ -41,7 +42,11 @@ def tiny(tmp_path_factory):
 
 
 def _losses(out_dir):
-    return [json.loads(line) for line in (out_dir / "metrics.jsonl").read_text().splitlines() if '"iteration"' in line and "validation" not in line]
+    return [
+        json.loads(line)
+        for line in (out_dir / "metrics.jsonl").read_text().splitlines()
+        if '"iteration"' in line and "validation" not in line
+    ]
 
 
 def test_overfit_loss_falls_and_mask_ap50_rises(tiny):
@@ -49,18 +54,48 @@ def test_overfit_loss_falls_and_mask_ap50_rises(tiny):
     root, json_path, cfg = tiny
     images = json_path.parent / "images"
     out = root / "run"
-    rc = train_main([
-        "--config", str(cfg), "--train-json", str(json_path), "--train-images", str(images),
-        "--val-json", str(json_path), "--val-images", str(images), "--out", str(out),
-        "--batch-size", "4", "--iters", "120", "--no-augment", "--num-workers", "0", "--threads", "1",
-        "--log-every", "10", "--no-progress", "--seed", "0", "--freeze-bn", "no",
-    ])
+    rc = train_main(
+        [
+            "--config",
+            str(cfg),
+            "--train-json",
+            str(json_path),
+            "--train-images",
+            str(images),
+            "--val-json",
+            str(json_path),
+            "--val-images",
+            str(images),
+            "--out",
+            str(out),
+            "--batch-size",
+            "4",
+            "--iters",
+            "120",
+            "--no-augment",
+            "--num-workers",
+            "0",
+            "--threads",
+            "1",
+            "--log-every",
+            "10",
+            "--no-progress",
+            "--seed",
+            "0",
+            "--freeze-bn",
+            "no",
+        ]
+    )
     assert rc == 0
     losses = _losses(out)
     first, last = losses[0], losses[-1]
     assert last["total"] < 0.5 * first["total"], (first, last)
     assert last["mask"] < 0.5 * first["mask"] and last["box"] < first["box"]
-    val = [json.loads(line)["validation"] for line in (out / "metrics.jsonl").read_text().splitlines() if "validation" in line]
+    val = [
+        json.loads(line)["validation"]
+        for line in (out / "metrics.jsonl").read_text().splitlines()
+        if "validation" in line
+    ]
     assert val and val[-1]["mask_AP50"] > 50, val  # chance level is ~0
 
     # the checkpoint is self-describing: weights alone give the model, its classes and good masks
@@ -78,8 +113,26 @@ def test_resume_continues_from_the_saved_iteration(tiny):
     root, json_path, cfg = tiny
     images = json_path.parent / "images"
     out = root / "resume"
-    common = ["--config", str(cfg), "--train-json", str(json_path), "--train-images", str(images), "--out", str(out),
-              "--batch-size", "2", "--no-augment", "--num-workers", "0", "--threads", "1", "--log-every", "1", "--no-progress"]
+    common = [
+        "--config",
+        str(cfg),
+        "--train-json",
+        str(json_path),
+        "--train-images",
+        str(images),
+        "--out",
+        str(out),
+        "--batch-size",
+        "2",
+        "--no-augment",
+        "--num-workers",
+        "0",
+        "--threads",
+        "1",
+        "--log-every",
+        "1",
+        "--no-progress",
+    ]
     assert train_main(common + ["--iters", "3"]) == 0
     ckpt = out / "tiny_overfit_1_3.pth"  # 4 images / batch 2: epoch 1 after 2 steps
     assert ckpt.is_file() and (out / "tiny_overfit_1_3_state.pth").is_file()
@@ -98,8 +151,21 @@ def test_cli_errors_are_clear(tiny, tmp_path, capsys):
     base = ["--train-json", str(json_path), "--train-images", str(images), "--out", str(tmp_path / "o")]
     assert train_main(["--config", "no_such_config"] + base) == 2
     assert "unknown config" in capsys.readouterr().err
-    assert train_main(["--config", str(cfg), "--train-json", str(tmp_path / "none.json"), "--train-images", str(images),
-                       "--out", str(tmp_path / "o")]) == 2
+    assert (
+        train_main(
+            [
+                "--config",
+                str(cfg),
+                "--train-json",
+                str(tmp_path / "none.json"),
+                "--train-images",
+                str(images),
+                "--out",
+                str(tmp_path / "o"),
+            ]
+        )
+        == 2
+    )
     assert "error" in capsys.readouterr().err
     named = tmp_path / "named.yaml"
     named.write_text(CONFIG + "class_names: [cat, dog]\n")
@@ -126,9 +192,35 @@ train:
   lr_warmup_until: 2
 """)
     out = tmp_path / "run"
-    assert train_main(["--config", str(cfg), "--train-json", str(json_path), "--train-images", str(images), "--out", str(out),
-                       "--batch-size", "2", "--iters", "4", "--no-augment", "--num-workers", "0", "--threads", "1",
-                       "--log-every", "1", "--no-progress", "--freeze-bn", "no"]) == 0
+    assert (
+        train_main(
+            [
+                "--config",
+                str(cfg),
+                "--train-json",
+                str(json_path),
+                "--train-images",
+                str(images),
+                "--out",
+                str(out),
+                "--batch-size",
+                "2",
+                "--iters",
+                "4",
+                "--no-augment",
+                "--num-workers",
+                "0",
+                "--threads",
+                "1",
+                "--log-every",
+                "1",
+                "--no-progress",
+                "--freeze-bn",
+                "no",
+            ]
+        )
+        == 0
+    )
     losses = _losses(out)
     assert all(rec["maskiou"] > 0 for rec in losses), losses
     from yolact_ros.model.checkpoint import read_checkpoint

@@ -4,6 +4,7 @@ A user who installs only the Python part (``pip install``, no ROS) runs the same
 so does the lent GPU machine, which has no ROS. Here ``rclpy`` is hidden from a nested pytest
 run of ``test/ros`` by a package of that name that raises ImportError, found first on the path.
 """
+
 from __future__ import annotations
 
 import os
@@ -20,8 +21,14 @@ def test_ros_tests_skip_cleanly_without_rclpy(tmp_path):
     (hidden / "__init__.py").write_text('raise ImportError("rclpy hidden by test_without_ros")\n')
     env = {k: v for k, v in os.environ.items() if k != "YOLACT_ROS_REQUIRE_ROS"}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(hidden.parent), str(REPO), env.get("PYTHONPATH")]))
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", "test/ros"],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", "test/ros"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-4000:]
     summary = out.strip().splitlines()[-1]

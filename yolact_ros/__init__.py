@@ -4,5 +4,6 @@ Kept free of imports on purpose: rosidl generates ``yolact_ros.msg`` into the sa
 package directory, and extending ``__path__`` lets a source checkout and an
 installed copy (which has ``msg``) be imported side by side.
 """
+
 __path__ = __import__("pkgutil").extend_path(__path__, __name__)
 __version__ = "0.1.0"

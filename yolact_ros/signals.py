@@ -18,6 +18,7 @@ the signal number to a pipe at once, wherever the main thread is):
 
 Standard library only, so the node's script can install it before importing anything heavy.
 """
+
 from __future__ import annotations
 
 import os
@@ -25,7 +26,7 @@ import signal
 import sys
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 __all__ = ["install", "mark_started", "requested", "received", "exit_code_for", "finish", "SIGNALS"]
 

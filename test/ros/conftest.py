@@ -3,6 +3,7 @@
 Without a ROS runtime (rclpy, the built workspace with yolact_ros.msg and vision_msgs) these
 tests skip with the reason; with ``YOLACT_ROS_REQUIRE_ROS=1`` (CI, ``make test``) they fail.
 """
+
 from __future__ import annotations
 
 import os

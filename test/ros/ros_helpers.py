@@ -5,6 +5,7 @@ The node process and the client are :mod:`yolact_ros.ros.harness` (shared with t
 and the demo). Everything rclpy is imported inside functions, so collecting the tests works
 without ROS.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -51,8 +52,12 @@ def instances_from_messages(dets, masks, height: int, width: int, class_names):
         scores.append(det.results[0].hypothesis.score)
         ids.append(list(class_names).index(det.results[0].hypothesis.class_id))
         full.append(full_frame_mask(item, height, width))
-    return (np.array(boxes, np.float32).reshape(-1, 4), np.array(scores, np.float32), np.array(ids, np.int64),
-            np.array(full, bool).reshape(-1, height, width))
+    return (
+        np.array(boxes, np.float32).reshape(-1, 4),
+        np.array(scores, np.float32),
+        np.array(ids, np.int64),
+        np.array(full, bool).reshape(-1, height, width),
+    )
 
 
 def masks_in_boxes(masks: np.ndarray, boxes: np.ndarray) -> np.ndarray:
@@ -62,7 +67,7 @@ def masks_in_boxes(masks: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     out = np.zeros_like(masks)
     for i, box in enumerate(boxes):
         x, y, w, h = box_to_roi(box, masks.shape[1], masks.shape[2])
-        out[i, y:y + h, x:x + w] = masks[i, y:y + h, x:x + w]
+        out[i, y : y + h, x : x + w] = masks[i, y : y + h, x : x + w]
     return out
 
 
@@ -82,15 +87,17 @@ def assert_matches(dets, masks, inst, height: int, width: int, class_names) -> N
         assert set(np.unique(np.frombuffer(item.mask.data, np.uint8)).tolist()) <= {0, 255}
         from yolact_ros.ros.messages import box_to_roi, full_frame_mask
 
-        assert (item.roi.x_offset, item.roi.y_offset, item.roi.width, item.roi.height) == \
-            box_to_roi(inst.boxes[i], height, width)
+        assert (item.roi.x_offset, item.roi.y_offset, item.roi.width, item.roi.height) == box_to_roi(
+            inst.boxes[i], height, width
+        )
         assert (item.mask.width, item.mask.height) == (item.roi.width, item.roi.height)
         got = full_frame_mask(item, height, width)
         # the published mask is the Segmenter's mask inside the box (ROI)
         ref = np.zeros_like(inst.masks[i])
         r = item.roi
-        ref[r.y_offset:r.y_offset + r.height, r.x_offset:r.x_offset + r.width] = \
-            inst.masks[i][r.y_offset:r.y_offset + r.height, r.x_offset:r.x_offset + r.width]
+        ref[r.y_offset : r.y_offset + r.height, r.x_offset : r.x_offset + r.width] = inst.masks[i][
+            r.y_offset : r.y_offset + r.height, r.x_offset : r.x_offset + r.width
+        ]
         union = np.logical_or(got, ref).sum()
         iou = np.logical_and(got, ref).sum() / union if union else 1.0
         assert iou > 0.98, f"instance {i}: mask IoU {iou:.3f}"
@@ -102,8 +109,12 @@ def run_example(name: str, args: list[str], feed, tries: int = 30, timeout: floa
     import subprocess
     import sys
 
-    proc = subprocess.Popen([sys.executable, str(REPO / "examples" / name), *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(REPO / "examples" / name), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         for _ in range(tries):
             feed()

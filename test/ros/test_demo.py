@@ -5,6 +5,7 @@ per-frame record are checked independently of the runner's own checks.
 Uses the shipped demo model when it is there; otherwise a stand-in with the demo's classes and
 the reference (golden) weights, which detect something on every frame.
 """
+
 from __future__ import annotations
 
 import json
@@ -16,7 +17,6 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-
 import ros_helpers as rh
 
 DEMO_MODEL = rh.REPO / "models" / "demo" / "yolact_synth_demo.pth"
@@ -31,8 +31,14 @@ def _demo_cmd(*args: str) -> list[str]:
 
 def _run(cmd: list[str], timeout: float) -> subprocess.CompletedProcess:
     """Run the demo in its own process group; on a timeout end it (and its node) by group id."""
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=dict(os.environ, PYTHONUNBUFFERED="1"), start_new_session=True)
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, PYTHONUNBUFFERED="1"),
+        start_new_session=True,
+    )
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -106,8 +112,13 @@ def test_summary_accounting_and_problems():
     counts = NodeCounts(received=5, processed=2, dropped=2, rejected=1, errors=0)
     assert counts.idle
     s, _, _ = summarise(st, **dict(kwargs, node_counts=counts))
-    assert s["frames_dropped_detail"] == {"lost_before_node": 1, "dropped_by_node": 2, "rejected_by_node": 1,
-                                          "inference_errors": 0, "node_processed_not_received": 0}
+    assert s["frames_dropped_detail"] == {
+        "lost_before_node": 1,
+        "dropped_by_node": 2,
+        "rejected_by_node": 1,
+        "inference_errors": 0,
+        "node_processed_not_received": 0,
+    }
 
     st.on_masks(base + 99, "cam", [], list)  # never published
     st.on_detections(base + 100_000_000, "cam", base, _dets(2))  # answered twice
@@ -133,8 +144,9 @@ def test_ground_truth_scoring():
     disc[10:30, 10:30] = True
     star = np.zeros((h, w), bool)
     star[35:55, 40:70] = True
-    objects = [(name, mask_utils.encode(np.asfortranarray(m.astype(np.uint8)))) for name, m in
-               (("disc", disc), ("star", star))]
+    objects = [
+        (name, mask_utils.encode(np.asfortranarray(m.astype(np.uint8)))) for name, m in (("disc", disc), ("star", star))
+    ]
     shifted = np.zeros((h, w), bool)
     shifted[12:32, 11:31] = True  # IoU with the disc ~0.75
     det_specs = [("disc", 0.9, shifted), ("disc", 0.3, disc), ("triangle", 0.8, star), ("star", 0.2, star)]
@@ -180,14 +192,27 @@ def demo_weights(ros_runtime, tmp_path_factory):
 def demo_run(demo_weights, ros_log_dir, tmp_path_factory):
     weights, _ = demo_weights
     out = tmp_path_factory.mktemp("demo") / "out"
-    res = _run(_demo_cmd("--weights", str(weights), "--duration", str(DURATION_S), "--rate", str(RATE_HZ),
-                         "--out", str(out), "--quiet-node"), timeout=240)
+    res = _run(
+        _demo_cmd(
+            "--weights",
+            str(weights),
+            "--duration",
+            str(DURATION_S),
+            "--rate",
+            str(RATE_HZ),
+            "--out",
+            str(out),
+            "--quiet-node",
+        ),
+        timeout=240,
+    )
     assert res.returncode == 0, f"demo failed (exit {res.returncode}):\n{res.stdout[-4000:]}\n{res.stderr[-4000:]}"
     assert "all checks passed" in res.stdout
     summary = json.loads((out / "summary.json").read_text())
     record = json.loads((out / "frames.json").read_text())
-    return SimpleNamespace(out=out, summary=summary, frames=record["frames"], received=record["stamps_received"],
-                           stdout=res.stdout)
+    return SimpleNamespace(
+        out=out, summary=summary, frames=record["frames"], received=record["stamps_received"], stdout=res.stdout
+    )
 
 
 def test_every_frame_processed_or_counted_dropped(demo_run):
@@ -200,8 +225,10 @@ def test_every_frame_processed_or_counted_dropped(demo_run):
     # a newer one or rejected
     d = s["frames_dropped_detail"]
     assert d["node_processed_not_received"] == 0
-    assert d["lost_before_node"] + d["dropped_by_node"] + d["rejected_by_node"] + d["inference_errors"] \
+    assert (
+        d["lost_before_node"] + d["dropped_by_node"] + d["rejected_by_node"] + d["inference_errors"]
         == s["frames_dropped"]
+    )
     assert s["node_exit_code"] == 0 and s["checks_ok"] and s["problems"] == []
     assert s["latency_ms_p50"] is not None and 0 < s["latency_ms_p50"] <= s["latency_ms_p95"]
 

@@ -12,6 +12,7 @@ CI cannot run `ros2 launch` (launch/launch_ros are not on any registry here), so
 - with a ROS runtime, that model of rcl is compared with real rcl, and every log level the
   launch file passes is checked to be accepted by rcl.
 """
+
 from __future__ import annotations
 
 import ast
@@ -26,15 +27,30 @@ import yaml
 
 from yolact_ros.ros import launch_args
 from yolact_ros.ros.launch_args import (
-    BUILTIN_PARAMS, LAUNCH_ARGUMENT_NAMES, LAUNCH_ARGUMENTS, LaunchArgumentError, node_parameters, ros_arguments,
+    BUILTIN_PARAMS,
+    LAUNCH_ARGUMENT_NAMES,
+    LAUNCH_ARGUMENTS,
+    LaunchArgumentError,
+    node_parameters,
+    ros_arguments,
 )
-from yolact_ros.ros.params import PARAMS, PARAM_NAMES
+from yolact_ros.ros.params import PARAM_NAMES, PARAMS
 
 REPO = Path(__file__).resolve().parents[2]
 LAUNCH = REPO / "launch" / "segment.launch.py"
 PARAMS_YAML = REPO / "config" / "yolact.yaml"
-EXPECTED_ARGS = {"weights", "config", "image", "namespace", "params_file", "device", "image_transport",
-                 "autostart", "use_sim_time", "log_level"}
+EXPECTED_ARGS = {
+    "weights",
+    "config",
+    "image",
+    "namespace",
+    "params_file",
+    "device",
+    "image_transport",
+    "autostart",
+    "use_sim_time",
+    "log_level",
+}
 FQN = "/yolact/yolact_node"
 DEFAULTS = {**{p.name: p.default for p in PARAMS}, "use_sim_time": False}
 
@@ -42,6 +58,7 @@ DEFAULTS = {**{p.name: p.default for p in PARAMS}, "use_sim_time": False}
 # --------------------------------------------------------------------------------------------
 # static checks of the launch file's source
 # --------------------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def tree():
@@ -70,8 +87,12 @@ def _node_call(tree):
 
 
 def test_launch_file_compiles_and_imports_what_exists(tree):
-    imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)
-                and n.module == "yolact_ros.ros.launch_args" for a in n.names}
+    imported = {
+        a.name
+        for n in ast.walk(tree)
+        if isinstance(n, ast.ImportFrom) and n.module == "yolact_ros.ros.launch_args"
+        for a in n.names
+    }
     assert imported, "the launch file must take its decisions from yolact_ros.ros.launch_args"
     assert all(hasattr(launch_args, name) for name in imported), imported
 
@@ -89,15 +110,25 @@ def test_declared_arguments_table():
         if a.role == "parameter":  # passed under its own name: it must be a node parameter
             assert a.name in kinds, a.name
     assert {a.name for a in LAUNCH_ARGUMENTS if a.role == "parameter"} == {
-        "weights", "config", "device", "image_transport", "autostart", "use_sim_time", "cameras"}
+        "weights",
+        "config",
+        "device",
+        "image_transport",
+        "autostart",
+        "use_sim_time",
+        "cameras",
+    }
     assert kinds["autostart"] == kinds["use_sim_time"] == "bool"
 
 
 def test_launch_configuration_names_used_are_declared(tree):
     used = {c.args[0].value for c in _calls(tree, "LaunchConfiguration") if isinstance(c.args[0], ast.Constant)}
     # context.launch_configurations[...] read inside the OpaqueFunction
-    used |= {n.slice.value for n in ast.walk(tree)
-             if isinstance(n, ast.Subscript) and isinstance(n.slice, ast.Constant) and isinstance(n.slice.value, str)}
+    used |= {
+        n.slice.value
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Subscript) and isinstance(n.slice, ast.Constant) and isinstance(n.slice.value, str)
+    }
     used |= {c.args[0].value for c in _calls(tree, "get") if c.args and isinstance(c.args[0], ast.Constant)}
     assert {"image", "namespace", "params_file"} <= used, used
     assert used <= set(LAUNCH_ARGUMENT_NAMES), used - set(LAUNCH_ARGUMENT_NAMES)
@@ -134,6 +165,7 @@ def test_executable_and_params_file_exist(tree, ros_runtime):
 # a model of launch / launch_ros, to run the launch file
 # --------------------------------------------------------------------------------------------
 
+
 class _Recorder(dict):
     """context.launch_configurations that records every name read."""
 
@@ -157,10 +189,21 @@ class _Context:
 
 def _fake_modules(share: Path) -> dict[str, types.ModuleType]:
     """Stand-ins with the upstream (Humble/Jazzy) signatures; keyword-only where upstream is."""
-    mods = {name: types.ModuleType(name) for name in (
-        "launch", "launch.actions", "launch.substitutions", "launch.event_handlers", "launch.events",
-        "launch_ros", "launch_ros.actions",
-        "launch_ros.parameter_descriptions", "ament_index_python", "ament_index_python.packages")}
+    mods = {
+        name: types.ModuleType(name)
+        for name in (
+            "launch",
+            "launch.actions",
+            "launch.substitutions",
+            "launch.event_handlers",
+            "launch.events",
+            "launch_ros",
+            "launch_ros.actions",
+            "launch_ros.parameter_descriptions",
+            "ament_index_python",
+            "ament_index_python.packages",
+        )
+    }
 
     class LaunchDescription:
         def __init__(self, initial_entities=None, *, deprecated_reason=None):
@@ -206,12 +249,34 @@ def _fake_modules(share: Path) -> dict[str, types.ModuleType]:
         def __init__(self, value, *, value_type=None):
             self.value, self.value_type = value, value_type
 
-    execute_process_kwargs = {"output", "emulate_tty", "respawn", "respawn_delay", "cwd", "env",
-                              "additional_env", "sigterm_timeout", "sigkill_timeout", "prefix"}
+    execute_process_kwargs = {
+        "output",
+        "emulate_tty",
+        "respawn",
+        "respawn_delay",
+        "cwd",
+        "env",
+        "additional_env",
+        "sigterm_timeout",
+        "sigkill_timeout",
+        "prefix",
+    }
 
     class Node:
-        def __init__(self, *, executable, package=None, name=None, namespace=None, exec_name=None,
-                     parameters=None, remappings=None, ros_arguments=None, arguments=None, **kwargs):
+        def __init__(
+            self,
+            *,
+            executable,
+            package=None,
+            name=None,
+            namespace=None,
+            exec_name=None,
+            parameters=None,
+            remappings=None,
+            ros_arguments=None,
+            arguments=None,
+            **kwargs,
+        ):
             assert set(kwargs) <= execute_process_kwargs, set(kwargs) - execute_process_kwargs
             assert parameters is None or isinstance(parameters, list)
             self.package, self.executable, self.name, self.namespace = package, executable, name, namespace
@@ -271,9 +336,14 @@ def launch_file(monkeypatch):
 
         visit(module.generate_launch_description())
         assert len(nodes) == 1
-        return types.SimpleNamespace(node=nodes[0], declared=declared, read=context.launch_configurations.read,
-                                     handlers=handlers, mods=mods,
-                                     ParameterValue=mods["launch_ros.parameter_descriptions"].ParameterValue)
+        return types.SimpleNamespace(
+            node=nodes[0],
+            declared=declared,
+            read=context.launch_configurations.read,
+            handlers=handlers,
+            mods=mods,
+            ParameterValue=mods["launch_ros.parameter_descriptions"].ParameterValue,
+        )
 
     return run
 
@@ -312,8 +382,14 @@ def _sources(parameters, fqn, parameter_value_cls=None):
         if isinstance(item, dict):
             # launch_ros writes it under the node's full name (name and namespace given)
             # (parameter_value_cls None: typed values as node_parameters returns them)
-            out.append({fqn: {k: v if parameter_value_cls is None else _evaluate(v, parameter_value_cls)
-                              for k, v in item.items()}})
+            out.append(
+                {
+                    fqn: {
+                        k: v if parameter_value_cls is None else _evaluate(v, parameter_value_cls)
+                        for k, v in item.items()
+                    }
+                }
+            )
         else:
             doc = yaml.safe_load(Path(item).read_text()) or {}
             out.append({key: dict(_flatten(section.get("ros__parameters", {}))) for key, section in doc.items()})
@@ -342,6 +418,7 @@ def user_yaml(tmp_path):
         path = tmp_path / name
         path.write_text(yaml.safe_dump(doc))
         return str(path)
+
     return write
 
 
@@ -353,6 +430,7 @@ def _file_values(**values):
 # what the node gets
 # --------------------------------------------------------------------------------------------
 
+
 def test_defaults_pass_only_the_params_file(launch_file):
     r = launch_file({})
     assert r.declared == list(LAUNCH_ARGUMENT_NAMES)
@@ -360,9 +438,12 @@ def test_defaults_pass_only_the_params_file(launch_file):
     assert r.node.parameters == [str(PARAMS_YAML)]
     assert r.node.ros_arguments is None
     assert (r.node.package, r.node.executable, r.node.name, r.node.namespace) == (
-        "yolact_ros", "yolact_node", "yolact_node", "yolact")
-    assert r.node.remappings == [("image", "/camera/image_raw"),
-                                 ("image/compressed", "/camera/image_raw/compressed")]
+        "yolact_ros",
+        "yolact_node",
+        "yolact_node",
+        "yolact",
+    )
+    assert r.node.remappings == [("image", "/camera/image_raw"), ("image/compressed", "/camera/image_raw/compressed")]
     assert _fqn(r.node.namespace, r.node.name) == FQN
     eff = _effective(r)
     for name in ("classes", "cameras"):  # the file's [""] = empty, as the node reads it
@@ -371,8 +452,16 @@ def test_defaults_pass_only_the_params_file(launch_file):
 
 
 def test_params_file_alone_is_not_overridden(launch_file, user_yaml):
-    path = user_yaml(_file_values(weights="/data/w.pth", device="cpu", image_transport="compressed",
-                                  autostart=False, use_sim_time=True, config="yolact_base"))
+    path = user_yaml(
+        _file_values(
+            weights="/data/w.pth",
+            device="cpu",
+            image_transport="compressed",
+            autostart=False,
+            use_sim_time=True,
+            config="yolact_base",
+        )
+    )
     r = launch_file({"params_file": path})
     assert r.node.parameters == [path]
     eff = _effective(r)
@@ -391,17 +480,22 @@ def test_given_argument_wins_and_the_other_file_values_survive(launch_file, user
 
 
 def test_argument_wins_over_an_exact_node_name_in_the_file(launch_file, user_yaml):
-    path = user_yaml({FQN: {"ros__parameters": {"device": "cpu", "weights": "/a.pth"}},
-                      "yolact/yolact_node": {"ros__parameters": {"top_k": 7}},   # rcl adds the '/'
-                      "/other/yolact_node": {"ros__parameters": {"top_k": 9}}})
+    path = user_yaml(
+        {
+            FQN: {"ros__parameters": {"device": "cpu", "weights": "/a.pth"}},
+            "yolact/yolact_node": {"ros__parameters": {"top_k": 7}},  # rcl adds the '/'
+            "/other/yolact_node": {"ros__parameters": {"top_k": 9}},
+        }
+    )
     r = launch_file({"params_file": path, "device": "cuda"})
     eff = _effective(r)
     assert (eff["device"], eff["weights"], eff["top_k"]) == ("cuda", "/a.pth", 7)
 
 
 def test_namespace_changes_the_node_name(launch_file, user_yaml):
-    path = user_yaml({"/robot1/yolact_node": {"ros__parameters": {"device": "cpu"}},
-                      FQN: {"ros__parameters": {"device": "cuda"}}})
+    path = user_yaml(
+        {"/robot1/yolact_node": {"ros__parameters": {"device": "cpu"}}, FQN: {"ros__parameters": {"device": "cuda"}}}
+    )
     r = launch_file({"params_file": path, "namespace": "robot1", "image": "/cam/rgb"})
     assert _fqn(r.node.namespace, r.node.name) == "/robot1/yolact_node"
     assert _effective(r)["device"] == "cpu"
@@ -410,8 +504,17 @@ def test_namespace_changes_the_node_name(launch_file, user_yaml):
 
 def test_types_of_the_passed_arguments(launch_file, user_yaml):
     path = user_yaml(_file_values(config="yolact_base", weights="/a.pth"))
-    r = launch_file({"params_file": path, "config": "", "weights": "123", "autostart": "False",
-                     "use_sim_time": "true", "image_transport": "raw", "log_level": "DEBUG"})
+    r = launch_file(
+        {
+            "params_file": path,
+            "config": "",
+            "weights": "123",
+            "autostart": "False",
+            "use_sim_time": "true",
+            "image_transport": "raw",
+            "log_level": "DEBUG",
+        }
+    )
     overrides = r.node.parameters[1]
     # strings are wrapped so launch_ros keeps them strings ('' and '123' are not YAML-parsed)
     for name in ("config", "weights", "image_transport"):
@@ -423,8 +526,15 @@ def test_types_of_the_passed_arguments(launch_file, user_yaml):
 
 
 def test_every_passed_parameter_is_a_node_parameter(launch_file):
-    given = {"weights": "/a.pth", "config": "yolact_base", "device": "cpu", "image_transport": "compressed",
-             "autostart": "true", "use_sim_time": "false", "log_level": "warn"}
+    given = {
+        "weights": "/a.pth",
+        "config": "yolact_base",
+        "device": "cpu",
+        "image_transport": "compressed",
+        "autostart": "true",
+        "use_sim_time": "false",
+        "log_level": "warn",
+    }
     r = launch_file(given)
     (file, overrides) = r.node.parameters
     assert file == str(PARAMS_YAML)
@@ -433,9 +543,14 @@ def test_every_passed_parameter_is_a_node_parameter(launch_file):
 
 
 def test_bad_values_are_one_line_errors(launch_file):
-    for given, needle in [({"autostart": "yes"}, "autostart"), ({"use_sim_time": ""}, "use_sim_time"),
-                          ({"device": "gpu"}, "device"), ({"image_transport": "jpeg"}, "image_transport"),
-                          ({"log_level": "verbose"}, "log_level"), ({"params_file": "/no/such.yaml"}, "params_file")]:
+    for given, needle in [
+        ({"autostart": "yes"}, "autostart"),
+        ({"use_sim_time": ""}, "use_sim_time"),
+        ({"device": "gpu"}, "device"),
+        ({"image_transport": "jpeg"}, "image_transport"),
+        ({"log_level": "verbose"}, "log_level"),
+        ({"params_file": "/no/such.yaml"}, "params_file"),
+    ]:
         with pytest.raises(LaunchArgumentError) as info:
             launch_file(given)
         assert needle in str(info.value) and "\n" not in str(info.value), str(info.value)
@@ -445,13 +560,16 @@ def test_bad_values_are_one_line_errors(launch_file):
 # launch_args directly
 # --------------------------------------------------------------------------------------------
 
+
 def test_node_parameters_pure(user_yaml):
     path = user_yaml(_file_values(device="cpu"))
     assert node_parameters({}, path) == [path]
     launch_only = {"params_file": path, "namespace": "x", "image": "/i", "log_level": "info"}
     assert node_parameters(launch_only, path) == [path]
     assert node_parameters({"device": "cuda:0", "autostart": "0"}, path) == [
-        path, {"device": "cuda:0", "autostart": False}]
+        path,
+        {"device": "cuda:0", "autostart": False},
+    ]
     assert node_parameters({"weights": "/w.pth"}, "") == [{"weights": "/w.pth"}]  # params_file:='' = no file
     rel = os.path.relpath(path)
     assert node_parameters({}, rel) == [os.path.abspath(rel)]
@@ -476,14 +594,19 @@ def test_given_arguments_selects_declared_names():
 # the model of rcl against real rcl (ROS runtime)
 # --------------------------------------------------------------------------------------------
 
+
 def test_parameter_model_matches_rcl(ros_runtime, user_yaml, tmp_path):
     import rclpy
     from rclpy.context import Context
     from rclpy.node import Node
 
-    user = user_yaml({"/**": {"ros__parameters": {"device": "cpu", "weights": "/a.pth", "config": "x"}},
-                      "yolact/yolact_node": {"ros__parameters": {"top_k": 7}},
-                      "/other/yolact_node": {"ros__parameters": {"top_k": 9}}})
+    user = user_yaml(
+        {
+            "/**": {"ros__parameters": {"device": "cpu", "weights": "/a.pth", "config": "x"}},
+            "yolact/yolact_node": {"ros__parameters": {"top_k": 7}},
+            "/other/yolact_node": {"ros__parameters": {"top_k": 9}},
+        }
+    )
     late_wildcard = user_yaml({"/**": {"ros__parameters": {"device": "cuda:3", "threads": 2}}}, "late.yaml")
     overrides = {"device": "cuda:1", "config": "", "autostart": False}
     parameters = node_parameters({"device": "cuda:1", "config": "", "autostart": "false"}, user)
@@ -493,15 +616,22 @@ def test_parameter_model_matches_rcl(ros_runtime, user_yaml, tmp_path):
     dict_file.write_text(yaml.dump({FQN: {"ros__parameters": overrides}}))
     files = [user, str(dict_file), late_wildcard]
     expected = _overrides(_sources([user, overrides, late_wildcard], FQN), FQN)
-    assert expected == {"device": "cuda:1", "weights": "/a.pth", "config": "", "autostart": False,
-                        "top_k": 7, "threads": 2}
+    assert expected == {
+        "device": "cuda:1",
+        "weights": "/a.pth",
+        "config": "",
+        "autostart": False,
+        "top_k": 7,
+        "threads": 2,
+    }
 
     context = Context()
     args = ["yolact_node", "--ros-args"] + [a for f in files for a in ("--params-file", f)]
     rclpy.init(context=context, args=args)
     try:
-        node = Node("yolact_node", namespace="yolact", context=context,
-                    automatically_declare_parameters_from_overrides=True)
+        node = Node(
+            "yolact_node", namespace="yolact", context=context, automatically_declare_parameters_from_overrides=True
+        )
         try:
             got = {name: node.get_parameter(name).value for name in expected}
         finally:
@@ -525,6 +655,7 @@ def test_rcl_accepts_the_log_levels(ros_runtime):
 # --------------------------------------------------------------------------------------------
 # the shipped params file and package files
 # --------------------------------------------------------------------------------------------
+
 
 def test_params_yaml_matches_the_node():
     doc = yaml.safe_load(PARAMS_YAML.read_text())
@@ -574,8 +705,13 @@ def test_launch_exits_non_zero_when_the_node_fails(launch_file):
 
 def test_multi_camera_launch(launch_file):
     """cameras and a per-camera topic map: the list goes to the node, each camera's input is remapped."""
-    run = launch_file({"weights": "/w.pth", "cameras": "[front, 'left:compressed', rear]",
-                       "camera_images": "{front: /cam_front/image_raw, left: /cam_left/image_raw}"})
+    run = launch_file(
+        {
+            "weights": "/w.pth",
+            "cameras": "[front, 'left:compressed', rear]",
+            "camera_images": "{front: /cam_front/image_raw, left: /cam_left/image_raw}",
+        }
+    )
     overrides = run.node.parameters[-1]
     assert overrides["cameras"] == ["front", "left:compressed", "rear"]
     remaps = dict(run.node.remappings)
@@ -583,10 +719,12 @@ def test_multi_camera_launch(launch_file):
     assert remaps["left/image/compressed"] == "/cam_left/image_raw/compressed"
     assert "rear/image" not in remaps  # unmapped: <namespace>/rear/image
     assert remaps["image"] == "/camera/image_raw"  # the single-camera default stays
-    for given, text in (({"cameras": "front"}, "YAML list"),
-                        ({"cameras": "[front]", "camera_images": "{back: /x}"}, "not in cameras"),
-                        ({"camera_images": "[a]"}, "YAML map"),
-                        ({"cameras": "[front, front]"}, "listed twice")):
+    for given, text in (
+        ({"cameras": "front"}, "YAML list"),
+        ({"cameras": "[front]", "camera_images": "{back: /x}"}, "not in cameras"),
+        ({"camera_images": "[a]"}, "YAML map"),
+        ({"cameras": "[front, front]"}, "listed twice"),
+    ):
         with pytest.raises(LaunchArgumentError, match=text):
             launch_file({"weights": "/w.pth", **given})
     assert launch_file({"weights": "/w.pth", "cameras": "[]"}).node.parameters[-1]["cameras"] == [""]

@@ -2,13 +2,13 @@
 
 The node runs as launch starts it; every camera has its own client (publisher on the
 camera's input, subscriptions to its outputs)."""
+
 from __future__ import annotations
 
 import time
 
 import numpy as np
 import pytest
-
 import ros_helpers as rh
 
 from yolact_ros.ros.diagnostics import Key, status_name
@@ -32,16 +32,37 @@ def _reliable(topic: str) -> dict:
 @pytest.fixture(scope="module")
 def multi(ros_runtime, ros_log_dir, small_weights):
     """One node, three cameras (right on compressed input), class ids as LabelInfo keys."""
-    params = {"weights": small_weights, "threads": 1, "backend": "torch", "precision": "fp32", "cameras": ["front", "left", "right:compressed"],
-              "class_id_format": "id", "score_threshold": 0.2}
+    params = {
+        "weights": small_weights,
+        "threads": 1,
+        "backend": "torch",
+        "precision": "fp32",
+        "cameras": ["front", "left", "right:compressed"],
+        "class_id_format": "id",
+        "score_threshold": 0.2,
+    }
     for cam in ("front", "left"):
         params.update(_reliable(f"/cams/{cam}/image_raw"))
     params.update(_reliable("/cams/right/image_raw/compressed"))
-    proc = NodeProcess(NODE, NS, params, remaps={"front/image": "/cams/front/image_raw",
-                                                 "left/image": "/cams/left/image_raw",
-                                                 "right/image/compressed": "/cams/right/image_raw/compressed"})
-    clients = {cam: Client(f"{NS}/{cam}", f"/cams/{cam}/image_raw" + ("/compressed" if cam == "right" else ""),
-                           compressed=cam == "right", reliable=True) for cam in PHOTOS}
+    proc = NodeProcess(
+        NODE,
+        NS,
+        params,
+        remaps={
+            "front/image": "/cams/front/image_raw",
+            "left/image": "/cams/left/image_raw",
+            "right/image/compressed": "/cams/right/image_raw/compressed",
+        },
+    )
+    clients = {
+        cam: Client(
+            f"{NS}/{cam}",
+            f"/cams/{cam}/image_raw" + ("/compressed" if cam == "right" else ""),
+            compressed=cam == "right",
+            reliable=True,
+        )
+        for cam in PHOTOS
+    }
     try:
         for c in clients.values():
             assert c.wait_for_node_input(120), proc.tail()
@@ -85,7 +106,8 @@ def test_every_camera_gets_its_own_results(multi, reference_segmenter):
         names = tuple(str(i) for i in range(len(ref.class_names)))  # assert_matches compares class ids
         rh.assert_matches(dets, masks, inst, photos[cam].shape[0], photos[cam].shape[1], names)
     status = clients["front"].latest_diagnostics(
-        NODE, lambda v: v.get(Key.CAMERA) == "left" and int(v[Key.FRAMES_PROCESSED]) >= 1, timeout=10, camera="left")
+        NODE, lambda v: v.get(Key.CAMERA) == "left" and int(v[Key.FRAMES_PROCESSED]) >= 1, timeout=10, camera="left"
+    )
     assert status[Key.INPUT_TOPIC] == "/cams/left/image_raw"
     names = {st.name for arr in clients["front"].diagnostics for st in arr.status}
     assert {status_name(NODE, cam) for cam in PHOTOS} <= names
@@ -98,8 +120,9 @@ def test_label_info_is_latched_and_follows_the_threshold(multi, small_weights):
     proc, clients = multi
     client = clients["front"]
     got = []
-    latched = QoSProfile(depth=1, reliability=QoSReliabilityPolicy.RELIABLE,
-                         durability=QoSDurabilityPolicy.TRANSIENT_LOCAL)
+    latched = QoSProfile(
+        depth=1, reliability=QoSReliabilityPolicy.RELIABLE, durability=QoSDurabilityPolicy.TRANSIENT_LOCAL
+    )
     client.node.create_subscription(LabelInfo, f"{NS}/label_info", got.append, latched)  # joins late
     assert client.spin_until(lambda: bool(got), 10), "no LabelInfo for a late subscriber"
     info = got[-1]
@@ -114,30 +137,45 @@ def test_label_info_is_latched_and_follows_the_threshold(multi, small_weights):
     assert infos and str(infos[0].topic_type_hash) == UPSTREAM_HASHES["LabelInfo"]
 
 
-def test_depth_gives_3d_detections_and_tracking_keeps_ids(ros_runtime, ros_log_dir, small_weights,
-                                                          reference_segmenter):
+def test_depth_gives_3d_detections_and_tracking_keeps_ids(ros_runtime, ros_log_dir, small_weights, reference_segmenter):
     from sensor_msgs.msg import CameraInfo, Image
     from vision_msgs.msg import Detection3DArray
 
     from yolact_ros.inference.depth import PinholeCamera, instances_in_3d
 
     camera_topic = "/cams3d/image_raw"
-    proc = NodeProcess("rgbd", NS, {"weights": small_weights, "threads": 1, "backend": "torch", "precision": "fp32", "use_depth": True,
-                                    "tracking": True, **_reliable(camera_topic)},
-                       remaps={"image": camera_topic, "depth": "/cams3d/depth", "camera_info": "/cams3d/camera_info"})
+    proc = NodeProcess(
+        "rgbd",
+        NS,
+        {
+            "weights": small_weights,
+            "threads": 1,
+            "backend": "torch",
+            "precision": "fp32",
+            "use_depth": True,
+            "tracking": True,
+            **_reliable(camera_topic),
+        },
+        remaps={"image": camera_topic, "depth": "/cams3d/depth", "camera_info": "/cams3d/camera_info"},
+    )
     client = Client(NS, camera_topic, reliable=True)
     try:
         from rclpy.qos import QoSProfile, QoSReliabilityPolicy
 
         got3d = []
-        client.node.create_subscription(Detection3DArray, f"{NS}/detections_3d", got3d.append,
-                                        QoSProfile(depth=20, reliability=QoSReliabilityPolicy.RELIABLE))
+        client.node.create_subscription(
+            Detection3DArray,
+            f"{NS}/detections_3d",
+            got3d.append,
+            QoSProfile(depth=20, reliability=QoSReliabilityPolicy.RELIABLE),
+        )
         qos = QoSProfile(depth=5, reliability=QoSReliabilityPolicy.RELIABLE)
         depth_pub = client.node.create_publisher(Image, "/cams3d/depth", qos)
         info_pub = client.node.create_publisher(CameraInfo, "/cams3d/camera_info", qos)
         assert client.wait_for_node_input(120), proc.tail()
-        assert client.spin_until(lambda: depth_pub.get_subscription_count() > 0
-                                 and info_pub.get_subscription_count() > 0, 20)
+        assert client.spin_until(
+            lambda: depth_pub.get_subscription_count() > 0 and info_pub.get_subscription_count() > 0, 20
+        )
         photo = rh.photo_rgb("astronaut")[::2, ::2]
         h, w = photo.shape[:2]
         # a slanted plane, 1.5 m at the top to 2.5 m at the bottom, in millimetres
@@ -146,7 +184,7 @@ def test_depth_gives_3d_detections_and_tracking_keeps_ids(ros_runtime, ros_log_d
         info = CameraInfo(width=w, height=h, k=k)
         info.header.frame_id = "depth_optical"
         ids_seen = []
-        for round_ in range(3):
+        for _round in range(3):
             msg = rh.image_msg(photo, "rgb8", frame_id="color_optical")
             msg.header.stamp = client.next_stamp()
             depth = Image(height=h, width=w, encoding="16UC1", is_bigendian=0, step=w * 2, data=depth_mm.tobytes())
@@ -157,7 +195,7 @@ def test_depth_gives_3d_detections_and_tracking_keeps_ids(ros_runtime, ros_log_d
             time.sleep(0.2)
             dets, _ = client.send(msg)
             stamp = stamp_to_ns(msg.header.stamp)
-            assert client.spin_until(lambda: any(stamp_to_ns(m.header.stamp) == stamp for m in got3d), 10)
+            assert client.spin_until(lambda stamp=stamp: any(stamp_to_ns(m.header.stamp) == stamp for m in got3d), 10)
             d3 = next(m for m in got3d if stamp_to_ns(m.header.stamp) == stamp)
             assert d3.header.frame_id == "depth_optical"
             ids_seen.append([d.id for d in dets.detections])
@@ -172,16 +210,25 @@ def test_depth_gives_3d_detections_and_tracking_keeps_ids(ros_runtime, ros_log_d
             assert i in order
             c = det.results[0].pose.pose.position
             np.testing.assert_allclose([c.x, c.y, c.z], placed.centres[i], atol=2e-3)
-            np.testing.assert_allclose([det.bbox.size.x, det.bbox.size.y, det.bbox.size.z], placed.box_sizes[i],
-                                       atol=2e-3)
+            np.testing.assert_allclose(
+                [det.bbox.size.x, det.bbox.size.y, det.bbox.size.z], placed.box_sizes[i], atol=2e-3
+            )
         # the same image three times: the same track ids, not 0..n-1 renumbered
         assert ids_seen[0] == ids_seen[1] == ids_seen[2]
         assert all(int(i) >= 1 for i in ids_seen[0])
         # the example consumer picks the nearest instance of a class from detections_3d
         wanted = d3.detections[0].results[0].hypothesis.class_id
         mine = [d for d in d3.detections if d.results[0].hypothesis.class_id == wanted]
-        best = min(mine, key=lambda d: np.linalg.norm([d.results[0].pose.pose.position.x, d.results[0].pose.pose.position.y,
-                                                       d.results[0].pose.pose.position.z]))
+        best = min(
+            mine,
+            key=lambda d: np.linalg.norm(
+                [
+                    d.results[0].pose.pose.position.x,
+                    d.results[0].pose.pose.position.y,
+                    d.results[0].pose.pose.position.z,
+                ]
+            ),
+        )
 
         def frame_with_depth():
             msg = rh.image_msg(photo, "rgb8", frame_id="color_optical")
@@ -219,8 +266,12 @@ def test_onnxruntime_backend_in_the_node(ros_runtime, ros_log_dir, small_weights
     export_onnx(reference_segmenter.model, onnx_path, batch=None)
     torch.set_num_threads(1)
     camera = "/cams_onnx/image_raw"
-    proc = NodeProcess("onnx", NS, {"weights": str(onnx_path), "backend": "onnxruntime", "threads": 1, "precision": "fp32",
-                                    **_reliable(camera)}, remaps={"image": camera})
+    proc = NodeProcess(
+        "onnx",
+        NS,
+        {"weights": str(onnx_path), "backend": "onnxruntime", "threads": 1, "precision": "fp32", **_reliable(camera)},
+        remaps={"image": camera},
+    )
     client = Client(NS, camera, reliable=True)
     try:
         assert client.wait_for_node_input(120), proc.tail()
@@ -246,9 +297,19 @@ def test_the_default_auto_backend_in_the_node(ros_runtime, ros_log_dir, small_we
 
     camera = "/cams_auto/image_raw"
     cache = tmp_path / "cache"
-    proc = NodeProcess("auto", NS, {"weights": small_weights, "threads": 1, "cache_dir": str(cache),
-                                    "score_threshold": 0.0, "top_k": 100, **_reliable(camera)},
-                       remaps={"image": camera})
+    proc = NodeProcess(
+        "auto",
+        NS,
+        {
+            "weights": small_weights,
+            "threads": 1,
+            "cache_dir": str(cache),
+            "score_threshold": 0.0,
+            "top_k": 100,
+            **_reliable(camera),
+        },
+        remaps={"image": camera},
+    )
     client = Client(NS, camera, reliable=True)
     try:
         assert client.wait_for_node_input(120), proc.tail()
@@ -280,8 +341,19 @@ def test_depth_per_camera(ros_runtime, ros_log_dir, small_weights):
     from vision_msgs.msg import Detection3DArray
 
     ns = f"{NS}_d"
-    proc = NodeProcess("multi_depth", ns, {"weights": small_weights, "threads": 1, "backend": "torch", "precision": "fp32", "cameras": ["front", "rear"],
-                                           "use_depth": True, **_reliable(f"{ns}/front/image")})
+    proc = NodeProcess(
+        "multi_depth",
+        ns,
+        {
+            "weights": small_weights,
+            "threads": 1,
+            "backend": "torch",
+            "precision": "fp32",
+            "cameras": ["front", "rear"],
+            "use_depth": True,
+            **_reliable(f"{ns}/front/image"),
+        },
+    )
     client = Client(f"{ns}/front", f"{ns}/front/image", reliable=True)
     try:
         got = []
@@ -290,14 +362,21 @@ def test_depth_per_camera(ros_runtime, ros_log_dir, small_weights):
         depth_pub = client.node.create_publisher(Image, f"{ns}/front/depth", qos)
         info_pub = client.node.create_publisher(CameraInfo, f"{ns}/front/camera_info", qos)
         assert client.wait_for_node_input(120), proc.tail()
-        assert client.spin_until(lambda: depth_pub.get_subscription_count() > 0
-                                 and info_pub.get_subscription_count() > 0, 20)
+        assert client.spin_until(
+            lambda: depth_pub.get_subscription_count() > 0 and info_pub.get_subscription_count() > 0, 20
+        )
         photo = rh.photo_rgb("astronaut")[::4, ::4]
         h, w = photo.shape[:2]
         msg = rh.image_msg(photo, "rgb8", frame_id="front_color")
         msg.header.stamp = client.next_stamp()
-        depth = Image(height=h, width=w, encoding="32FC1", is_bigendian=0, step=w * 4,
-                      data=np.full((h, w), 1.25, np.float32).tobytes())
+        depth = Image(
+            height=h,
+            width=w,
+            encoding="32FC1",
+            is_bigendian=0,
+            step=w * 4,
+            data=np.full((h, w), 1.25, np.float32).tobytes(),
+        )
         depth.header.stamp, depth.header.frame_id = msg.header.stamp, "front_depth"
         info = CameraInfo(width=w, height=h, k=[200.0, 0.0, w / 2, 0.0, 200.0, h / 2, 0.0, 0.0, 1.0])
         info.header.stamp, info.header.frame_id = msg.header.stamp, "front_depth"
@@ -307,8 +386,9 @@ def test_depth_per_camera(ros_runtime, ros_log_dir, small_weights):
         dets, _ = client.send(msg)
         assert client.spin_until(lambda: bool(got), 10), proc.tail()
         assert got[-1].header.frame_id == "front_depth"
-        assert got[-1].detections and all(abs(d.results[0].pose.pose.position.z - 1.25) < 1e-3
-                                          for d in got[-1].detections)
+        assert got[-1].detections and all(
+            abs(d.results[0].pose.pose.position.z - 1.25) < 1e-3 for d in got[-1].detections
+        )
         assert {d.id for d in got[-1].detections} <= {d.id for d in dets.detections}
     finally:
         client.close()

@@ -3,13 +3,13 @@
 
 One node process serves the tests of this module in order; the last one stops it with SIGINT.
 """
+
 from __future__ import annotations
 
 import signal
 
 import numpy as np
 import pytest
-
 import ros_helpers as rh
 
 from yolact_ros.ros.diagnostics import Key
@@ -24,9 +24,19 @@ CAMERA = "/e2e_camera/image_raw"
 @pytest.fixture(scope="module")
 def node(ros_runtime, ros_log_dir, small_weights):
     # The input QoS is overridden to reliable (qos_overrides), so no test frame is lost.
-    proc = NodeProcess(NODE, NS, {"weights": small_weights, "threads": 1, "backend": "torch", "precision": "fp32", "device": "cpu",
-                                  f"qos_overrides.{CAMERA}.subscription.reliability": "reliable"},
-                       remaps={"image": CAMERA})
+    proc = NodeProcess(
+        NODE,
+        NS,
+        {
+            "weights": small_weights,
+            "threads": 1,
+            "backend": "torch",
+            "precision": "fp32",
+            "device": "cpu",
+            f"qos_overrides.{CAMERA}.subscription.reliability": "reliable",
+        },
+        remaps={"image": CAMERA},
+    )
     assert proc.wait_for_output("active:", 120), f"node did not become active:\n{proc.output}"
     yield proc
     if proc.proc.poll() is None:
@@ -88,13 +98,21 @@ def test_runtime_parameters(client, photo, reference_segmenter):
         for det in dets.detections:
             assert det.results[0].hypothesis.class_id == top_class
             assert det.results[0].hypothesis.score > threshold
-        expected = [s for s, c in zip(base.scores, base.class_ids)
-                    if s > threshold and reference_segmenter.class_names[int(c)] == top_class][:4]
+        expected = [
+            s
+            for s, c in zip(base.scores, base.class_ids)
+            if s > threshold and reference_segmenter.class_names[int(c)] == top_class
+        ][:4]
         assert len(dets.detections) == len(expected)
 
         # Invalid values are rejected with a reason and change nothing.
-        for bad in ({"score_threshold": 1.5}, {"top_k": 0}, {"classes": ["not_a_coco_class"]},
-                    {"weights": "/elsewhere.pth"}, {"device": "gpu"}):
+        for bad in (
+            {"score_threshold": 1.5},
+            {"top_k": 0},
+            {"classes": ["not_a_coco_class"]},
+            {"weights": "/elsewhere.pth"},
+            {"device": "gpu"},
+        ):
             res = client.set_parameters(FQN, **bad)
             assert not res[0].successful and res[0].reason, bad
         assert "unknown class" in client.set_parameters(FQN, classes=["zebra crossing"])[0].reason
@@ -133,7 +151,7 @@ def test_bad_input_is_rejected_and_survived(client, node, photo):
     bads = [unknown, short, zero, bad_step]
     for i, bad in enumerate(bads):
         client.send(bad, expect_output=False)
-        client.latest_diagnostics(NODE, lambda v: int(v[Key.FRAMES_REJECTED]) >= before + i + 1, timeout=15)
+        client.latest_diagnostics(NODE, lambda v, i=i: int(v[Key.FRAMES_REJECTED]) >= before + i + 1, timeout=15)
         # the node keeps serving: the next good frame is answered
         dets, _ = client.send(rh.image_msg(photo[::2, ::2].copy()))
         assert dets is not None
@@ -167,7 +185,7 @@ def test_visualization_only_while_subscribed(client, photo):
         msg.header.stamp = client.next_stamp()
         client.send(msg)
         stamp = (msg.header.stamp.sec, msg.header.stamp.nanosec)
-        if client.spin_until(lambda: client.find(client.visualizations, stamp) is not None, 3.0):
+        if client.spin_until(lambda stamp=stamp: client.find(client.visualizations, stamp) is not None, 3.0):
             break
     vis = client.find(client.visualizations, stamp)
     assert vis is not None, "no visualization while subscribed"
@@ -198,8 +216,12 @@ def test_diagnostics_report_rates_and_model(client, photo):
 
 
 def test_example_consumer_rebuilds_full_frame_masks(client, photo):
-    rc, out = rh.run_example("consumer.py", ["--ns", NS, "--count", "1"],
-                             lambda: client.send(rh.image_msg(photo, frame_id="consumer_cam")), tries=20)
+    rc, out = rh.run_example(
+        "consumer.py",
+        ["--ns", NS, "--count", "1"],
+        lambda: client.send(rh.image_msg(photo, frame_id="consumer_cam")),
+        tries=20,
+    )
     assert rc == 0, out
     assert "consumer_cam, 512x512" in out and "instances" in out and " px" in out, out
 

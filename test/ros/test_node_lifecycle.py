@@ -1,5 +1,6 @@
 """yolact_node as a managed node (autostart off) with compressed input, the weights / device
 errors, and SIGTERM. The node runs as a separate process, as launch starts it."""
+
 from __future__ import annotations
 
 import signal
@@ -7,7 +8,6 @@ import signal
 import cv2
 import numpy as np
 import pytest
-
 import ros_helpers as rh
 
 from yolact_ros.ros.diagnostics import Key
@@ -32,9 +32,20 @@ def _compressed(bgr: np.ndarray, fmt: str = "jpeg"):
 
 
 def test_lifecycle_compressed_input_and_sigterm(ros_runtime, ros_log_dir, small_weights, reference_segmenter):
-    proc = NodeProcess(NODE, NS, {"weights": small_weights, "threads": 1, "backend": "torch", "precision": "fp32", "device": "auto",
-                                  "autostart": False, "image_transport": "compressed"},
-                       remaps={"image/compressed": CAMERA + "/compressed"})
+    proc = NodeProcess(
+        NODE,
+        NS,
+        {
+            "weights": small_weights,
+            "threads": 1,
+            "backend": "torch",
+            "precision": "fp32",
+            "device": "auto",
+            "autostart": False,
+            "image_transport": "compressed",
+        },
+        remaps={"image/compressed": CAMERA + "/compressed"},
+    )
     client = Client(NS, CAMERA + "/compressed", compressed=True)
     try:
         assert client.lifecycle(FQN) == "unconfigured"
@@ -71,7 +82,7 @@ def test_lifecycle_compressed_input_and_sigterm(ros_runtime, ros_log_dir, small_
         empty.data = b""
         for i, bad in enumerate((corrupt, empty)):
             client.send(bad, expect_output=False)
-            client.latest_diagnostics(NODE, lambda v: int(v[Key.FRAMES_REJECTED]) >= i + 1, timeout=15)
+            client.latest_diagnostics(NODE, lambda v, i=i: int(v[Key.FRAMES_REJECTED]) >= i + 1, timeout=15)
             assert client.send(_compressed(bgr))[0] is not None
         assert "cannot decode compressed image" in proc.output
 
@@ -106,8 +117,9 @@ def garbage_weights(tmp_path_factory):
     return p
 
 
-def test_weights_and_device_errors_are_one_clear_line(ros_runtime, ros_log_dir, small_weights, garbage_weights,
-                                                      tmp_path):
+def test_weights_and_device_errors_are_one_clear_line(
+    ros_runtime, ros_log_dir, small_weights, garbage_weights, tmp_path
+):
     import torch
 
     missing = tmp_path / "missing_weights.pth"
@@ -120,8 +132,10 @@ def test_weights_and_device_errors_are_one_clear_line(ros_runtime, ros_log_dir, 
     ]
     if not torch.cuda.is_available():
         cases.append(({"weights": str(small_weights), "device": "cuda"}, "parameter device: 'cuda'", "no CUDA device"))
-    procs = [(NodeProcess(f"err{i}", "/yolact_err", dict(p, warmup=False)), needle, reason)
-             for i, (p, needle, reason) in enumerate(cases)]
+    procs = [
+        (NodeProcess(f"err{i}", "/yolact_err", dict(p, warmup=False)), needle, reason)
+        for i, (p, needle, reason) in enumerate(cases)
+    ]
     for proc, needle, reason in procs:
         code = proc.wait(180)
         out = proc.output
@@ -143,8 +157,18 @@ _IDS = list(range(0, 9)) + [10, 11, 12, 13, 14, 99]
 def test_invalid_transition_ids_are_refused_in_every_state(ros_runtime, ros_log_dir, small_weights):
     """rclpy 7.1 raises out of the executor for an invalid id (ros2/rclpy#1209): the node must
     answer success=false, stay in its state and keep serving."""
-    proc = NodeProcess("seg_ids", NS, {"weights": small_weights, "threads": 1, "backend": "torch", "precision": "fp32", "autostart": False,
-                                       "warmup": False})
+    proc = NodeProcess(
+        "seg_ids",
+        NS,
+        {
+            "weights": small_weights,
+            "threads": 1,
+            "backend": "torch",
+            "precision": "fp32",
+            "autostart": False,
+            "warmup": False,
+        },
+    )
     client = Client(NS, CAMERA)
     fqn = f"{NS}/seg_ids"
     try:

@@ -2,6 +2,7 @@
 
 Real runtime: the installed executable as launch starts it (params file + overrides), driven
 over rclpy. Each case takes seconds (the small test model, one thread)."""
+
 from __future__ import annotations
 
 import os
@@ -16,7 +17,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-
 import ros_helpers as rh
 
 from yolact_ros.ros.diagnostics import Key
@@ -30,17 +30,20 @@ def _errors(out: str) -> list[str]:
 
 
 # -- start values ----------------------------------------------------------------------------------
-@pytest.mark.parametrize("overrides, expected", [
-    ({"image_transport": "theora"}, ["parameter image_transport: 'theora'", "one of raw, compressed"]),
-    ({"image_transport": "compresed"}, ["parameter image_transport: 'compresed'"]),
-    # with a params file, rcl drops these mistyped overrides before the node sees them
-    ({"score_threshold": "abc"}, ["parameter score_threshold: 'abc'", "a number in [0.0, 1.0]"]),
-    ({"top_k": 5.0}, ["parameter top_k: 5.0", "an integer in [1, 100]"]),
-    ({"publish_masks": "maybe"}, ["parameter publish_masks: 'maybe'", "true or false"]),
-    ({"config": "nonsense"}, ["parameter config: 'nonsense'", "unknown config"]),
-    ({"classes": ["no_such_class"]}, ["parameter classes:", "unknown class name(s) 'no_such_class'"]),
-    ({"device": "gpu0"}, ["parameter device: 'gpu0'", "auto | cpu | cuda | cuda:N"]),
-])
+@pytest.mark.parametrize(
+    "overrides, expected",
+    [
+        ({"image_transport": "theora"}, ["parameter image_transport: 'theora'", "one of raw, compressed"]),
+        ({"image_transport": "compresed"}, ["parameter image_transport: 'compresed'"]),
+        # with a params file, rcl drops these mistyped overrides before the node sees them
+        ({"score_threshold": "abc"}, ["parameter score_threshold: 'abc'", "a number in [0.0, 1.0]"]),
+        ({"top_k": 5.0}, ["parameter top_k: 5.0", "an integer in [1, 100]"]),
+        ({"publish_masks": "maybe"}, ["parameter publish_masks: 'maybe'", "true or false"]),
+        ({"config": "nonsense"}, ["parameter config: 'nonsense'", "unknown config"]),
+        ({"classes": ["no_such_class"]}, ["parameter classes:", "unknown class name(s) 'no_such_class'"]),
+        ({"device": "gpu0"}, ["parameter device: 'gpu0'", "auto | cpu | cuda | cuda:N"]),
+    ],
+)
 def test_bad_start_values_fail_configure_with_one_line(ros_runtime, ros_log_dir, small_weights, overrides, expected):
     proc = NodeProcess("bad_start", NS, {"weights": small_weights, "warmup": False, **overrides})
     code = proc.wait(120)
@@ -56,8 +59,19 @@ def test_bad_start_values_fail_configure_with_one_line(ros_runtime, ros_log_dir,
 
 def test_start_values_that_mean_what_they_say(ros_runtime, ros_log_dir, small_weights):
     """An integer for a float parameter and an empty class list (from the command line) are taken."""
-    proc = NodeProcess("good_start", NS, {"weights": small_weights, "warmup": False, "threads": 1, "backend": "torch", "precision": "fp32",
-                                          "score_threshold": 0, "classes": []})
+    proc = NodeProcess(
+        "good_start",
+        NS,
+        {
+            "weights": small_weights,
+            "warmup": False,
+            "threads": 1,
+            "backend": "torch",
+            "precision": "fp32",
+            "score_threshold": 0,
+            "classes": [],
+        },
+    )
     client = Client(NS, "/rel_unused/image")
     try:
         status = client.latest_diagnostics("good_start", lambda v: v.get(Key.STATE) == "active", timeout=60)
@@ -70,8 +84,12 @@ def test_start_values_that_mean_what_they_say(ros_runtime, ros_log_dir, small_we
 
 def test_a_configure_exception_gives_its_cause(ros_runtime, ros_log_dir, small_weights):
     """rclpy swallows exceptions in lifecycle callbacks; the node says what went wrong."""
-    proc = NodeProcess("bad_qos", NS, {"weights": small_weights, "warmup": False},
-                       ros_args=["-p", f"qos_overrides.{NS}/detections.publisher.reliability:=bogus"])
+    proc = NodeProcess(
+        "bad_qos",
+        NS,
+        {"weights": small_weights, "warmup": False},
+        ros_args=["-p", f"qos_overrides.{NS}/detections.publisher.reliability:=bogus"],
+    )
     code = proc.wait(120)
     out = proc.output
     assert code == 1, out
@@ -82,10 +100,13 @@ def test_a_configure_exception_gives_its_cause(ros_runtime, ros_log_dir, small_w
 
 # -- runtime parameters ----------------------------------------------------------------------------
 def test_runtime_parameters_use_the_same_check(ros_runtime, ros_log_dir, small_weights):
-    from rcl_interfaces.msg import Parameter as ParameterMsg, ParameterType, ParameterValue
+    from rcl_interfaces.msg import Parameter as ParameterMsg
+    from rcl_interfaces.msg import ParameterType, ParameterValue
     from rcl_interfaces.srv import SetParameters
 
-    proc = NodeProcess("rt", NS, {"weights": small_weights, "warmup": False, "threads": 1, "backend": "torch", "precision": "fp32"})
+    proc = NodeProcess(
+        "rt", NS, {"weights": small_weights, "warmup": False, "threads": 1, "backend": "torch", "precision": "fp32"}
+    )
     client = Client(NS, "/rel_unused/image")
     fqn = f"{NS}/rt"
     try:
@@ -172,7 +193,9 @@ def test_signals_spread_over_the_whole_start_up_exit_0(ros_runtime, ros_log_dir,
 
 
 def test_shutdown_transition_ends_the_process_with_0(ros_runtime, ros_log_dir, small_weights):
-    proc = NodeProcess("shut", NS, {"weights": small_weights, "warmup": False, "threads": 1, "backend": "torch", "precision": "fp32"})
+    proc = NodeProcess(
+        "shut", NS, {"weights": small_weights, "warmup": False, "threads": 1, "backend": "torch", "precision": "fp32"}
+    )
     client = Client(NS, "/rel_unused/image")
     fqn = f"{NS}/shut"
     try:
@@ -199,7 +222,9 @@ time.sleep(600)
 
 def test_node_exits_when_its_parent_dies(ros_runtime, ros_log_dir, small_weights):
     """launch killed with SIGKILL (or SIGTERM, ros2/launch#666) must not leave the node running."""
-    cmd = NodeProcess.command("orphan", NS, {"weights": small_weights, "warmup": False, "threads": 1, "backend": "torch", "precision": "fp32"})
+    cmd = NodeProcess.command(
+        "orphan", NS, {"weights": small_weights, "warmup": False, "threads": 1, "backend": "torch", "precision": "fp32"}
+    )
     parent = subprocess.Popen([sys.executable, "-c", _PARENT, *cmd], stdout=subprocess.PIPE, text=True)
     child = int(parent.stdout.readline())
     try:
@@ -226,11 +251,14 @@ def _alive(pid: int) -> bool:
 # -- bad frames: bounded logs, counted, bounded memory -----------------------------------------------
 def _png_declaring(width: int, height: int) -> bytes:
     """A few hundred bytes of valid PNG structure whose header declares width x height."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
+    )
 
 
 def _rss_peak_kb(pid: int) -> int:
@@ -240,7 +268,12 @@ def _rss_peak_kb(pid: int) -> int:
 
 def test_bad_raw_frames_are_counted_and_logged_once_per_kind(ros_runtime, ros_log_dir, small_weights):
     camera = "/rel_raw/image"
-    proc = NodeProcess("raw", NS, {"weights": small_weights, "threads": 1, "backend": "torch", "precision": "fp32"}, remaps={"image": camera})
+    proc = NodeProcess(
+        "raw",
+        NS,
+        {"weights": small_weights, "threads": 1, "backend": "torch", "precision": "fp32"},
+        remaps={"image": camera},
+    )
     client = Client(NS, camera, reliable=True)
     fqn = f"{NS}/raw"
     try:
@@ -280,8 +313,11 @@ def test_bad_raw_frames_are_counted_and_logged_once_per_kind(ros_runtime, ros_lo
             client.publish(good)
             time.sleep(period)
         stopped_at = time.monotonic()
-        client.latest_diagnostics("raw", lambda v: float(v[Key.INPUT_RATE]) == 0.0
-                                  and "input stopped" in client_status_message(client, "raw"), timeout=5)
+        client.latest_diagnostics(
+            "raw",
+            lambda v: float(v[Key.INPUT_RATE]) == 0.0 and "input stopped" in client_status_message(client, "raw"),
+            timeout=5,
+        )
         assert time.monotonic() - stopped_at < 1.5
     finally:
         client.close()
@@ -300,8 +336,18 @@ def client_status_message(client: Client, node: str) -> str:
 
 def test_bad_compressed_frames_bounded_memory_and_quiet_decoders(ros_runtime, ros_log_dir, small_weights):
     camera = "/rel_cmp/image"
-    proc = NodeProcess("cmp", NS, {"weights": small_weights, "threads": 1, "backend": "torch", "precision": "fp32", "image_transport": "compressed"},
-                       remaps={"image/compressed": camera + "/compressed"})
+    proc = NodeProcess(
+        "cmp",
+        NS,
+        {
+            "weights": small_weights,
+            "threads": 1,
+            "backend": "torch",
+            "precision": "fp32",
+            "image_transport": "compressed",
+        },
+        remaps={"image/compressed": camera + "/compressed"},
+    )
     client = Client(NS, camera + "/compressed", compressed=True, reliable=True)
     try:
         from sensor_msgs.msg import CompressedImage

@@ -1,6 +1,7 @@
 """In-process tests of the ROS face's pieces with real message classes: image conversion
 (every encoding, row padding, zero copy, bad input), Instances -> messages, the parameter
 table, the one-frame mailbox, diagnostics."""
+
 from __future__ import annotations
 
 import threading
@@ -8,7 +9,6 @@ import time
 
 import numpy as np
 import pytest
-
 import ros_helpers as rh
 
 
@@ -46,14 +46,17 @@ def test_last_row_without_padding_is_accepted(rgb):
     np.testing.assert_array_equal(image_to_bgr(msg), rgb[:, :, ::-1])
 
 
-@pytest.mark.parametrize("mutate,reason", [
-    (lambda m: setattr(m, "encoding", "yuv422"), "unsupported encoding"),
-    (lambda m: setattr(m, "encoding", "16UC1"), "unsupported encoding"),
-    (lambda m: setattr(m, "data", bytes(m.data)[:100]), "needs"),
-    (lambda m: setattr(m, "height", 0), "empty image"),
-    (lambda m: setattr(m, "width", 0), "empty image"),
-    (lambda m: setattr(m, "step", 3), "step"),
-])
+@pytest.mark.parametrize(
+    "mutate,reason",
+    [
+        (lambda m: setattr(m, "encoding", "yuv422"), "unsupported encoding"),
+        (lambda m: setattr(m, "encoding", "16UC1"), "unsupported encoding"),
+        (lambda m: setattr(m, "data", bytes(m.data)[:100]), "needs"),
+        (lambda m: setattr(m, "height", 0), "empty image"),
+        (lambda m: setattr(m, "width", 0), "empty image"),
+        (lambda m: setattr(m, "step", 3), "step"),
+    ],
+)
 def test_bad_images_raise_conversion_error(rgb, mutate, reason):
     from yolact_ros.ros.image_conversion import ImageConversionError, image_to_bgr
 
@@ -76,8 +79,12 @@ def test_compressed_roundtrip_and_corrupt(rgb):
     assert messages == []
     jpg = CompressedImage(format="jpeg", data=cv2.imencode(".jpg", bgr)[1].tobytes())
     assert compressed_to_bgr(jpg)[0].shape == bgr.shape
-    for data, kind in ((b"", "layout"), (b"\xff\xd8\xff\xe0 not really a jpeg" * 3, "format"),
-                       (b"GIF89a" + bytes(40), "format"), (bytes(jpg.data)[:300], "decode")):
+    for data, kind in (
+        (b"", "layout"),
+        (b"\xff\xd8\xff\xe0 not really a jpeg" * 3, "format"),
+        (b"GIF89a" + bytes(40), "format"),
+        (bytes(jpg.data)[:300], "decode"),
+    ):
         with pytest.raises(ImageConversionError) as err:
             compressed_to_bgr(CompressedImage(format="jpeg", data=data))
         assert err.value.kind == kind, (data[:10], err.value)
@@ -140,9 +147,13 @@ def _instances(h=60, w=80):
     masks[0, 40:45, 40:45] = True  # outside its box: not part of the cropped mask
     masks[1, :, :40] = True
     masks[2, 55:58, 72:78] = True
-    return Instances(boxes=boxes, scores=np.array([0.9, 0.5, 0.2], np.float32),
-                     class_ids=np.array([0, 2, 79], np.int64), masks=masks,
-                     class_names=tuple(f"class{i}" for i in range(80)))
+    return Instances(
+        boxes=boxes,
+        scores=np.array([0.9, 0.5, 0.2], np.float32),
+        class_ids=np.array([0, 2, 79], np.int64),
+        masks=masks,
+        class_names=tuple(f"class{i}" for i in range(80)),
+    )
 
 
 def test_detections_layout():
@@ -191,7 +202,7 @@ def test_masks_cropped_to_roi_and_index_aligned():
         data = np.frombuffer(m.data, np.uint8)
         assert set(np.unique(data).tolist()) <= {0, 255}
         r = item.roi
-        expected = full[r.y_offset:r.y_offset + r.height, r.x_offset:r.x_offset + r.width]
+        expected = full[r.y_offset : r.y_offset + r.height, r.x_offset : r.x_offset + r.width]
         np.testing.assert_array_equal(data.reshape(r.height, r.width) == 255, expected)
     rebuilt = full_frame_mask(msg.instances[0], 60, 80)
     assert rebuilt.sum() == 12 * 16  # the pixels outside the box are not in the message
@@ -203,8 +214,8 @@ def test_masks_cropped_to_roi_and_index_aligned():
 
 def test_full_frame_mask_honours_row_padding():
     from sensor_msgs.msg import RegionOfInterest
-
     from yolact_ros.msg import InstanceMask
+
     from yolact_ros.ros.harness import image_message
     from yolact_ros.ros.messages import full_frame_mask
 
@@ -212,8 +223,11 @@ def test_full_frame_mask_honours_row_padding():
     full[12:30, 20:45] = True
     full[15, 25] = False
     crop = np.where(full[12:30, 20:45], 255, 0).astype(np.uint8)
-    item = InstanceMask(id="0", roi=RegionOfInterest(x_offset=20, y_offset=12, width=25, height=18),
-                        mask=image_message(crop, "mono8", pad=3))
+    item = InstanceMask(
+        id="0",
+        roi=RegionOfInterest(x_offset=20, y_offset=12, width=25, height=18),
+        mask=image_message(crop, "mono8", pad=3),
+    )
     assert item.mask.step == 28
     np.testing.assert_array_equal(full_frame_mask(item, 60, 80), full)
 
@@ -267,8 +281,20 @@ def test_mailbox_per_camera_round_robin():
 def test_parameter_table_validation():
     from yolact_ros.ros.params import PARAM_NAMES, RUNTIME_PARAMS, validate_value
 
-    assert {"weights", "config", "device", "precision", "image_transport", "score_threshold", "top_k",
-            "nms_threshold", "classes", "publish_masks", "publish_visualization", "autostart"} <= set(PARAM_NAMES)
+    assert {
+        "weights",
+        "config",
+        "device",
+        "precision",
+        "image_transport",
+        "score_threshold",
+        "top_k",
+        "nms_threshold",
+        "classes",
+        "publish_masks",
+        "publish_visualization",
+        "autostart",
+    } <= set(PARAM_NAMES)
     assert {"score_threshold", "top_k", "classes", "publish_visualization"} <= RUNTIME_PARAMS
     assert "weights" not in RUNTIME_PARAMS
     assert validate_value("device", "cuda:1") is None and validate_value("device", "auto") is None
@@ -289,8 +315,15 @@ def test_diagnostics_message():
     for dropped in (False, True, False):
         stats.on_received(dropped)
     stats.on_rejected("unsupported encoding 'x'")
-    stats.on_processed(4, stamp="1.000000002", latency_ms=30.0, processing_ms=25.0, segmenter_ms=20.0,
-                       overhead_ms=2.0, visualization_ms=0.0)
+    stats.on_processed(
+        4,
+        stamp="1.000000002",
+        latency_ms=30.0,
+        processing_ms=25.0,
+        segmenter_ms=20.0,
+        overhead_ms=2.0,
+        visualization_ms=0.0,
+    )
     snap = stats.snapshot()
     assert (snap["received"], snap["dropped"], snap["processed"], snap["rejected"]) == (3, 1, 1, 1)
     arr = build_diagnostics("n", "m@cpu", Time(sec=5), "active", snap, {Key.DEVICE: "cpu"}, rejected_recently=True)

@@ -2,6 +2,7 @@
 
 Subcommands are imported only when run, so ``yolact infer`` does not load the trainer.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -39,8 +40,10 @@ def main(argv=None) -> int:
         return 2
     # SIGINT / SIGTERM: exit 130 / 143 with one line, never an abort (yolact_ros.signals); the
     # trainer's loop asks for an orderly stop instead, to save its interrupt checkpoint
-    signals.install(lambda signum: SIGNAL_EXIT_CODES.get(signum, 1),
-                    lambda signum: f"yolact {name}: interrupted by {_signal_name(signum)}")
+    signals.install(
+        lambda signum: SIGNAL_EXIT_CODES.get(signum, 1),
+        lambda signum: f"yolact {name}: interrupted by {_signal_name(signum)}",
+    )
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     keep_freed_memory()  # before torch starts its threads
     return int(importlib.import_module(SUBCOMMANDS[name][0]).main(rest) or 0)

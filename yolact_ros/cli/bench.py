@@ -9,6 +9,7 @@ candidate detections per image, a realistic worst case for the post-processing; 
 exports the network to a temporary ONNX file; ``openvino`` converts into the model cache (so
 ``yolact bench --weights W --variants auto:auto`` also pre-builds the cache the node will use).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,9 +43,17 @@ def load_image(name: str) -> np.ndarray:
     return np.ascontiguousarray(rgb[:, :, :3][:, :, ::-1])
 
 
-def reference_segmenter(cfg: str, backend: str = "torch", workdir: "str | Path | None" = None, threads: int = 2,
-                        optimize: bool = True, precision: str = "fp32", weights=None, cache_dir=None,
-                        **settings) -> Segmenter:
+def reference_segmenter(
+    cfg: str,
+    backend: str = "torch",
+    workdir: "str | Path | None" = None,
+    threads: int = 2,
+    optimize: bool = True,
+    precision: str = "fp32",
+    weights=None,
+    cache_dir=None,
+    **settings,
+) -> Segmenter:
     """A CPU Segmenter with the reference weights of ``cfg`` (or ``weights``); for onnxruntime
     they are exported (fp32, default options) to ``workdir`` first."""
     common = dict(device="cpu", num_threads=threads, precision=precision, cache_dir=cache_dir, **settings)
@@ -87,13 +96,27 @@ def parse_variant(text: str) -> tuple[str, str]:
     backend, _, precision = text.partition(":")
     precision = precision or ("auto" if backend == "auto" else "fp32")
     if backend not in defaults.BACKENDS or precision not in defaults.PRECISIONS:
-        raise argparse.ArgumentTypeError(f"variant {text!r}: use BACKEND:PRECISION with a backend of "
-                                         f"{', '.join(defaults.BACKENDS)} and a precision of {', '.join(defaults.PRECISIONS)}")
+        raise argparse.ArgumentTypeError(
+            f"variant {text!r}: use BACKEND:PRECISION with a backend of "
+            f"{', '.join(defaults.BACKENDS)} and a precision of {', '.join(defaults.PRECISIONS)}"
+        )
     return backend, precision
 
 
-def run(configs, settings, image="astronaut", runs=5, threads=2, optimize=True, out=print, backend="torch",
-        variants=None, size=None, weights=None, cache_dir=None) -> dict:
+def run(
+    configs,
+    settings,
+    image="astronaut",
+    runs=5,
+    threads=2,
+    optimize=True,
+    out=print,
+    backend="torch",
+    variants=None,
+    size=None,
+    weights=None,
+    cache_dir=None,
+) -> dict:
     """Alternated medians per (config, setting, variant); ``size`` (w, h) resizes the image."""
     torch.set_num_threads(threads)
     bgr = load_image(image)
@@ -117,7 +140,7 @@ def run(configs, settings, image="astronaut", runs=5, threads=2, optimize=True, 
     keys = list(segs)
     # alternate the variants call by call, rotating the order each round, so machine noise hits them alike
     for r in range(runs):
-        for key in keys[r % len(keys):] + keys[: r % len(keys)]:
+        for key in keys[r % len(keys) :] + keys[: r % len(keys)]:
             seg = segs[key]
             inst = seg(bgr)
             counts[key] = len(inst)
@@ -127,11 +150,18 @@ def run(configs, settings, image="astronaut", runs=5, threads=2, optimize=True, 
         med = {st: statistics.median(x) for st, x in per_stage.items()}
         first = statistics.median(samples[(cfg, s, keys[0][2])]["total"])
         post = med["detect"] + med["masks"]
-        results[f"{cfg}/{s}/{v}"] = {"median_ms": med, "instances": counts[(cfg, s, v)], "postprocess_share": post / med["total"],
-                                     "x_first": med["total"] / first, "precision_run": segs[(cfg, s, v)].precision}
-        out(f"{cfg:22s} {s:8s} {v:18s} ran={segs[(cfg, s, v)].precision:5s} n={counts[(cfg, s, v)]:3d}  "
+        results[f"{cfg}/{s}/{v}"] = {
+            "median_ms": med,
+            "instances": counts[(cfg, s, v)],
+            "postprocess_share": post / med["total"],
+            "x_first": med["total"] / first,
+            "precision_run": segs[(cfg, s, v)].precision,
+        }
+        out(
+            f"{cfg:22s} {s:8s} {v:18s} ran={segs[(cfg, s, v)].precision:5s} n={counts[(cfg, s, v)]:3d}  "
             + "  ".join(f"{st}={med[st]:7.1f}" for st in STAGES)
-            + f"  post={100 * post / med['total']:.1f}%  x{keys[0][2]}={med['total'] / first:.3f}")
+            + f"  post={100 * post / med['total']:.1f}%  x{keys[0][2]}={med['total'] / first:.3f}"
+        )
     return results
 
 
@@ -144,22 +174,48 @@ def main(argv=None) -> int:
     p.add_argument("--runs", type=int, default=5, help="timed runs per variant after one warm-up (median reported)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--no-optimize", action="store_true", help="run the checkpoint-layout module (no BN folding etc.)")
-    p.add_argument("--backend", choices=defaults.BACKENDS, default=defaults.BACKEND,
-                   help="one variant with this backend in fp32 (see --variants)")
-    p.add_argument("--variants", nargs="+", type=parse_variant, default=None,
-                   help="BACKEND:PRECISION variants alternated in one process, e.g. torch:fp32 openvino:bf16 "
-                        "torch:bf16 auto:auto; ratios are to the first")
-    p.add_argument("--weights", default=None, help="a checkpoint / .onnx / .xml instead of the reference weights "
-                                                   "(its config is used; --configs then names it only)")
+    p.add_argument(
+        "--backend",
+        choices=defaults.BACKENDS,
+        default=defaults.BACKEND,
+        help="one variant with this backend in fp32 (see --variants)",
+    )
+    p.add_argument(
+        "--variants",
+        nargs="+",
+        type=parse_variant,
+        default=None,
+        help="BACKEND:PRECISION variants alternated in one process, e.g. torch:fp32 openvino:bf16 "
+        "torch:bf16 auto:auto; ratios are to the first",
+    )
+    p.add_argument(
+        "--weights",
+        default=None,
+        help="a checkpoint / .onnx / .xml instead of the reference weights "
+        "(its config is used; --configs then names it only)",
+    )
     p.add_argument("--cache-dir", default=None, help="the OpenVINO model cache (default: the per-user one)")
     p.add_argument("--json", help="also write the figures to this JSON file")
     a = p.parse_args(argv)
     size = tuple(int(v) for v in a.size.lower().split("x")) if a.size else None
     configs = a.configs[:1] if a.weights else a.configs
-    print(f"# yolact bench: torch {torch.__version__}, {a.threads} threads, CPU {detect_cpu().summary()}, image {a.image}"
-          f"{' at %dx%d' % size if size else ''}, median of {a.runs} alternated runs (ms)")
-    res = run(configs, a.settings, a.image, a.runs, a.threads, not a.no_optimize, backend=a.backend,
-              variants=a.variants, size=size, weights=a.weights, cache_dir=a.cache_dir)
+    print(
+        f"# yolact bench: torch {torch.__version__}, {a.threads} threads, CPU {detect_cpu().summary()}, image {a.image}"
+        f"{f' at {size[0]}x{size[1]}' if size else ''}, median of {a.runs} alternated runs (ms)"
+    )
+    res = run(
+        configs,
+        a.settings,
+        a.image,
+        a.runs,
+        a.threads,
+        not a.no_optimize,
+        backend=a.backend,
+        variants=a.variants,
+        size=size,
+        weights=a.weights,
+        cache_dir=a.cache_dir,
+    )
     if a.json:
         with open(a.json, "w") as f:
             json.dump(res, f, indent=2)

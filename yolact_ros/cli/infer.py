@@ -1,5 +1,6 @@
 """``yolact infer``: segment images, folders of images and video files; write overlays and a
 COCO-style ``results.json``."""
+
 from __future__ import annotations
 
 import argparse
@@ -35,24 +36,42 @@ def coco_results(inst, image_id: int, cat_ids, file_name: str) -> list[dict]:
     boxes, masks = instances_to_coco_results(inst, image_id, cat_ids)
     out = []
     for i, (b, m) in enumerate(zip(boxes, masks)):
-        out.append({**m, "bbox": b["bbox"], "box_score": b["score"], "file_name": file_name,
-                    "category_name": inst.class_names[int(inst.class_ids[i])]})
+        out.append(
+            {
+                **m,
+                "bbox": b["bbox"],
+                "box_score": b["score"],
+                "file_name": file_name,
+                "category_name": inst.class_names[int(inst.class_ids[i])],
+            }
+        )
     return out
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="yolact infer", description="Segment images, folders of images and video files.")
     p.add_argument("inputs", nargs="+", help="image files, folders, video files")
-    p.add_argument("--weights", required=True,
-                   help="a .pth checkpoint (official or from 'yolact train'); with --backend onnxruntime/openvino/"
-                        "auto also a .onnx file from 'yolact export' or an OpenVINO .xml from 'yolact quantize'; "
-                        "'reference' = untrained deterministic test weights")
+    p.add_argument(
+        "--weights",
+        required=True,
+        help="a .pth checkpoint (official or from 'yolact train'); with --backend onnxruntime/openvino/"
+        "auto also a .onnx file from 'yolact export' or an OpenVINO .xml from 'yolact quantize'; "
+        "'reference' = untrained deterministic test weights",
+    )
     p.add_argument("--config", default=None, help="config name; default: from the checkpoint or its file name")
     p.add_argument("--out", required=True, help="output folder (overlays, results.json)")
-    p.add_argument("--score-threshold", type=float, default=defaults.SCORE_THRESHOLD,
-                   help=f"keep instances scoring above this (default {defaults.SCORE_THRESHOLD})")
-    p.add_argument("--top-k", type=int, default=defaults.TOP_K,
-                   help=f"at most this many instances per image (default {defaults.TOP_K}, max {defaults.TOP_K_MAX})")
+    p.add_argument(
+        "--score-threshold",
+        type=float,
+        default=defaults.SCORE_THRESHOLD,
+        help=f"keep instances scoring above this (default {defaults.SCORE_THRESHOLD})",
+    )
+    p.add_argument(
+        "--top-k",
+        type=int,
+        default=defaults.TOP_K,
+        help=f"at most this many instances per image (default {defaults.TOP_K}, max {defaults.TOP_K_MAX})",
+    )
     p.add_argument("--classes", nargs="*", default=None, help="keep only these class names")
     add_device_options(p)
     p.add_argument("--half", action="store_true", help="the same as --precision fp16")
@@ -81,8 +100,9 @@ def main(argv=None) -> int:
             source = {"weights": a.weights, "config": a.config}
         if a.half:
             a.precision = "fp16"
-        seg = Segmenter(**source, **device_settings(a), score_threshold=a.score_threshold,
-                        top_k=a.top_k, classes=a.classes or None)
+        seg = Segmenter(
+            **source, **device_settings(a), score_threshold=a.score_threshold, top_k=a.top_k, classes=a.classes or None
+        )
         print(f"yolact infer: {seg.describe()}")
     except (CheckpointError, OnnxBackendError, ValueError, KeyError, FileNotFoundError) as exc:
         print(f"yolact infer: error: {exc}", file=sys.stderr)
@@ -119,8 +139,9 @@ def main(argv=None) -> int:
                     if not a.no_overlay:
                         if writer is None:
                             h, w = frame.shape[:2]
-                            writer = cv2.VideoWriter(str(out_dir / f"{path.stem}_overlay.mp4"),
-                                                     cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+                            writer = cv2.VideoWriter(
+                                str(out_dir / f"{path.stem}_overlay.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h)
+                            )
                         writer.write(draw_instances(frame, inst))
                     bar.update(1)
             cap.release()
@@ -139,5 +160,8 @@ def main(argv=None) -> int:
             cv2.imwrite(str(out_dir / f"{path.stem}_overlay.jpg"), draw_instances(img, inst))
     with open(out_dir / "results.json", "w") as f:
         json.dump(results, f)
-    print(f"{image_id} images/frames, {len(results)} instances -> {out_dir}" + (f" ({failed} inputs unreadable)" if failed else ""))
+    print(
+        f"{image_id} images/frames, {len(results)} instances -> {out_dir}"
+        + (f" ({failed} inputs unreadable)" if failed else "")
+    )
     return 1 if failed and image_id == 0 else 0

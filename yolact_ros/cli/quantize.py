@@ -1,5 +1,6 @@
 """``yolact quantize``: a checkpoint + calibration images -> an int8 OpenVINO model
 (:mod:`yolact_ros.inference.quantize`; docs/cpu.md)."""
+
 from __future__ import annotations
 
 import argparse
@@ -9,15 +10,23 @@ from ..inference.quantize import DEFAULT_CALIBRATION_SIZE
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="yolact quantize",
-                                description="Post-training int8 quantization (NNCF) for the OpenVINO backend.")
+    p = argparse.ArgumentParser(
+        prog="yolact quantize", description="Post-training int8 quantization (NNCF) for the OpenVINO backend."
+    )
     p.add_argument("--weights", required=True, help="a .pth checkpoint (official or from 'yolact train')")
     p.add_argument("--config", default=None, help="config name; default: from the checkpoint or its file name")
-    p.add_argument("--images", required=True,
-                   help="a folder of calibration images like the ones the camera will see (not your evaluation images)")
+    p.add_argument(
+        "--images",
+        required=True,
+        help="a folder of calibration images like the ones the camera will see (not your evaluation images)",
+    )
     p.add_argument("--out", required=True, help="the OpenVINO model to write (.xml; its .bin goes beside it)")
-    p.add_argument("--calibration-size", type=int, default=DEFAULT_CALIBRATION_SIZE,
-                   help=f"images used for calibration, spread over the folder (default {DEFAULT_CALIBRATION_SIZE})")
+    p.add_argument(
+        "--calibration-size",
+        type=int,
+        default=DEFAULT_CALIBRATION_SIZE,
+        help=f"images used for calibration, spread over the folder (default {DEFAULT_CALIBRATION_SIZE})",
+    )
     return p
 
 

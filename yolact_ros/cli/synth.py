@@ -1,9 +1,10 @@
 """``yolact synth``: write a synthetic COCO-format instance dataset (:mod:`yolact_ros.data.synth`)."""
+
 from __future__ import annotations
 
 import argparse
 import json
-from typing import Sequence
+from collections.abc import Sequence
 
 from ..data.synth import DEFAULT_CLASSES, DEFAULT_SIZE, SHAPE_CLASSES, SynthOptions, make_synthetic_dataset
 
@@ -26,7 +27,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="random seed; another seed gives a held-out set")
     parser.add_argument("--size", type=_parse_size, default=DEFAULT_SIZE, help="WIDTHxHEIGHT (default 320x240)")
     parser.add_argument(
-        "--classes", nargs="+", default=list(DEFAULT_CLASSES),
+        "--classes",
+        nargs="+",
+        default=list(DEFAULT_CLASSES),
         help=f"shape classes to draw, from {' '.join(SHAPE_CLASSES)} (default: {' '.join(DEFAULT_CLASSES)})",
     )
     parser.add_argument("--max-objects", type=int, default=SynthOptions.max_objects, help="objects per image at most")
@@ -41,6 +44,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"yolact synth: error: {exc}")
         return 2
     data = json.loads(path.read_text())
-    print(f"wrote {len(data['images'])} images, {len(data['annotations'])} instances of "
-          f"{len(data['categories'])} classes ({', '.join(c['name'] for c in data['categories'])}) to {path}")
+    print(
+        f"wrote {len(data['images'])} images, {len(data['annotations'])} instances of "
+        f"{len(data['categories'])} classes ({', '.join(c['name'] for c in data['categories'])}) to {path}"
+    )
     return 0

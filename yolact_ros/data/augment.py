@@ -18,9 +18,11 @@ sample crop (minimum-IoU choices), random mirror, resize to S x S (squashed, asp
 not kept, as the original), then small boxes are discarded
 (``cfg.train.discard_box_width/height``) and the image is normalised.
 """
+
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -77,19 +79,29 @@ class _SampleCrop(v2.RandomIoUCrop):
             right, bottom = left + new_w, top + new_h
             aspect = new_w / new_h.clamp(min=1)
             ok = (new_w > 0) & (new_h > 0) & (aspect >= self.min_aspect_ratio) & (aspect <= self.max_aspect_ratio)
-            inside = ((left[:, None] < cx) & (cx < right[:, None]) & (top[:, None] < cy) & (cy < bottom[:, None]))
+            inside = (left[:, None] < cx) & (cx < right[:, None]) & (top[:, None] < cy) & (cy < bottom[:, None])
             iou = box_iou(torch.stack((left, top, right, bottom), dim=1), boxes)  # [trials, boxes]
             ok &= (inside & (iou >= min_iou)).any(1)
             if ok.any():
                 t = int(torch.nonzero(ok)[0])
-                return dict(top=int(top[t]), left=int(left[t]), height=int(new_h[t]), width=int(new_w[t]),
-                            is_within_crop_area=inside[t])
+                return dict(
+                    top=int(top[t]),
+                    left=int(left[t]),
+                    height=int(new_h[t]),
+                    width=int(new_w[t]),
+                    is_within_crop_area=inside[t],
+                )
         return {}
 
 
 def _to_tv(image_bgr: np.ndarray, target: dict) -> tuple[tv_tensors.Image, dict]:
     """numpy BGR image + numpy/tensor target -> RGB tv_tensors (the colour transforms assume RGB)."""
-    if not isinstance(image_bgr, np.ndarray) or image_bgr.dtype != np.uint8 or image_bgr.ndim != 3 or image_bgr.shape[2] != 3:
+    if (
+        not isinstance(image_bgr, np.ndarray)
+        or image_bgr.dtype != np.uint8
+        or image_bgr.ndim != 3
+        or image_bgr.shape[2] != 3
+    ):
         raise ValueError(f"expected a uint8 HxWx3 BGR image, got {getattr(image_bgr, 'shape', type(image_bgr))}")
     h, w = image_bgr.shape[:2]
     img = tv_tensors.Image(torch.from_numpy(np.ascontiguousarray(image_bgr[:, :, ::-1])).permute(2, 0, 1))
@@ -167,7 +179,9 @@ def _resize_target(tv_target: dict, size: int) -> dict:
     masks = tv_target["masks"].as_subclass(torch.Tensor)
     if masks.shape[0] and tuple(masks.shape[-2:]) != (size, size):
         shrink = masks.shape[-2] > size or masks.shape[-1] > size
-        m = F.interpolate(masks[:, None].float(), size=(size, size), mode="bilinear", align_corners=False, antialias=shrink)
+        m = F.interpolate(
+            masks[:, None].float(), size=(size, size), mode="bilinear", align_corners=False, antialias=shrink
+        )
         masks = (m[:, 0] >= 0.5).to(torch.uint8)
     else:
         masks = masks.new_zeros((masks.shape[0], size, size)) if masks.shape[0] == 0 else masks
@@ -209,11 +223,22 @@ class TrainAugment:
         # expand fills with the dataset mean (RGB order here), so the padding normalises to ~0
         mean_rgb = tuple(int(round(v)) for v in MEANS_BGR[::-1])
         self.photometric = _PhotometricDistort(p=0.5) if photometric else None
-        self.expand = v2.RandomZoomOut(fill={tv_tensors.Image: mean_rgb, "others": 0}, side_range=(1.0, 4.0), p=0.5) if expand else None
+        self.expand = (
+            v2.RandomZoomOut(fill={tv_tensors.Image: mean_rgb, "others": 0}, side_range=(1.0, 4.0), p=0.5)
+            if expand
+            else None
+        )
         self.crop = (
-            _SampleCrop(min_scale=0.3, max_scale=1.0, min_aspect_ratio=0.5, max_aspect_ratio=2.0,
-                             sampler_options=list(crop_ious), trials=50)
-            if crop else None
+            _SampleCrop(
+                min_scale=0.3,
+                max_scale=1.0,
+                min_aspect_ratio=0.5,
+                max_aspect_ratio=2.0,
+                sampler_options=list(crop_ious),
+                trials=50,
+            )
+            if crop
+            else None
         )
         self.sanitize = v2.SanitizeBoundingBoxes(min_size=1.0, labels_getter=_labels_and_crowd)
         self.mirror = v2.RandomHorizontalFlip(0.5) if mirror else None

@@ -20,6 +20,7 @@ in ascending id order; ``class_names`` follows the same order.  A category named
 ``_background_`` / ``__background__`` / ``background`` that no annotation uses (labelme2coco
 writes one) is ignored: YOLACT adds its own background class.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -57,7 +58,11 @@ def load_coco(ann_json: "str | Path"):
             data = json.load(f)
     except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise DatasetError(f"{path}: not a readable JSON file ({exc})") from None
-    if not isinstance(data, dict) or not isinstance(data.get("images"), list) or not isinstance(data.get("categories"), list):
+    if (
+        not isinstance(data, dict)
+        or not isinstance(data.get("images"), list)
+        or not isinstance(data.get("categories"), list)
+    ):
         raise DatasetError(f"{path}: not a COCO instances file (needs 'images' and 'categories' lists)")
     data.setdefault("annotations", [])
     for key in ("images", "annotations", "categories"):
@@ -117,7 +122,7 @@ def _image_size_on_disk(path: str) -> tuple[int, int] | None:
     try:
         with Image.open(path) as im:
             return im.height, im.width
-    except Exception:
+    except Exception:  # noqa: BLE001 - Pillow raises many types for a file it cannot read; the caller reports it
         return None
 
 
@@ -186,7 +191,9 @@ class CocoInstances:
                     skip("unreadable image file", path)
                     continue
                 if size != (height, width):
-                    skip("image size differs from the JSON", f"{path} is {size[1]}x{size[0]}, JSON says {width}x{height}")
+                    skip(
+                        "image size differs from the JSON", f"{path} is {size[1]}x{size[0]}, JSON says {width}x{height}"
+                    )
                     continue
             anns = []
             for ann in coco.imgToAnns.get(image_id, []):
@@ -200,7 +207,9 @@ class CocoInstances:
                 continue
             self._items.append((info, anns))
         if self.skipped:
-            details = "; ".join(f"{reason}: {n} (e.g. {', '.join(examples[reason])})" for reason, n in self.skipped.items())
+            details = "; ".join(
+                f"{reason}: {n} (e.g. {', '.join(examples[reason])})" for reason, n in self.skipped.items()
+            )
             log.warning("%s: skipped %s", self.ann_json, details)
         if not self._items:
             raise DatasetError(
@@ -279,5 +288,8 @@ class CocoInstances:
         return image, target
 
     def __repr__(self) -> str:
-        return (f"CocoInstances({str(self.ann_json)!r}, {len(self)} images, {len(self.class_names)} classes"
-                + (f", skipped {dict(self.skipped)}" if self.skipped else "") + ")")
+        return (
+            f"CocoInstances({str(self.ann_json)!r}, {len(self)} images, {len(self.class_names)} classes"
+            + (f", skipped {dict(self.skipped)}" if self.skipped else "")
+            + ")"
+        )

@@ -10,11 +10,12 @@ NaN) and flying pixels along silhouettes (depths between the object and what lie
 number of pixels across. Frames are the optical frame of the camera (x right, y down,
 z forward), in metres — those of :mod:`yolact_ros.inference.depth`.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -95,13 +96,20 @@ class RGBDFrame:
                 origins[i] = (x1, y1)
             else:
                 windows.append(np.zeros((0, 0), bool))
-        return Instances(boxes=boxes, scores=np.ones(n, np.float32),
-                         class_ids=np.array([class_names.index(s.kind) for s in self.solids], np.int64),
-                         mask_windows=windows, mask_origins=origins, image_size=self.masks.shape[1:],
-                         class_names=tuple(class_names))
+        return Instances(
+            boxes=boxes,
+            scores=np.ones(n, np.float32),
+            class_ids=np.array([class_names.index(s.kind) for s in self.solids], np.int64),
+            mask_windows=windows,
+            mask_origins=origins,
+            image_size=self.masks.shape[1:],
+            class_names=tuple(class_names),
+        )
 
-def _rays(camera: PinholeCamera, u: np.ndarray | None = None,
-          v: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+
+def _rays(
+    camera: PinholeCamera, u: np.ndarray | None = None, v: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Ray directions (dx, dy) [len(v), len(u)] float64 with dz = 1 (a hit at parameter t has
     depth z = t) through pixel coordinates u (columns) and v (rows), every pixel by default."""
     u = np.arange(camera.width, dtype=np.float64) if u is None else np.asarray(u, np.float64)
@@ -157,13 +165,22 @@ def _neighbour_range(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Min and max of each pixel's 3x3 neighbourhood (edges replicated)."""
     p = np.pad(z, 1, mode="edge")
     h, w = z.shape
-    views = [p[i:i + h, j:j + w] for i in range(3) for j in range(3)]
+    views = [p[i : i + h, j : j + w] for i in range(3) for j in range(3)]
     return np.minimum.reduce(views), np.maximum.reduce(views)
 
 
-def render_rgbd(solids: Sequence[Solid], camera: PinholeCamera, *, depth_camera: PinholeCamera | None = None,
-                plane_distance: float = 4.0, plane_tilt: float = 0.2, holes: float = 0.0,
-                flying_pixels: float = 0.0, depth_noise: float = 0.0, seed: int = 0) -> RGBDFrame:
+def render_rgbd(
+    solids: Sequence[Solid],
+    camera: PinholeCamera,
+    *,
+    depth_camera: PinholeCamera | None = None,
+    plane_distance: float = 4.0,
+    plane_tilt: float = 0.2,
+    holes: float = 0.0,
+    flying_pixels: float = 0.0,
+    depth_noise: float = 0.0,
+    seed: int = 0,
+) -> RGBDFrame:
     """Render ``solids`` in front of a plane through ``camera``.
 
     The plane crosses the optical axis at ``plane_distance`` metres, tilted by ``plane_tilt``
@@ -236,7 +253,7 @@ def render_rgbd(solids: Sequence[Solid], camera: PinholeCamera, *, depth_camera:
     else:
         depth = cast(depth_camera)[0]
     if depth_noise > 0:
-        depth = depth + rng.normal(0.0, 1.0, depth.shape) * depth_noise * depth ** 2
+        depth = depth + rng.normal(0.0, 1.0, depth.shape) * depth_noise * depth**2
     if flying_pixels > 0:
         lo, hi = _neighbour_range(np.where(np.isfinite(depth), depth, 1e3))
         edge = (hi - lo > 0.05) & (hi < 1e3)
@@ -256,20 +273,36 @@ def render_rgbd(solids: Sequence[Solid], camera: PinholeCamera, *, depth_camera:
     depth_mm = np.where(hole, 0, np.clip(np.round(depth * 1000.0), 0, 65535)).astype(np.uint16)
 
     return RGBDFrame(
-        image=image, depth_m=depth_m, depth_mm=depth_mm, camera=camera, depth_camera=depth_camera, masks=masks,
-        solids=solids, centres=np.array([s.centre for s in solids], np.float64).reshape(n, 3),
-        sizes=np.array([s.size for s in solids], np.float64).reshape(n, 3), surface_centres=surface,
-        visible_lo=lo_vis, visible_hi=hi_vis,
+        image=image,
+        depth_m=depth_m,
+        depth_mm=depth_mm,
+        camera=camera,
+        depth_camera=depth_camera,
+        masks=masks,
+        solids=solids,
+        centres=np.array([s.centre for s in solids], np.float64).reshape(n, 3),
+        sizes=np.array([s.size for s in solids], np.float64).reshape(n, 3),
+        surface_centres=surface,
+        visible_lo=lo_vis,
+        visible_hi=hi_vis,
     )
 
 
 _COLOURS = ((40, 160, 220), (200, 90, 40), (60, 200, 80), (180, 60, 200), (30, 220, 230), (220, 200, 60))
 
 
-def random_solids(camera: PinholeCamera, n: int, rng: np.random.Generator, *,
-                  distance: tuple[float, float] = (0.8, 2.5),
-                  size: tuple[float, float] = (0.12, 0.35), min_pixels: int = 40, kinds: Sequence[str] = KINDS,
-                  margin_px: int = 6, tries: int = 500) -> list[Solid]:
+def random_solids(
+    camera: PinholeCamera,
+    n: int,
+    rng: np.random.Generator,
+    *,
+    distance: tuple[float, float] = (0.8, 2.5),
+    size: tuple[float, float] = (0.12, 0.35),
+    min_pixels: int = 40,
+    kinds: Sequence[str] = KINDS,
+    margin_px: int = 6,
+    tries: int = 500,
+) -> list[Solid]:
     """Up to ``n`` solids whose image footprints (bounding circles) neither overlap nor leave
     the image, each at least ``min_pixels`` across; kinds cycle through ``kinds``."""
     placed: list[tuple[float, float, float]] = []  # u, v, radius px

@@ -6,11 +6,12 @@ knows them) gliding, bouncing and turning over photos bundled with scikit-image,
 camera slowly pans and zooms. Each frame comes with the visible mask of every object, in paint
 order. The demo (:mod:`yolact_ros.ros.demo`) plays it to ``yolact_node``.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import cv2
 import numpy as np
@@ -74,8 +75,15 @@ class DemoScene:
     glide, bounce at the borders (partly leaving the frame) and turn. ``size`` is (width, height).
     """
 
-    def __init__(self, classes: Sequence[str], size: tuple[int, int] = (640, 480), rate: float = 15.0,
-                 seed: int = 0, segment_s: float = 10.0, objects: tuple[int, int] = (3, 5)):
+    def __init__(
+        self,
+        classes: Sequence[str],
+        size: tuple[int, int] = (640, 480),
+        rate: float = 15.0,
+        seed: int = 0,
+        segment_s: float = 10.0,
+        objects: tuple[int, int] = (3, 5),
+    ):
         unknown = [c for c in classes if c not in synth.SHAPE_CLASSES]
         if unknown or not classes:
             raise ValueError(f"classes must be among {synth.SHAPE_CLASSES}, got {list(classes)}")
@@ -92,8 +100,9 @@ class DemoScene:
         # sensor noise: a small bank of fixed patterns (drawing fresh noise per frame costs more
         # than the rest of the frame)
         rng = np.random.default_rng([self.seed, 7])
-        self._noise = [rng.normal(0.0, 2.5, size=(self.height, self.width, 3)).round().astype(np.int16)
-                       for _ in range(6)]
+        self._noise = [
+            rng.normal(0.0, 2.5, size=(self.height, self.width, 3)).round().astype(np.int16) for _ in range(6)
+        ]
 
     # -- per segment ------------------------------------------------------------------------------
     def _segment(self, k: int):
@@ -109,8 +118,12 @@ class DemoScene:
             z0, z1 = rng.uniform(0.75, 0.95), rng.uniform(0.55, 0.75)
             if rng.random() < 0.5:
                 z0, z1 = z1, z0
-            cam = {"z": (z0 * full_w, z1 * full_w), "a": rng.random(2), "b": rng.random(2),
-                   "tint": rng.uniform(0.85, 1.15, size=3).astype(np.float32)}
+            cam = {
+                "z": (z0 * full_w, z1 * full_w),
+                "a": rng.random(2),
+                "b": rng.random(2),
+                "tint": rng.uniform(0.85, 1.15, size=3).astype(np.float32),
+            }
             movers = []
             base = min(self.width, self.height)
             n = int(rng.integers(self.objects[0], self.objects[1] + 1))
@@ -122,14 +135,18 @@ class DemoScene:
                 s = int(math.ceil(2.6 * r)) + 4
                 speed = rng.uniform(0.08, 0.22) * base  # px/s
                 heading = rng.uniform(0, 2 * math.pi)
-                movers.append(_Mover(
-                    kind=str(kind), radius=r, shape_seed=int(rng.integers(2**31)),
-                    texture=synth.random_texture(rng, s, s).astype(np.float32),
-                    alpha=float(rng.uniform(0.88, 1.0)),
-                    start=(rng.uniform(r, self.width - r), rng.uniform(r, self.height - r)),
-                    velocity=(speed * math.cos(heading), speed * math.sin(heading)),
-                    spin=float(rng.uniform(-0.6, 0.6)),
-                ))
+                movers.append(
+                    _Mover(
+                        kind=str(kind),
+                        radius=r,
+                        shape_seed=int(rng.integers(2**31)),
+                        texture=synth.random_texture(rng, s, s).astype(np.float32),
+                        alpha=float(rng.uniform(0.88, 1.0)),
+                        start=(rng.uniform(r, self.width - r), rng.uniform(r, self.height - r)),
+                        velocity=(speed * math.cos(heading), speed * math.sin(heading)),
+                        spin=float(rng.uniform(-0.6, 0.6)),
+                    )
+                )
             tinted = np.clip(self.photos[photo_index] * cam["tint"] + 0.5, 0, 255).astype(np.uint8)
             self._segments[k] = (tinted, cam, movers)
         return self._segments[k]
@@ -160,7 +177,9 @@ class DemoScene:
         # camera-ish finish, as the training images have: slight blur and sensor noise
         image = cv2.GaussianBlur(image, (0, 0), 0.6)
         image = cv2.add(image, self._noise[index % len(self._noise)], dtype=cv2.CV_8U)
-        objects = [SceneObject(kind, mask, oid) for kind, mask, oid in painted if mask.sum() >= synth.MIN_VISIBLE_PIXELS]
+        objects = [
+            SceneObject(kind, mask, oid) for kind, mask, oid in painted if mask.sum() >= synth.MIN_VISIBLE_PIXELS
+        ]
         return image, objects
 
     def _background(self, photo: np.ndarray, cam: dict, u: float) -> np.ndarray:
@@ -174,12 +193,24 @@ class DemoScene:
         cy = win_h / 2 + ay * (ph - win_h)
         s = win_w / self.width  # photo pixels per output pixel
         m = np.float32([[s, 0, cx - s * self.width / 2], [0, s, cy - s * self.height / 2]])
-        return cv2.warpAffine(photo, m, (self.width, self.height), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                              borderMode=cv2.BORDER_REFLECT)
+        return cv2.warpAffine(
+            photo,
+            m,
+            (self.width, self.height),
+            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+            borderMode=cv2.BORDER_REFLECT,
+        )
 
 
-def _paint(image: np.ndarray, outer: np.ndarray, hole: np.ndarray | None, texture: np.ndarray,
-           cx: float, cy: float, alpha: float) -> np.ndarray | None:
+def _paint(
+    image: np.ndarray,
+    outer: np.ndarray,
+    hole: np.ndarray | None,
+    texture: np.ndarray,
+    cx: float,
+    cy: float,
+    alpha: float,
+) -> np.ndarray | None:
     """Fill the shape (polygon ``outer`` minus ``hole``, rasterised as the training data is) of
     ``image`` with ``texture`` centred at (cx, cy), in place; its full-frame bool mask, or None
     when it is outside the frame. Works on the shape's bounding box only."""

@@ -17,14 +17,15 @@ COCO mask formats appear.  Category ids start at 1, as in COCO.
 Deterministic: image ``i`` is drawn from ``numpy.random.default_rng([seed, i])``,
 so a seed always gives the same files and another seed gives a held-out set.
 """
+
 from __future__ import annotations
 
 import json
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import cv2
 import numpy as np
@@ -40,8 +41,23 @@ DEFAULT_SIZE: tuple[int, int] = (320, 240)  # (width, height)
 
 #: Real photographs bundled with scikit-image (loaded offline) used as backgrounds.
 BACKGROUND_PHOTOS: tuple[str, ...] = (
-    "astronaut", "coffee", "chelsea", "rocket", "motorcycle_left", "camera", "immunohistochemistry",
-    "hubble_deep_field", "retina", "brick", "grass", "gravel", "coins", "moon", "page", "text", "clock",
+    "astronaut",
+    "coffee",
+    "chelsea",
+    "rocket",
+    "motorcycle_left",
+    "camera",
+    "immunohistochemistry",
+    "hubble_deep_field",
+    "retina",
+    "brick",
+    "grass",
+    "gravel",
+    "coins",
+    "moon",
+    "page",
+    "text",
+    "clock",
 )
 
 MIN_VISIBLE_FRACTION = 0.4  # an occluded object keeps at least this share of its own area
@@ -88,7 +104,7 @@ def load_background_photos() -> list[np.ndarray]:
         if name not in _PHOTO_CACHE:
             try:
                 img = np.asarray(getattr(skimage.data, name)())
-            except Exception as exc:  # a photo that would need a download: skip it
+            except Exception as exc:  # noqa: BLE001 - a photo that would need a download (any error): skip it
                 log.debug("skimage.data.%s unavailable: %s", name, exc)
                 continue
             if img.dtype != np.uint8:
@@ -129,7 +145,9 @@ def rotate(points: np.ndarray, angle: float) -> np.ndarray:
     return points @ np.array([[c, s], [-s, c]])
 
 
-def shape_polygons(kind: str, rng: np.random.Generator, cx: float, cy: float, r: float) -> tuple[np.ndarray, np.ndarray | None]:
+def shape_polygons(
+    kind: str, rng: np.random.Generator, cx: float, cy: float, r: float
+) -> tuple[np.ndarray, np.ndarray | None]:
     """(outer polygon [M,2], hole polygon or None) of a shape of radius ~r centred at (cx, cy)."""
     angle = rng.uniform(0, 2 * math.pi)
     if kind in ("disc", "ring"):
@@ -211,7 +229,9 @@ class _Object:
     polygon: np.ndarray | None  # the exact outline, when the shape has no hole
 
 
-def render_image(rng: np.random.Generator, photos: Sequence[np.ndarray], options: SynthOptions) -> tuple[np.ndarray, list[_Object]]:
+def render_image(
+    rng: np.random.Generator, photos: Sequence[np.ndarray], options: SynthOptions
+) -> tuple[np.ndarray, list[_Object]]:
     """One BGR uint8 image and its objects (visible masks, in paint order)."""
     width, height = options.size
     image = random_background(rng, photos, width, height)
@@ -233,7 +253,10 @@ def render_image(rng: np.random.Generator, photos: Sequence[np.ndarray], options
                 full &= ~rasterize(hole, width, height)
             if full.sum() < MIN_VISIBLE_PIXELS * 2:
                 continue
-            if all((o.visible & ~full).sum() >= max(MIN_VISIBLE_FRACTION * o.full.sum(), MIN_VISIBLE_PIXELS) for o in objects):
+            if all(
+                (o.visible & ~full).sum() >= max(MIN_VISIBLE_FRACTION * o.full.sum(), MIN_VISIBLE_PIXELS)
+                for o in objects
+            ):
                 break
         else:
             continue  # could not place this object without hiding another one
@@ -253,8 +276,10 @@ def render_image(rng: np.random.Generator, photos: Sequence[np.ndarray], options
 def _annotation(obj: _Object, ann_id: int, image_id: int, category_id: int, width: int, height: int) -> dict:
     unoccluded = obj.polygon is not None and bool((obj.visible == obj.full).all())
     in_frame = unoccluded and bool(
-        (obj.polygon[:, 0] >= 0).all() and (obj.polygon[:, 0] <= width).all()
-        and (obj.polygon[:, 1] >= 0).all() and (obj.polygon[:, 1] <= height).all()
+        (obj.polygon[:, 0] >= 0).all()
+        and (obj.polygon[:, 0] <= width).all()
+        and (obj.polygon[:, 1] >= 0).all()
+        and (obj.polygon[:, 1] <= height).all()
     )
     rle = mask_utils.encode(np.asfortranarray(obj.visible.astype(np.uint8)))
     if in_frame:
@@ -291,7 +316,9 @@ def make_synthetic_dataset(
     if int(n) != n or n < 1:
         raise ValueError(f"n must be a positive integer, got {n}")
     if options is None:
-        options = SynthOptions(size=(int(size[0]), int(size[1])), classes=tuple(classes) if classes else DEFAULT_CLASSES)
+        options = SynthOptions(
+            size=(int(size[0]), int(size[1])), classes=tuple(classes) if classes else DEFAULT_CLASSES
+        )
     options.validate()
     out = Path(out_dir)
     images_dir = out / "images"

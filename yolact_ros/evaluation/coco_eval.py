@@ -14,6 +14,7 @@ pycocotools' ``COCOeval`` for ``bbox`` and ``segm``.  Its output ends with exact
 model: :func:`~.coco_results.category_mapping`, :func:`~.coco_results.instances_to_coco_results`
 (the package's one COCO-results encoder) and :func:`coco_evaluate`.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -23,9 +24,9 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import cv2
 
@@ -38,8 +39,13 @@ STAT_NAMES = ("AP", "AP50", "AP75", "APs", "APm", "APl")
 IOU_TYPES = (("box", "bbox"), ("mask", "segm"))
 
 
-def coco_evaluate(coco_gt, box_results: list[dict], mask_results: list[dict], image_ids: Sequence[int] | None = None,
-                  verbose: bool = True) -> dict:
+def coco_evaluate(
+    coco_gt,
+    box_results: list[dict],
+    mask_results: list[dict],
+    image_ids: Sequence[int] | None = None,
+    verbose: bool = True,
+) -> dict:
     """COCOeval of box and mask results on ``image_ids`` (default: all images of ``coco_gt``).
 
     Returns ``box_AP``, ``box_AP50``, ``box_AP75``, ``box_APs``, ``box_APm``, ``box_APl``
@@ -92,8 +98,13 @@ class Predictions:
     seconds: float = 0.0
 
     def __add__(self, other: "Predictions") -> "Predictions":
-        return Predictions(self.box_results + other.box_results, self.mask_results + other.mask_results,
-                           self.evaluated + other.evaluated, self.skipped + other.skipped, self.seconds + other.seconds)
+        return Predictions(
+            self.box_results + other.box_results,
+            self.mask_results + other.mask_results,
+            self.evaluated + other.evaluated,
+            self.skipped + other.skipped,
+            self.seconds + other.seconds,
+        )
 
 
 def eval_image_ids(coco, max_images: int | None = None) -> list[int]:
@@ -125,7 +136,9 @@ def predict(segmenter, coco, images_dir: "str | Path", image_ids: Sequence[int],
             continue
         if image.shape[:2] != (info.get("height"), info.get("width")):
             # masks would not line up with the ground truth's RLE size
-            out.skipped.append(f"{path} ({image.shape[1]}x{image.shape[0]}, JSON says {info.get('width')}x{info.get('height')})")
+            out.skipped.append(
+                f"{path} ({image.shape[1]}x{image.shape[0]}, JSON says {info.get('width')}x{info.get('height')})"
+            )
             continue
         b, m = instances_to_coco_results(segmenter(image), image_id, mapping)
         out.box_results += b
@@ -140,7 +153,9 @@ def score(coco, predictions: Predictions, source: str = "the JSON", verbose: boo
     ``skipped_images`` and ``seconds_per_image``; no image read at all is an error."""
     p = predictions
     if p.skipped:
-        log.warning("skipped %d missing, unreadable or mis-sized images (e.g. %s)", len(p.skipped), ", ".join(p.skipped[:3]))
+        log.warning(
+            "skipped %d missing, unreadable or mis-sized images (e.g. %s)", len(p.skipped), ", ".join(p.skipped[:3])
+        )
     if not p.evaluated:
         raise DatasetError(f"none of the {len(p.evaluated) + len(p.skipped)} images of {source} could be read")
     stats = coco_evaluate(coco, p.box_results, p.mask_results, p.evaluated, verbose=verbose)
@@ -153,8 +168,15 @@ def score(coco, predictions: Predictions, source: str = "the JSON", verbose: boo
     return stats
 
 
-def evaluate(segmenter, ann_json: "str | Path", images_dir: "str | Path", results_json: "str | Path | None" = None,
-             progress: bool = True, max_images: int | None = None, verbose: bool = True) -> dict:
+def evaluate(
+    segmenter,
+    ann_json: "str | Path",
+    images_dir: "str | Path",
+    results_json: "str | Path | None" = None,
+    progress: bool = True,
+    max_images: int | None = None,
+    verbose: bool = True,
+) -> dict:
     """Run ``segmenter`` on every image of ``ann_json`` and score it with COCOeval.
 
     The segmenter runs with score threshold 0 and ``cfg.max_num_detections`` (100)

@@ -5,10 +5,11 @@ Score convention (as the original's evaluation): box results carry ``inst.box_sc
 (the class confidence), mask results carry ``inst.scores`` (for YOLACT++ the mask-IoU
 re-scored score; for YOLACT the two are equal).
 """
+
 from __future__ import annotations
 
 import logging
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from pycocotools import mask as mask_utils
@@ -20,9 +21,86 @@ log = logging.getLogger(__name__)
 
 #: 0-based COCO class index -> official COCO category id (the 80 classes use ids 1..90 with gaps).
 COCO_CATEGORY_IDS = (
-    1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 27, 28, 31, 32, 33, 34,
-    35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63,
-    64, 65, 67, 70, 72, 73, 74, 75, 76, 77, 78, 79, 80, 81, 82, 84, 85, 86, 87, 88, 89, 90,
+    1,
+    2,
+    3,
+    4,
+    5,
+    6,
+    7,
+    8,
+    9,
+    10,
+    11,
+    13,
+    14,
+    15,
+    16,
+    17,
+    18,
+    19,
+    20,
+    21,
+    22,
+    23,
+    24,
+    25,
+    27,
+    28,
+    31,
+    32,
+    33,
+    34,
+    35,
+    36,
+    37,
+    38,
+    39,
+    40,
+    41,
+    42,
+    43,
+    44,
+    46,
+    47,
+    48,
+    49,
+    50,
+    51,
+    52,
+    53,
+    54,
+    55,
+    56,
+    57,
+    58,
+    59,
+    60,
+    61,
+    62,
+    63,
+    64,
+    65,
+    67,
+    70,
+    72,
+    73,
+    74,
+    75,
+    76,
+    77,
+    78,
+    79,
+    80,
+    81,
+    82,
+    84,
+    85,
+    86,
+    87,
+    88,
+    89,
+    90,
 )
 
 
@@ -49,7 +127,9 @@ def category_mapping(class_names: Sequence[str], coco=None) -> np.ndarray:
             log.warning("categories the model does not know (their AP will be 0): %s", ", ".join(map(str, missing)))
         return mapping
     if len(class_names) == len(cats):
-        log.warning("no class name of the model matches the JSON's categories; mapping by position (sorted category ids)")
+        log.warning(
+            "no class name of the model matches the JSON's categories; mapping by position (sorted category ids)"
+        )
         return np.array([int(c["id"]) for c in cats], dtype=np.int64)
     raise DatasetError(
         f"the model's {len(class_names)} classes ({', '.join(list(class_names)[:5])}, ...) do not match the JSON's "
@@ -78,15 +158,21 @@ def instances_to_coco_results(inst, image_id: int, category_ids: np.ndarray) -> 
     for j in range(len(keep)):
         x1, y1, x2, y2 = boxes[j]
         cat = int(cats[keep[j]])
-        box_results.append({
-            "image_id": int(image_id), "category_id": cat,
-            "bbox": [round(float(x1), 2), round(float(y1), 2), round(float(x2 - x1), 2), round(float(y2 - y1), 2)],
-            "score": round(float(box_scores[j]), 5),
-        })
+        box_results.append(
+            {
+                "image_id": int(image_id),
+                "category_id": cat,
+                "bbox": [round(float(x1), 2), round(float(y1), 2), round(float(x2 - x1), 2), round(float(y2 - y1), 2)],
+                "score": round(float(box_scores[j]), 5),
+            }
+        )
         rle = rles[j]
-        mask_results.append({
-            "image_id": int(image_id), "category_id": cat,
-            "segmentation": {"size": [int(s) for s in rle["size"]], "counts": rle["counts"].decode("ascii")},
-            "score": round(float(scores[j]), 5),
-        })
+        mask_results.append(
+            {
+                "image_id": int(image_id),
+                "category_id": cat,
+                "segmentation": {"size": [int(s) for s in rle["size"]], "counts": rle["counts"].decode("ascii")},
+                "score": round(float(scores[j]), 5),
+            }
+        )
     return box_results, mask_results

@@ -11,17 +11,30 @@ truth, recall and precision by mask IoU (:func:`score_frame`).
 
 Stamps are integer nanoseconds; masks are bool [H,W] numpy arrays.
 """
+
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, NamedTuple, Sequence
+from typing import NamedTuple
 
 import numpy as np
 from pycocotools import mask as mask_utils
 
-__all__ = ["Answer", "Detection", "FrameRecord", "MIN_GT_PIXELS", "NodeCounts", "StreamStats", "TOPICS",
-           "match_figures", "ns_text", "score_frame", "summarise"]
+__all__ = [
+    "Answer",
+    "Detection",
+    "FrameRecord",
+    "MIN_GT_PIXELS",
+    "NodeCounts",
+    "StreamStats",
+    "TOPICS",
+    "match_figures",
+    "ns_text",
+    "score_frame",
+    "summarise",
+]
 
 #: A ground-truth object counts for recall when at least this many of its pixels are visible.
 MIN_GT_PIXELS = 300
@@ -133,8 +146,14 @@ class StreamStats:
         if r.detections is not None and r.mask_ids is not None and [d.id for d in r.detections] != r.mask_ids:
             self.misaligned_masks += 1
 
-    def on_detections(self, stamp_ns: int, frame_id: str, received_ns: int, detections: Sequence[Detection],
-                      items_carry_stamp: bool = True) -> None:
+    def on_detections(
+        self,
+        stamp_ns: int,
+        frame_id: str,
+        received_ns: int,
+        detections: Sequence[Detection],
+        items_carry_stamp: bool = True,
+    ) -> None:
         """Detections arrived; ``items_carry_stamp``: every detection has the array's stamp."""
         with self.lock:
             r = self._answer("detections", stamp_ns, frame_id)
@@ -143,8 +162,9 @@ class StreamStats:
                 self.foreign["detections"] += int(not items_carry_stamp)
                 self._check_alignment(r)
 
-    def on_masks(self, stamp_ns: int, frame_id: str, ids: Sequence[str],
-                 decode: Callable[[], list[np.ndarray]]) -> None:
+    def on_masks(
+        self, stamp_ns: int, frame_id: str, ids: Sequence[str], decode: Callable[[], list[np.ndarray]]
+    ) -> None:
         """Masks arrived: their ids, and how to decode them (later, when scoring)."""
         with self.lock:
             r = self._answer("masks", stamp_ns, frame_id)
@@ -172,8 +192,12 @@ class StreamStats:
 # =================================================================================================
 # scoring against ground truth
 # =================================================================================================
-def score_frame(objects: list[tuple[str, dict]], detections: Sequence[Detection], masks: Sequence[np.ndarray],
-                iou_threshold: float = 0.5) -> tuple[int, list[tuple[float, bool, bool, float]]]:
+def score_frame(
+    objects: list[tuple[str, dict]],
+    detections: Sequence[Detection],
+    masks: Sequence[np.ndarray],
+    iou_threshold: float = 0.5,
+) -> tuple[int, list[tuple[float, bool, bool, float]]]:
     """Greedy matching (by descending score) of a frame's detections to its ground truth by mask
     IoU and class; ``masks[j]`` is the full-frame mask of ``detections[j]``. Returns (number of
     objects counted for recall, one (score, matched an object, matched a counted object, IoU)
@@ -206,9 +230,12 @@ def match_figures(n_gt: int, dets: list[tuple[float, bool, bool, float]], min_sc
     matched = sum(1 for d in kept if d[1])
     ious = [d[3] for d in kept if d[2]]
     return {
-        "min_score": min_score, "objects": n_gt, "objects_found": found,
+        "min_score": min_score,
+        "objects": n_gt,
+        "objects_found": found,
         "recall": round(found / n_gt, 3) if n_gt else None,
-        "detections": len(kept), "detections_matched": matched,
+        "detections": len(kept),
+        "detections_matched": matched,
         "precision": round(matched / len(kept), 3) if kept else None,
         "mean_mask_iou_of_matches": round(float(np.mean(ious)), 3) if ious else None,
     }
@@ -229,8 +256,9 @@ def _problems(stats: StreamStats, frames_processed: int) -> list[str]:
         if stats.foreign[topic]:
             problems.append(f"{stats.foreign[topic]} {topic} message(s) carry a stamp that was never published")
         if stats.frame_id_mismatch[topic]:
-            problems.append(f"{stats.frame_id_mismatch[topic]} {topic} message(s) carry another frame_id than "
-                            f"{stats.frame_id!r}")
+            problems.append(
+                f"{stats.frame_id_mismatch[topic]} {topic} message(s) carry another frame_id than {stats.frame_id!r}"
+            )
         if stats.duplicates[topic]:
             problems.append(f"{stats.duplicates[topic]} frame(s) answered twice on {topic}")
     if stats.misaligned_masks:
@@ -238,15 +266,24 @@ def _problems(stats: StreamStats, frames_processed: int) -> list[str]:
     return problems
 
 
-def summarise(stats: StreamStats, *, size: tuple[int, int], stream_s: float, stream: dict | None = None,
-              model: dict | None = None, node_counts: NodeCounts | None = None, diagnostics: dict | None = None,
-              score_ground_truth: bool = False) -> tuple[dict, list[dict], list[str]]:
+def summarise(
+    stats: StreamStats,
+    *,
+    size: tuple[int, int],
+    stream_s: float,
+    stream: dict | None = None,
+    model: dict | None = None,
+    node_counts: NodeCounts | None = None,
+    diagnostics: dict | None = None,
+    score_ground_truth: bool = False,
+) -> tuple[dict, list[dict], list[str]]:
     """(summary, per-frame records, problems) of a finished run. ``problems`` lists every check
     that failed (empty: the run is good). ``size`` is (width, height); ``stream`` (what was
     played), ``model`` and ``diagnostics`` (the segmenter's last report) are copied into the
     summary; ``node_counts`` explain the dropped frames."""
-    processed_idx = sorted(stats.by_stamp[s] for s, r in stats.received.items()
-                           if r.detections is not None and s in stats.by_stamp)
+    processed_idx = sorted(
+        stats.by_stamp[s] for s, r in stats.received.items() if r.detections is not None and s in stats.by_stamp
+    )
     processed = set(processed_idx)
     frames_in, frames_processed = len(stats.frames), len(processed)
     frames_dropped = frames_in - frames_processed  # every stamp that never came back
@@ -261,8 +298,12 @@ def summarise(stats: StreamStats, *, size: tuple[int, int], stream_s: float, str
     for rec in stats.frames:
         r = stats.received.get(rec.stamp_ns)
         n_gt_here = sum(1 for _, rle in rec.objects if rle["area"] >= MIN_GT_PIXELS)
-        row = {"index": rec.index, "stamp": ns_text(rec.stamp_ns), "objects": [name for name, _ in rec.objects],
-               "processed": rec.index in processed}
+        row = {
+            "index": rec.index,
+            "stamp": ns_text(rec.stamp_ns),
+            "objects": [name for name, _ in rec.objects],
+            "processed": rec.index in processed,
+        }
         with_objects += int(n_gt_here > 0)
         if r is not None and r.detections is not None:
             lat = (r.received_ns - rec.stamp_ns) / 1e6
@@ -271,10 +312,13 @@ def summarise(stats: StreamStats, *, size: tuple[int, int], stream_s: float, str
             for n in names:
                 class_counts[n] = class_counts.get(n, 0) + 1
             n_inst.append(len(names))
-            row.update(latency_ms=round(lat, 2), detections=names,
-                       scores=[round(float(d.score), 3) for d in r.detections],
-                       masks=len(r.mask_ids) if r.mask_ids is not None else None,
-                       visualization=r.visualization)
+            row.update(
+                latency_ms=round(lat, 2),
+                detections=names,
+                scores=[round(float(d.score), 3) for d in r.detections],
+                masks=len(r.mask_ids) if r.mask_ids is not None else None,
+                visualization=r.visualization,
+            )
             if n_gt_here:
                 with_objects_processed += 1
                 with_objects_detected += int(len(names) > 0)

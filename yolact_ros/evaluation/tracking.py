@@ -7,10 +7,11 @@ objects one-to-one by mask IoU >= ``min_iou`` (optimal assignment); a *matched o
 an object matched in a frame, and an *identity switch* is a matched object-frame whose track
 id differs from the one that object was last matched with (CLEAR-MOT's IDSW).
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 
@@ -32,8 +33,14 @@ class IdentityScore:
     last_track: dict[int, int] = field(default_factory=dict)  # object id -> track id it was last matched with
     last_class: dict[int, int] = field(default_factory=dict)  # object id -> class of that detection
 
-    def update(self, object_ids: Sequence[int], object_masks: np.ndarray, track_ids: Sequence[int],
-               det_masks: np.ndarray, det_classes: Sequence[int] | None = None) -> list[tuple[int, int]]:
+    def update(
+        self,
+        object_ids: Sequence[int],
+        object_masks: np.ndarray,
+        track_ids: Sequence[int],
+        det_masks: np.ndarray,
+        det_classes: Sequence[int] | None = None,
+    ) -> list[tuple[int, int]]:
         """One frame: objects (ids, bool [M,H,W]) and tracked detections (ids, bool [N,H,W],
         optionally their classes); the matched (object index, detection index) pairs."""
         from scipy.optimize import linear_sum_assignment
@@ -60,6 +67,11 @@ class IdentityScore:
         return self.switches / self.matched if self.matched else 0.0
 
     def summary(self) -> dict:
-        return {"frames": self.frames, "object_frames": self.objects, "matched_object_frames": self.matched,
-                "identity_switches": self.switches, "switch_rate": round(self.switch_rate, 5),
-                "switches_with_class_change": self.class_switches}
+        return {
+            "frames": self.frames,
+            "object_frames": self.objects,
+            "matched_object_frames": self.matched,
+            "identity_switches": self.switches,
+            "switch_rate": round(self.switch_rate, 5),
+            "switches_with_class_change": self.class_switches,
+        }

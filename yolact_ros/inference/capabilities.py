@@ -6,6 +6,7 @@ installed, from OpenVINO's own ``OPTIMIZATION_CAPABILITIES`` (which lists ``BF16
 its CPU plugin runs bf16 natively, on any architecture).  Nothing here times anything: the
 ``auto`` backend / precision rule (:mod:`.backends.choice`) reads these facts only.
 """
+
 from __future__ import annotations
 
 import functools
@@ -13,8 +14,23 @@ import platform
 from dataclasses import dataclass, field
 
 #: x86 / aarch64 flags that decide the precision rule (reported with every benchmark figure)
-REPORTED_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni", "amx_bf16", "amx_int8",
-                  "amx_tile", "avx512_fp16", "asimd", "asimddp", "bf16", "i8mm", "sve")
+REPORTED_FLAGS = (
+    "avx2",
+    "fma",
+    "avx512f",
+    "avx512_bf16",
+    "avx512_vnni",
+    "avx_vnni",
+    "amx_bf16",
+    "amx_int8",
+    "amx_tile",
+    "avx512_fp16",
+    "asimd",
+    "asimddp",
+    "bf16",
+    "i8mm",
+    "sve",
+)
 #: flags meaning bf16 matrix arithmetic in hardware
 BF16_FLAGS = ("amx_bf16", "avx512_bf16", "bf16")
 #: flags meaning int8 dot products in hardware
@@ -50,8 +66,11 @@ class CpuCapabilities:
     def summary(self) -> str:
         """One line: name, architecture and the flags that matter, for logs and benchmark lines."""
         shown = [f for f in REPORTED_FLAGS if f in self.flags]
-        return (f"{self.model} ({self.arch}; flags: {' '.join(shown) or 'none of interest'}; torch {self.torch_isa or '?'}"
-                + (f"; openvino {','.join(self.openvino)}" if self.openvino else "") + ")")
+        return (
+            f"{self.model} ({self.arch}; flags: {' '.join(shown) or 'none of interest'}; torch {self.torch_isa or '?'}"
+            + (f"; openvino {','.join(self.openvino)}" if self.openvino else "")
+            + ")"
+        )
 
 
 def _read_cpuinfo(path: str = "/proc/cpuinfo") -> tuple[str, frozenset]:
@@ -92,5 +111,10 @@ def detect_cpu() -> CpuCapabilities:
         isa = str(torch.backends.cpu.get_cpu_capability())
     except Exception:  # noqa: BLE001 - torch missing or too old: the flags still decide
         isa = ""
-    return CpuCapabilities(model=model or platform.processor() or platform.machine(), arch=platform.machine(),
-                           flags=flags, torch_isa=isa, openvino=openvino_capabilities())
+    return CpuCapabilities(
+        model=model or platform.processor() or platform.machine(),
+        arch=platform.machine(),
+        flags=flags,
+        torch_isa=isa,
+        openvino=openvino_capabilities(),
+    )

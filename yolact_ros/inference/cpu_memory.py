@@ -15,6 +15,7 @@ thing). Memory freed after one frame is reused by the next; the process's reside
 at its peak instead of shrinking between frames. Set ``YOLACT_ROS_KEEP_FREED_MEMORY=0`` to
 leave glibc's defaults. Standard library only: importing this loads neither torch nor numpy.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -29,8 +30,8 @@ ENV = "YOLACT_ROS_KEEP_FREED_MEMORY"
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
 _M_ARENA_MAX = -8
-_MMAP_THRESHOLD = 1 << 30         # blocks below 1 GiB come from the heap
-_TRIM_THRESHOLD = (1 << 31) - 1   # the largest value mallopt takes (an int): never trim
+_MMAP_THRESHOLD = 1 << 30  # blocks below 1 GiB come from the heap
+_TRIM_THRESHOLD = (1 << 31) - 1  # the largest value mallopt takes (an int): never trim
 
 _applied: bool | None = None
 
@@ -48,11 +49,17 @@ def keep_freed_memory() -> bool:
         return False
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.gnu_get_libc_version  # glibc only: other C libraries' mallopt differ or do nothing
+        _ = libc.gnu_get_libc_version  # glibc only: other C libraries' mallopt differ or do nothing
     except (OSError, AttributeError):
         return False
     libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-    ok = all(libc.mallopt(param, value) == 1 for param, value in (
-        (_M_MMAP_THRESHOLD, _MMAP_THRESHOLD), (_M_TRIM_THRESHOLD, _TRIM_THRESHOLD), (_M_ARENA_MAX, 1)))
+    ok = all(
+        libc.mallopt(param, value) == 1
+        for param, value in (
+            (_M_MMAP_THRESHOLD, _MMAP_THRESHOLD),
+            (_M_TRIM_THRESHOLD, _TRIM_THRESHOLD),
+            (_M_ARENA_MAX, 1),
+        )
+    )
     _applied = ok
     return ok

@@ -3,6 +3,7 @@ benchmarks and the ROS parameter table (and checked against ``config/yolact.yaml
 
 Plain constants, no torch import, so the ROS parameter table can read them cheaply.
 """
+
 from __future__ import annotations
 
 from ..model.config import MAX_NUM_DETECTIONS

@@ -57,11 +57,13 @@ what a surface seen at a grazing angle hides behind its outermost pixel, e.g. th
 of an off-axis cylinder); the z extent is that of the visible surface, a lower bound of the
 object's depth; the solid's own centre lies behind ``centre`` by up to half the object's depth.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Iterator, NamedTuple, Sequence
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -69,8 +71,18 @@ import numpy as np
 from .instances import Instances
 
 __all__ = [
-    "DEFAULT_MAX_DEPTH_M", "DEFAULT_MAX_SAMPLES", "DEFAULT_MIN_DEPTH_M", "DEFAULT_MIN_POINTS", "DEPTH_ENCODINGS", "POINT_DTYPE",
-    "Instance3D", "Instances3D", "PinholeCamera", "depth_to_metres", "instance_points", "instances_in_3d",
+    "DEFAULT_MAX_DEPTH_M",
+    "DEFAULT_MAX_SAMPLES",
+    "DEFAULT_MIN_DEPTH_M",
+    "DEFAULT_MIN_POINTS",
+    "DEPTH_ENCODINGS",
+    "POINT_DTYPE",
+    "Instance3D",
+    "Instances3D",
+    "PinholeCamera",
+    "depth_to_metres",
+    "instance_points",
+    "instances_in_3d",
 ]
 
 #: Depths outside [min, max] metres are invalid by default (typical RGB-D sensors).
@@ -139,8 +151,9 @@ class PinholeCamera:
         if (width, height) == (self.width, self.height):
             return self
         sx, sy = width / self.width, height / self.height
-        return PinholeCamera(self.fx * sx, self.fy * sy, (self.cx + 0.5) * sx - 0.5, (self.cy + 0.5) * sy - 0.5,
-                             width, height)
+        return PinholeCamera(
+            self.fx * sx, self.fy * sy, (self.cx + 0.5) * sx - 0.5, (self.cy + 0.5) * sy - 0.5, width, height
+        )
 
     def slopes(self, start: int, stop: int, step: int = 1) -> tuple[np.ndarray, np.ndarray]:
         """x / z and y / z (float32) of the pixel columns and rows ``start..stop`` by ``step``
@@ -148,8 +161,10 @@ class PinholeCamera:
         (slope_x[u] z, slope_y[v] z, z)."""
         (u0, v0), (u1, v1) = start, stop
         f32 = np.float32
-        return ((np.arange(u0, u1, step, dtype=f32) - f32(self.cx)) / f32(self.fx),
-                (np.arange(v0, v1, step, dtype=f32) - f32(self.cy)) / f32(self.fy))
+        return (
+            (np.arange(u0, u1, step, dtype=f32) - f32(self.cx)) / f32(self.fx),
+            (np.arange(v0, v1, step, dtype=f32) - f32(self.cy)) / f32(self.fy),
+        )
 
     def project(self, points: np.ndarray) -> np.ndarray:
         """Points [..., 3] (z > 0) -> pixel coordinates [..., 2] (u, v) float64."""
@@ -157,8 +172,12 @@ class PinholeCamera:
         return np.stack([self.fx * p[..., 0] / p[..., 2] + self.cx, self.fy * p[..., 1] / p[..., 2] + self.cy], -1)
 
 
-def depth_to_metres(depth: np.ndarray, encoding: str | None = None, min_m: float = DEFAULT_MIN_DEPTH_M,
-                    max_m: float = DEFAULT_MAX_DEPTH_M) -> np.ndarray:
+def depth_to_metres(
+    depth: np.ndarray,
+    encoding: str | None = None,
+    min_m: float = DEFAULT_MIN_DEPTH_M,
+    max_m: float = DEFAULT_MAX_DEPTH_M,
+) -> np.ndarray:
     """A depth image -> float32 metres [H,W], NaN where invalid.
 
     ``encoding``: ``"16UC1"`` / ``"mono16"`` (millimetres), ``"32FC1"`` / ``"64FC1"`` (metres), or
@@ -322,11 +341,23 @@ def _span(index_map: np.ndarray, lo: int, hi: int) -> tuple[int, int]:
     return int(np.searchsorted(index_map, lo, "left")), int(np.searchsorted(index_map, hi, "right"))
 
 
-def instances_in_3d(instances: Instances, depth: np.ndarray, camera: PinholeCamera, *, encoding: str | None = None,
-                    min_m: float = DEFAULT_MIN_DEPTH_M, max_m: float = DEFAULT_MAX_DEPTH_M,
-                    min_points: int = DEFAULT_MIN_POINTS, erode_px: int = 1, mad_k: float = 3.5,
-                    min_band_m: float = 0.02, shape_band: float = 1.0, size_percentile: float = 0.05,
-                    max_samples: int | None = DEFAULT_MAX_SAMPLES, points_step: int | None = None) -> Instances3D:
+def instances_in_3d(
+    instances: Instances,
+    depth: np.ndarray,
+    camera: PinholeCamera,
+    *,
+    encoding: str | None = None,
+    min_m: float = DEFAULT_MIN_DEPTH_M,
+    max_m: float = DEFAULT_MAX_DEPTH_M,
+    min_points: int = DEFAULT_MIN_POINTS,
+    erode_px: int = 1,
+    mad_k: float = 3.5,
+    min_band_m: float = 0.02,
+    shape_band: float = 1.0,
+    size_percentile: float = 0.05,
+    max_samples: int | None = DEFAULT_MAX_SAMPLES,
+    points_step: int | None = None,
+) -> Instances3D:
     """Place every instance in 3D from a registered depth image (module docstring: the method).
 
     ``depth``: the depth image [h,w] of the masks' field of view, at any resolution of the same
@@ -341,8 +372,10 @@ def instances_in_3d(instances: Instances, depth: np.ndarray, camera: PinholeCame
     """
     depth, scale = _depth_image(depth, encoding)
     if min_points < 1 or erode_px < 0 or not 0.0 <= size_percentile < 50.0:
-        raise ValueError(f"need min_points >= 1, erode_px >= 0, 0 <= size_percentile < 50 "
-                         f"(got {min_points}, {erode_px}, {size_percentile})")
+        raise ValueError(
+            f"need min_points >= 1, erode_px >= 0, 0 <= size_percentile < 50 "
+            f"(got {min_points}, {erode_px}, {size_percentile})"
+        )
     if points_step is not None and points_step < 1:
         raise ValueError(f"points_step must be >= 1, got {points_step}")
     if max_samples is not None and max_samples < 1:
@@ -358,9 +391,13 @@ def instances_in_3d(instances: Instances, depth: np.ndarray, camera: PinholeCame
     rows_src, cols_src = _grid_map(mh, h), _grid_map(mw, w)
 
     out = Instances3D(
-        valid=np.zeros(n, bool), num_valid=np.zeros(n, np.int32), num_points=np.zeros(n, np.int32),
-        centres=np.zeros((n, 3), np.float32), box_centres=np.zeros((n, 3), np.float32),
-        box_sizes=np.zeros((n, 3), np.float32), camera=cam,
+        valid=np.zeros(n, bool),
+        num_valid=np.zeros(n, np.int32),
+        num_points=np.zeros(n, np.int32),
+        centres=np.zeros((n, 3), np.float32),
+        box_centres=np.zeros((n, 3), np.float32),
+        box_sizes=np.zeros((n, 3), np.float32),
+        camera=cam,
     )
     q = size_percentile / 100.0
     median_samples = None if max_samples is None else max(1, max_samples // 2)
@@ -376,7 +413,7 @@ def instances_in_3d(instances: Instances, depth: np.ndarray, camera: PinholeCame
             continue
         if same_grid:
             v0, v1, u0, u1 = y0 + by, y0 + by + bh, x0 + bx, x0 + bx + bw
-            m = win[by:by + bh, bx:bx + bw]
+            m = win[by : by + bh, bx : bx + bw]
         else:
             (v0, v1), (u0, u1) = _span(rows_src, y0 + by, y0 + by + bh - 1), _span(cols_src, x0 + bx, x0 + bx + bw - 1)
             m = win[np.ix_(rows_src[v0:v1] - y0, cols_src[u0:u1] - x0)]
@@ -448,8 +485,19 @@ def instances_in_3d(instances: Instances, depth: np.ndarray, camera: PinholeCame
         out.box_centres[i] = ((xlo + xhi) / 2, (ylo + yhi) / 2, (zlo + zhi) / 2)
         out.box_sizes[i] = (xhi - xlo + 2 * hx, yhi - ylo + 2 * hy, zhi - zlo)
         if points_step is not None:
-            chunks.append(_points(c, kept if c.st == 1 else None, c.metres(depth, scale), cam, points_step, erode_px,
-                                  float(med[k]), float(band[k]), (min_m, max_m)))
+            chunks.append(
+                _points(
+                    c,
+                    kept if c.st == 1 else None,
+                    c.metres(depth, scale),
+                    cam,
+                    points_step,
+                    erode_px,
+                    float(med[k]),
+                    float(band[k]),
+                    (min_m, max_m),
+                )
+            )
     if points_step is not None:
         out.points = np.concatenate(chunks) if chunks else np.empty(0, POINT_DTYPE)
     return out
@@ -481,7 +529,7 @@ class _Crop:
 
     def metres(self, depth: np.ndarray, scale: float) -> np.ndarray:
         """The region of the depth image in metres (float32, every pixel)."""
-        z = depth[self.v0:self.v1, self.u0:self.u1]
+        z = depth[self.v0 : self.v1, self.u0 : self.u1]
         return z.astype(np.float32) * np.float32(scale) if scale != 1.0 else z.astype(np.float32, copy=False)
 
 
@@ -495,8 +543,9 @@ class _Atlas:
     valid depth, ``interior`` the eroded masks' (each crop eroded on its own: the gaps are
     background)."""
 
-    def __init__(self, crops: list[_Crop], depth: np.ndarray, scale: float, erode_px: int,
-                 valid_range: tuple[float, float]):
+    def __init__(
+        self, crops: list[_Crop], depth: np.ndarray, scale: float, erode_px: int, valid_range: tuple[float, float]
+    ):
         grids = [c.m[c.grid] for c in crops]
         sizes = [g.shape for g in grids]
         total = sum((hh + _GAP) * (ww + _GAP) for hh, ww in sizes)
@@ -514,7 +563,7 @@ class _Atlas:
         self.z = np.full(shape, np.nan, np.float32)
         for c, g, s in zip(crops, grids, self.slots):
             m[s] = g
-            self.z[s] = depth[c.v0:c.v1, c.u0:c.u1][c.grid]
+            self.z[s] = depth[c.v0 : c.v1, c.u0 : c.u1][c.grid]
         if scale != 1.0:
             self.z *= np.float32(scale)
         self.sel = m & _valid(self.z, valid_range)
@@ -553,8 +602,17 @@ def _valid(z: np.ndarray, valid_range: tuple[float, float]) -> np.ndarray:
         return (z >= np.float32(valid_range[0])) & (z <= np.float32(valid_range[1]))
 
 
-def _points(c: _Crop, kept: np.ndarray | None, z: np.ndarray, cam: PinholeCamera, step: int, erode_px: int,
-            med: float, band: float, valid_range: tuple[float, float]) -> np.ndarray:
+def _points(
+    c: _Crop,
+    kept: np.ndarray | None,
+    z: np.ndarray,
+    cam: PinholeCamera,
+    step: int,
+    erode_px: int,
+    med: float,
+    band: float,
+    valid_range: tuple[float, float],
+) -> np.ndarray:
     """The kept points of crop ``c`` on every ``step``-th depth pixel (:data:`POINT_DTYPE`);
     ``z`` its region in metres. ``kept``: its kept pixels when it was measured at full
     resolution; else they are found again on the full-resolution region by the same rules."""
@@ -575,8 +633,9 @@ def _points(c: _Crop, kept: np.ndarray | None, z: np.ndarray, cam: PinholeCamera
     return chunk
 
 
-def instance_points(instances: Instances, depth: np.ndarray, camera: PinholeCamera, step: int = 2,
-                    **options) -> np.ndarray:
+def instance_points(
+    instances: Instances, depth: np.ndarray, camera: PinholeCamera, step: int = 2, **options
+) -> np.ndarray:
     """The kept 3D points of every instance placed in 3D, on every ``step``-th depth pixel:
     :data:`POINT_DTYPE` [M] (x, y, z float32 metres in the optical frame, instance int32 =
     index into ``instances``), ready for a PointCloud2 (``.tobytes()`` is its data,

@@ -1,4 +1,5 @@
 """The inference result of one image."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -26,8 +27,19 @@ class Instances:
     are the whole image.
     """
 
-    def __init__(self, boxes, scores, class_ids, masks=None, box_scores=None, class_names=(), *,
-                 mask_windows=None, mask_origins=None, image_size=None):
+    def __init__(
+        self,
+        boxes,
+        scores,
+        class_ids,
+        masks=None,
+        box_scores=None,
+        class_names=(),
+        *,
+        mask_windows=None,
+        mask_origins=None,
+        image_size=None,
+    ):
         self.boxes = boxes
         self.scores = scores
         self.class_ids = class_ids
@@ -71,7 +83,7 @@ class Instances:
             full = np.zeros((n, h, w), bool)
             for i in range(n):
                 x0, y0, win = self.mask_window(i)
-                full[i, y0:y0 + win.shape[0], x0:x0 + win.shape[1]] = win
+                full[i, y0 : y0 + win.shape[0], x0 : x0 + win.shape[1]] = win
             self._full = full
         return self._full
 
@@ -89,12 +101,12 @@ class Instances:
         x0, y0, win = self.mask_window(i)
         wh, ww = win.shape
         if x >= x0 and y >= y0 and x + width <= x0 + ww and y + height <= y0 + wh:
-            return win[y - y0:y - y0 + height, x - x0:x - x0 + width]
+            return win[y - y0 : y - y0 + height, x - x0 : x - x0 + width]
         out = np.zeros((height, width), bool)
         ax, ay = max(x, x0), max(y, y0)
         bx, by = min(x + width, x0 + ww), min(y + height, y0 + wh)
         if ax < bx and ay < by:
-            out[ay - y:by - y, ax - x:bx - x] = win[ay - y0:by - y0, ax - x0:bx - x0]
+            out[ay - y : by - y, ax - x : bx - x] = win[ay - y0 : by - y0, ax - x0 : bx - x0]
         return out
 
     @staticmethod
@@ -113,10 +125,14 @@ class Instances:
         """Select instances with an index array, slice or boolean mask."""
         picked = np.arange(len(self))[idx]
         out = Instances(
-            boxes=self.boxes[idx], scores=self.scores[idx], class_ids=self.class_ids[idx],
-            box_scores=self.box_scores[idx], class_names=self.class_names,
+            boxes=self.boxes[idx],
+            scores=self.scores[idx],
+            class_ids=self.class_ids[idx],
+            box_scores=self.box_scores[idx],
+            class_names=self.class_names,
             mask_windows=[self.mask_windows[k] for k in np.atleast_1d(picked)],
-            mask_origins=self.mask_origins[idx], image_size=self._size,
+            mask_origins=self.mask_origins[idx],
+            image_size=self._size,
         )
         if self._full is not None:
             out._full = self._full[idx]

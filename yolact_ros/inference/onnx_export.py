@@ -8,6 +8,7 @@ project's CPU formulation -- one ``GridSample`` (opset 16) into a tap-tiled imag
 own ``DeformConv`` (opset 19, ``dcn="native"``).  The graph contract and the metadata are
 :mod:`.onnx_format`; docs/onnx.md is the user's guide.
 """
+
 from __future__ import annotations
 
 import io
@@ -23,7 +24,14 @@ from ..model.dcn import DCN
 from ..model.fuse import optimize_for_inference
 from ..model.yolact import Yolact
 from .onnx_format import (
-    DCN_MODES, DEFAULT_OPSET, INPUT_NAME, MASKIOU_INPUT, MASKIOU_OUTPUT, MIN_OPSET, OUTPUT_NAMES, PRECISIONS,
+    DCN_MODES,
+    DEFAULT_OPSET,
+    INPUT_NAME,
+    MASKIOU_INPUT,
+    MASKIOU_OUTPUT,
+    MIN_OPSET,
+    OUTPUT_NAMES,
+    PRECISIONS,
     ExportInfo,
 )
 
@@ -71,17 +79,40 @@ def _deform_conv2d_symbolic():
     from torch.onnx import symbolic_helper
 
     @symbolic_helper.parse_args("v", "v", "v", "v", "v", "i", "i", "i", "i", "i", "i", "i", "i", "b")
-    def symbolic(g, input, weight, offset, mask, bias, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w,
-                 n_weight_grps, n_offset_grps, use_mask):
+    def symbolic(
+        g,
+        input,
+        weight,
+        offset,
+        mask,
+        bias,
+        stride_h,
+        stride_w,
+        pad_h,
+        pad_w,
+        dil_h,
+        dil_w,
+        n_weight_grps,
+        n_offset_grps,
+        use_mask,
+    ):
         inputs = [input, weight, offset, bias] + ([mask] if use_mask else [])
-        return g.op("DeformConv", *inputs, dilations_i=[dil_h, dil_w], group_i=n_weight_grps,
-                    offset_group_i=n_offset_grps, pads_i=[pad_h, pad_w, pad_h, pad_w], strides_i=[stride_h, stride_w])
+        return g.op(
+            "DeformConv",
+            *inputs,
+            dilations_i=[dil_h, dil_w],
+            group_i=n_weight_grps,
+            offset_group_i=n_offset_grps,
+            pads_i=[pad_h, pad_w, pad_h, pad_w],
+            strides_i=[stride_h, stride_w],
+        )
 
     return symbolic
 
 
-def _trace_to_onnx(module: nn.Module, example: torch.Tensor, input_name: str, output_names, dynamic_axes, opset: int,
-                   native_dcn: bool) -> bytes:
+def _trace_to_onnx(
+    module: nn.Module, example: torch.Tensor, input_name: str, output_names, dynamic_axes, opset: int, native_dcn: bool
+) -> bytes:
     buf = io.BytesIO()
     if native_dcn:
         torch.onnx.register_custom_op_symbolic("torchvision::deform_conv2d", _deform_conv2d_symbolic(), opset)
@@ -90,12 +121,22 @@ def _trace_to_onnx(module: nn.Module, example: torch.Tensor, input_name: str, ou
             # tracer warnings (python values turned into constants) are expected: the graph is
             # specialised to the input size on purpose; the legacy exporter's deprecation notice too
             warnings.simplefilter("ignore")
-            torch.onnx.export(module.eval(), (example,), buf, dynamo=False, opset_version=opset,
-                              input_names=[input_name], output_names=list(output_names),
-                              dynamic_axes=dynamic_axes or None, do_constant_folding=True)
+            torch.onnx.export(
+                module.eval(),
+                (example,),
+                buf,
+                dynamo=False,
+                opset_version=opset,
+                input_names=[input_name],
+                output_names=list(output_names),
+                dynamic_axes=dynamic_axes or None,
+                do_constant_folding=True,
+            )
     except Exception as exc:  # the exporter raises many types; name the step and the cause
-        raise ExportError(f"torch.onnx.export failed at opset {opset}: {type(exc).__name__}: "
-                          f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}") from exc
+        raise ExportError(
+            f"torch.onnx.export failed at opset {opset}: {type(exc).__name__}: "
+            f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+        ) from exc
     finally:
         if native_dcn:
             torch.onnx.unregister_custom_op_symbolic("torchvision::deform_conv2d", opset)
@@ -120,9 +161,17 @@ def _check(onnx, proto, what: str) -> None:
         raise ExportError(f"onnx.checker rejects {what}: {str(exc).strip().splitlines()[0]}") from exc
 
 
-def export_onnx(model: Yolact, path: "str | Path", size: int | None = None, batch: int | None = 1,
-                precision: str = "fp32", opset: int | None = None, dcn: str = "grid_sample", check: bool = True,
-                progress=None) -> ExportResult:
+def export_onnx(
+    model: Yolact,
+    path: "str | Path",
+    size: int | None = None,
+    batch: int | None = 1,
+    precision: str = "fp32",
+    opset: int | None = None,
+    dcn: str = "grid_sample",
+    check: bool = True,
+    progress=None,
+) -> ExportResult:
     """Write ``model`` (a :class:`Yolact` with its weights) to ``path`` as ONNX.
 
     ``size``: square input size (default the config's ``max_size``, which is what the
@@ -145,15 +194,18 @@ def export_onnx(model: Yolact, path: "str | Path", size: int | None = None, batc
     if batch is not None and (int(batch) != batch or batch < 1):
         raise ExportError(f"batch must be a positive integer (or None for a dynamic batch), got {batch!r}")
     if size < 32 or (cfg.use_maskiou and size < 256):
-        raise ExportError(f"input size {size} too small for {cfg.name!r} (at least "
-                          f"{256 if cfg.use_maskiou else 32} px)")
+        raise ExportError(
+            f"input size {size} too small for {cfg.name!r} (at least {256 if cfg.use_maskiou else 32} px)"
+        )
     mode = dcn if cfg.backbone.dcn_layers else "none"
     opset = int(DEFAULT_OPSET[mode] if opset is None else opset)
     if opset < MIN_OPSET[mode]:
         raise ExportError(f"opset {opset} is too old for dcn mode {mode!r} (needs >= {MIN_OPSET[mode]})")
     dtype = _DTYPES[precision]
-    say(f"exporting {cfg.name} ({size}x{size}, batch {batch or 'dynamic'}, {precision}, dcn {mode}, "
-        f"opset {opset}) -> {path}")
+    say(
+        f"exporting {cfg.name} ({size}x{size}, batch {batch or 'dynamic'}, {precision}, dcn {mode}, "
+        f"opset {opset}) -> {path}"
+    )
 
     net = optimize_for_inference(model, channels_last=False).cpu()
     for m in net.modules():
@@ -164,19 +216,29 @@ def export_onnx(model: Yolact, path: "str | Path", size: int | None = None, batc
     net = net.to(dtype)
 
     dynamic = {} if batch else {n: {0: "batch"} for n in (INPUT_NAME, *OUTPUT_NAMES) if n != "priors"}
-    main_bytes = _trace_to_onnx(_MainGraph(net, priors, dtype), example, INPUT_NAME, OUTPUT_NAMES, dynamic, opset,
-                                mode == "native")
+    main_bytes = _trace_to_onnx(
+        _MainGraph(net, priors, dtype), example, INPUT_NAME, OUTPUT_NAMES, dynamic, opset, mode == "native"
+    )
     maskiou_bytes = None
     if cfg.use_maskiou:
-        maskiou_proto = onnx.load_from_string(_trace_to_onnx(
-            _MaskIoUGraph(net.maskiou_net, dtype), torch.zeros(1, 1, *proto_hw), MASKIOU_INPUT, [MASKIOU_OUTPUT],
-            {MASKIOU_INPUT: {0: "detections"}, MASKIOU_OUTPUT: {0: "detections"}}, opset, False))
+        maskiou_proto = onnx.load_from_string(
+            _trace_to_onnx(
+                _MaskIoUGraph(net.maskiou_net, dtype),
+                torch.zeros(1, 1, *proto_hw),
+                MASKIOU_INPUT,
+                [MASKIOU_OUTPUT],
+                {MASKIOU_INPUT: {0: "detections"}, MASKIOU_OUTPUT: {0: "detections"}},
+                opset,
+                False,
+            )
+        )
         if check:
             _check(onnx, maskiou_proto, "the mask-IoU graph")
         maskiou_bytes = maskiou_proto.SerializeToString()
 
-    info = ExportInfo(config=cfg, input_size=size, batch=batch, precision=precision, dcn=mode, opset=opset,
-                      maskiou_onnx=maskiou_bytes)
+    info = ExportInfo(
+        config=cfg, input_size=size, batch=batch, precision=precision, dcn=mode, opset=opset, maskiou_onnx=maskiou_bytes
+    )
     proto = onnx.load_from_string(main_bytes)
     proto.doc_string = f"YOLACT ({cfg.name}) exported by yolact_ros; see the metadata_props and docs/onnx.md"
     for key, value in info.to_metadata().items():
@@ -190,6 +252,8 @@ def export_onnx(model: Yolact, path: "str | Path", size: int | None = None, batc
     onnx.save(proto, str(tmp))
     tmp.replace(path)
     result = ExportResult(path, path.stat().st_size, time.perf_counter() - t0, info)
-    say(f"wrote {path} ({result.size_bytes / 2**20:.1f} MiB) in {result.seconds:.1f} s"
-        + ("; onnx.checker passed" if check else ""))
+    say(
+        f"wrote {path} ({result.size_bytes / 2**20:.1f} MiB) in {result.seconds:.1f} s"
+        + ("; onnx.checker passed" if check else "")
+    )
     return result

@@ -10,12 +10,13 @@ makes of BGR images: RGB, normalised, NCHW) -> ``loc`` [N,P,4], ``conf`` [N,P,C]
 runs on post-NMS masks, so it is a second, small ONNX model stored (serialised, base64) in
 the main file's metadata: ``masks`` float32 [D,1,S/4,S/4] -> ``maskiou`` [D,C-1].
 """
+
 from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 from .. import __version__
 from ..model.config import YolactConfig
@@ -41,8 +42,17 @@ OUTPUT_DOC = {
     "priors": "[P,4] anchors (cx, cy, w, h) relative to the input; constant",
 }
 
-_REQUIRED = ("exporter", "format", "config_json", "input_name", "input_size", "batch", "precision", "dcn",
-             "output_names")
+_REQUIRED = (
+    "exporter",
+    "format",
+    "config_json",
+    "input_name",
+    "input_size",
+    "batch",
+    "precision",
+    "dcn",
+    "output_names",
+)
 
 
 class OnnxModelError(ValueError):
@@ -89,25 +99,33 @@ class ExportInfo:
             "maskiou": "embedded" if self.maskiou_onnx else "none",
         }
         if self.maskiou_onnx:
-            meta.update({
-                "maskiou_input": MASKIOU_INPUT,
-                "maskiou_output": MASKIOU_OUTPUT,
-                "maskiou_onnx_base64": base64.b64encode(self.maskiou_onnx).decode("ascii"),
-            })
+            meta.update(
+                {
+                    "maskiou_input": MASKIOU_INPUT,
+                    "maskiou_output": MASKIOU_OUTPUT,
+                    "maskiou_onnx_base64": base64.b64encode(self.maskiou_onnx).decode("ascii"),
+                }
+            )
         return meta
 
     @staticmethod
     def from_metadata(meta: Mapping[str, str], source: str = "model") -> "ExportInfo":
         if meta.get("exporter") != EXPORTER:
-            raise OnnxModelError(f"{source}: not a yolact_ros export (its ONNX metadata has no "
-                                 f"'exporter: {EXPORTER}'); write one with 'yolact export'")
+            raise OnnxModelError(
+                f"{source}: not a yolact_ros export (its ONNX metadata has no "
+                f"'exporter: {EXPORTER}'); write one with 'yolact export'"
+            )
         missing = [k for k in _REQUIRED if k not in meta]
         if missing:
-            raise OnnxModelError(f"{source}: incomplete yolact_ros metadata (missing {', '.join(missing)}); "
-                                 f"re-export it with 'yolact export'")
+            raise OnnxModelError(
+                f"{source}: incomplete yolact_ros metadata (missing {', '.join(missing)}); "
+                f"re-export it with 'yolact export'"
+            )
         if not str(meta["format"]).isdigit() or int(meta["format"]) > FORMAT_VERSION:
-            raise OnnxModelError(f"{source}: export format {meta['format']!r} is newer than this yolact_ros "
-                                 f"({__version__}, format {FORMAT_VERSION}) reads")
+            raise OnnxModelError(
+                f"{source}: export format {meta['format']!r} is newer than this yolact_ros "
+                f"({__version__}, format {FORMAT_VERSION}) reads"
+            )
         try:
             cfg = YolactConfig.from_dict(json.loads(meta["config_json"]))
             outputs = tuple(json.loads(meta["output_names"]))
@@ -119,10 +137,19 @@ class ExportInfo:
         except (TypeError, ValueError, KeyError) as exc:
             raise OnnxModelError(f"{source}: unreadable yolact_ros metadata ({exc})") from None
         if meta["input_name"] != INPUT_NAME or outputs != OUTPUT_NAMES:
-            raise OnnxModelError(f"{source}: unexpected graph names (input {meta['input_name']!r}, outputs "
-                                 f"{list(outputs)}; expected {INPUT_NAME!r}, {list(OUTPUT_NAMES)})")
+            raise OnnxModelError(
+                f"{source}: unexpected graph names (input {meta['input_name']!r}, outputs "
+                f"{list(outputs)}; expected {INPUT_NAME!r}, {list(OUTPUT_NAMES)})"
+            )
         if cfg.use_maskiou and maskiou is None:
             raise OnnxModelError(f"{source}: a YOLACT++ export without its mask-IoU graph; re-export it")
-        return ExportInfo(config=cfg, input_size=size, batch=batch, precision=meta["precision"], dcn=meta["dcn"],
-                          opset=opset, exporter_version=meta.get("exporter_version", ""),
-                          maskiou_onnx=maskiou)
+        return ExportInfo(
+            config=cfg,
+            input_size=size,
+            batch=batch,
+            precision=meta["precision"],
+            dcn=meta["dcn"],
+            opset=opset,
+            exporter_version=meta.get("exporter_version", ""),
+            maskiou_onnx=maskiou,
+        )

@@ -15,6 +15,7 @@ for the detections that are kept.  Box geometry (decode, IoU, crop) is
 Coordinates: boxes are relative (0..1) to the square network input until
 :func:`to_instances` scales them to the original image.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -77,9 +78,17 @@ def select_detections(out: dict, index: int, settings: PostprocessSettings, with
     low-res masks (YOLACT++ scores them; otherwise :func:`to_instances` assembles masks for
     the top-k only)."""
     s = settings
-    dets = fast_nms(out["loc"][index], out["conf"][index], out["mask"][index], out["priors"],
-                    conf_thresh=s.conf_threshold, nms_thresh=s.nms_threshold, nms_top_k=s.nms_top_k,
-                    max_num_detections=s.max_num_detections, cross_class_nms=s.cross_class_nms)
+    dets = fast_nms(
+        out["loc"][index],
+        out["conf"][index],
+        out["mask"][index],
+        out["priors"],
+        conf_thresh=s.conf_threshold,
+        nms_thresh=s.nms_threshold,
+        nms_top_k=s.nms_top_k,
+        max_num_detections=s.max_num_detections,
+        cross_class_nms=s.cross_class_nms,
+    )
     if s.score_threshold > 0 or s.class_keep is not None:
         keep = torch.ones(len(dets), dtype=torch.bool, device=dets.scores.device)
         if s.score_threshold > 0:
@@ -94,8 +103,15 @@ def select_detections(out: dict, index: int, settings: PostprocessSettings, with
 
 
 # -- step 2 -------------------------------------------------------------------------------------
-def to_instances(dets: Detections, proto: torch.Tensor, height: int, width: int, settings: PostprocessSettings,
-                 class_names: tuple[str, ...], mask_iou: "torch.Tensor | None" = None) -> Instances:
+def to_instances(
+    dets: Detections,
+    proto: torch.Tensor,
+    height: int,
+    width: int,
+    settings: PostprocessSettings,
+    class_names: tuple[str, ...],
+    mask_iou: "torch.Tensor | None" = None,
+) -> Instances:
     """Detections of one image (and its prototypes [h,w,K]) -> :class:`Instances` of a
     ``height`` x ``width`` image.
 
@@ -106,7 +122,11 @@ def to_instances(dets: Detections, proto: torch.Tensor, height: int, width: int,
     box_scores = scores = dets.scores
     if mask_iou is not None and len(dets):
         scores = box_scores * mask_iou
-        keep = scores > settings.score_threshold if settings.score_threshold > 0 else torch.ones_like(scores, dtype=torch.bool)
+        keep = (
+            scores > settings.score_threshold
+            if settings.score_threshold > 0
+            else torch.ones_like(scores, dtype=torch.bool)
+        )
         # sync (a count): how many re-scored detections stay above the threshold
         order = torch.argsort(scores.masked_fill(~keep, float("-inf")), descending=True)[: int(keep.sum())]
     else:
@@ -166,8 +186,12 @@ def fast_nms(
     cand = torch.nonzero(conf[:, 1:].max(dim=1).values > conf_thresh).squeeze(1)  # prior indices
     if cand.numel() == 0:
         dev = loc.device
-        return Detections(loc.new_zeros((0, 4)), coeffs.new_zeros((0, coeffs.shape[1])),
-                          torch.zeros(0, dtype=torch.long, device=dev), conf.new_zeros((0,)))
+        return Detections(
+            loc.new_zeros((0, 4)),
+            coeffs.new_zeros((0, coeffs.shape[1])),
+            torch.zeros(0, dtype=torch.long, device=dev),
+            conf.new_zeros((0,)),
+        )
     scores = conf[cand, 1:].t()  # [C-1, M]
     top = min(nms_top_k, scores.shape[1])
     if cross_class_nms:
@@ -204,8 +228,14 @@ def assemble_masks(proto: torch.Tensor, coeffs: torch.Tensor, boxes: torch.Tenso
     return masks
 
 
-def paste_masks(masks: torch.Tensor, height: int, width: int, boxes: torch.Tensor | None = None,
-                threshold: float = MASK_THRESHOLD, chunk: int = 32) -> torch.Tensor:
+def paste_masks(
+    masks: torch.Tensor,
+    height: int,
+    width: int,
+    boxes: torch.Tensor | None = None,
+    threshold: float = MASK_THRESHOLD,
+    chunk: int = 32,
+) -> torch.Tensor:
     """Soft low-res masks [D,h,w] -> bool [D,height,width]: bilinear resize (align_corners=False), > threshold.
 
     With ``boxes`` (relative xyxy [D,4], the boxes the masks were cropped with) only a window
@@ -220,7 +250,9 @@ def paste_masks(masks: torch.Tensor, height: int, width: int, boxes: torch.Tenso
     if boxes is None:
         for start in range(0, d, chunk):
             part = masks[start : start + chunk].unsqueeze(0).float()
-            out[start : start + chunk] = F.interpolate(part, (height, width), mode="bilinear", align_corners=False)[0] > threshold
+            out[start : start + chunk] = (
+                F.interpolate(part, (height, width), mode="bilinear", align_corners=False)[0] > threshold
+            )
         return out
     for idx, windows, origins in paste_mask_windows(masks, height, width, boxes, threshold):
         k, win_h, win_w = windows.shape
@@ -232,8 +264,14 @@ def paste_masks(masks: torch.Tensor, height: int, width: int, boxes: torch.Tenso
     return out
 
 
-def paste_mask_windows(masks: torch.Tensor, height: int, width: int, boxes: torch.Tensor,
-                       threshold: float = MASK_THRESHOLD, group: int = 16) -> list[tuple[list[int], torch.Tensor, torch.Tensor]]:
+def paste_mask_windows(
+    masks: torch.Tensor,
+    height: int,
+    width: int,
+    boxes: torch.Tensor,
+    threshold: float = MASK_THRESHOLD,
+    group: int = 16,
+) -> list[tuple[list[int], torch.Tensor, torch.Tensor]]:
     """Soft low-res masks [D,h,w] cropped with ``boxes`` (relative xyxy [D,4]) -> the
     ``height`` x ``width`` masks as box-sized windows, in groups of up to ``group`` instances
     of similar size: ``[(indices (list of k ints), windows bool [k,wh,ww], origins long [k,2] (x0, y0))]``.
@@ -253,10 +291,10 @@ def paste_mask_windows(masks: torch.Tensor, height: int, width: int, boxes: torc
     spans, order = [row[:2] for row in host], [row[2] for row in host]
     out = []
     for start in range(0, d, group):
-        ids = order[start:start + group]
+        ids = order[start : start + group]
         win_w = int(min(width, max(spans[k][0] for k in ids) + 1))
         win_h = int(min(height, max(spans[k][1] for k in ids) + 1))
-        idx = perm[start:start + group]
+        idx = perm[start : start + group]
         # equal-size windows, shifted to lie inside the image (they still cover each box's support)
         x0 = x1[idx].floor().long().clamp(0, width - win_w)
         y0 = y1[idx].floor().long().clamp(0, height - win_h)
@@ -266,8 +304,9 @@ def paste_mask_windows(masks: torch.Tensor, height: int, width: int, boxes: torc
         gx = (2.0 * ((xs.to(masks.dtype) + 0.5) * (w / width) - 0.5) + 1.0) / w - 1.0
         gy = (2.0 * ((ys.to(masks.dtype) + 0.5) * (h / height) - 0.5) + 1.0) / h - 1.0
         grid = torch.stack((gx[:, None, :].expand(-1, win_h, -1), gy[:, :, None].expand(-1, -1, win_w)), dim=-1)
-        vals = F.grid_sample(masks[idx].unsqueeze(1).float(), grid, mode="bilinear", padding_mode="border",
-                             align_corners=False)
+        vals = F.grid_sample(
+            masks[idx].unsqueeze(1).float(), grid, mode="bilinear", padding_mode="border", align_corners=False
+        )
         out.append((ids, vals[:, 0] > threshold, torch.stack((x0, y0), dim=1)))
     return out
 

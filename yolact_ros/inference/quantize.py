@@ -11,6 +11,7 @@ min/max ranges gathered on the calibration images, then fast bias correction).  
 calibration images go through the Segmenter's own preprocessing (squash to the input size,
 normalise), one image per calibration sample.  YOLACT++'s small mask-IoU head stays float.
 """
+
 from __future__ import annotations
 
 import logging
@@ -67,8 +68,9 @@ def preprocess_image(path: Path, cfg, size: int) -> np.ndarray:
     return resize_and_normalize(x, size, cfg.backbone).numpy()
 
 
-def quantize(model, images: "str | Path", out: "str | Path", calibration_size: int = DEFAULT_CALIBRATION_SIZE,
-             progress=None) -> QuantizeResult:
+def quantize(
+    model, images: "str | Path", out: "str | Path", calibration_size: int = DEFAULT_CALIBRATION_SIZE, progress=None
+) -> QuantizeResult:
     """Quantize ``model`` (a :class:`~yolact_ros.model.yolact.Yolact` with weights) to int8 with
     the images under ``images``; write the IR to ``out`` (``.xml``; the ``.bin`` beside it)."""
     import tempfile
@@ -94,10 +96,17 @@ def quantize(model, images: "str | Path", out: "str | Path", calibration_size: i
     size = int(meta["input_size"])
     samples = [preprocess_image(p, cfg, size) for p in files]
     say(f"calibrating on {len(samples)} image(s) from {images} (NNCF {nncf.__version__}, preset PERFORMANCE)")
-    quantized = nncf.quantize(ov_model, nncf.Dataset(samples), subset_size=len(samples),
-                              preset=nncf.QuantizationPreset.PERFORMANCE)
-    meta.update({"precision": "int8", "quantization": "nncf post-training, preset PERFORMANCE, min/max + fast "
-                 "bias correction", "calibration_images": str(len(samples)), "nncf_version": nncf.__version__})
+    quantized = nncf.quantize(
+        ov_model, nncf.Dataset(samples), subset_size=len(samples), preset=nncf.QuantizationPreset.PERFORMANCE
+    )
+    meta.update(
+        {
+            "precision": "int8",
+            "quantization": "nncf post-training, preset PERFORMANCE, min/max + fast bias correction",
+            "calibration_images": str(len(samples)),
+            "nncf_version": nncf.__version__,
+        }
+    )
     write_metadata(quantized, meta)
     out.parent.mkdir(parents=True, exist_ok=True)
     # written under temporary names, then renamed: an interrupted run leaves no half-written model

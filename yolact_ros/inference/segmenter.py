@@ -7,15 +7,15 @@ the backend, and per image calls the two post-processing steps of :mod:`.postpro
 YOLACT++'s mask-IoU head, a part of the network, run between them).  Pre- and
 post-processing are the same for every backend and always float32.
 """
+
 from __future__ import annotations
 
 import contextlib
-
 import copy
 import logging
 import time
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 import torch
@@ -119,15 +119,18 @@ class Segmenter:
         if model is not None and weights is not None:
             raise ValueError("pass weights= or model=, not both")
         if model is None and (weights is None or str(weights) == ""):
-            raise ValueError("Segmenter needs weights= (a .pth checkpoint: an official YOLACT/YOLACT++ file "
-                             "or one from 'yolact train')")
+            raise ValueError(
+                "Segmenter needs weights= (a .pth checkpoint: an official YOLACT/YOLACT++ file "
+                "or one from 'yolact train')"
+            )
         self.device = resolve_device(device)
         if num_threads:
             torch.set_num_threads(int(num_threads))
         ir_int8 = weights_kind(weights) == "ir" and _ir_precision(weights) == "int8"
         #: what runs the network and why (``auto`` resolved)
-        self.choice: Choice = choose(backend, requested, self.device.type,
-                                     None if model is not None else weights, ir_is_int8=ir_int8)
+        self.choice: Choice = choose(
+            backend, requested, self.device.type, None if model is not None else weights, ir_is_int8=ir_int8
+        )
         self.backend = self.choice.backend
         if self.backend == "onnxruntime":
             from .backends.onnxruntime_backend import OnnxRuntimeNet
@@ -139,8 +142,15 @@ class Segmenter:
         elif self.backend == "openvino":
             from .backends.openvino_backend import OpenVinoBackend
 
-            self.runtime = OpenVinoBackend(weights, config, self.choice.precision, num_threads, cache_dir, model,
-                                           native_bf16=detect_cpu().native_bf16)
+            self.runtime = OpenVinoBackend(
+                weights,
+                config,
+                self.choice.precision,
+                num_threads,
+                cache_dir,
+                model,
+                native_bf16=detect_cpu().native_bf16,
+            )
         else:
             if model is not None:
                 if config not in (None, "") and get_config(config) != model.cfg:
@@ -197,7 +207,7 @@ class Segmenter:
 
     def describe(self) -> str:
         """One line: what runs the network, in which precision, chosen why, on which CPU/GPU."""
-        where = (torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else detect_cpu().summary())
+        where = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else detect_cpu().summary()
         return f"backend {self.runtime.describe()}; chosen: {self.choice.reason}; on {where}"
 
     def with_settings(self, **settings) -> "Segmenter":
@@ -286,9 +296,13 @@ class Segmenter:
     def postprocess_settings(self) -> PostprocessSettings:
         """The current settings as post-processing takes them."""
         return PostprocessSettings(
-            score_threshold=self.score_threshold, top_k=self.top_k, nms_threshold=self.nms_threshold,
-            conf_threshold=self.cfg.nms_conf_thresh, nms_top_k=self.cfg.nms_top_k,
-            max_num_detections=self.cfg.max_num_detections, cross_class_nms=self.cross_class_nms,
+            score_threshold=self.score_threshold,
+            top_k=self.top_k,
+            nms_threshold=self.nms_threshold,
+            conf_threshold=self.cfg.nms_conf_thresh,
+            nms_top_k=self.cfg.nms_top_k,
+            max_num_detections=self.cfg.max_num_detections,
+            cross_class_nms=self.cross_class_nms,
             class_keep=self._class_keep,
         )
 
@@ -337,8 +351,9 @@ class Segmenter:
             dets = select_detections(out, i, settings, with_masks=rescore)
             mask_iou = self.runtime.mask_iou(dets.masks, dets.classes) if rescore else None
             b = clock.mark()
-            results.append(to_instances(dets, out["proto"][i], img.shape[0], img.shape[1], settings,
-                                        self.class_names, mask_iou))
+            results.append(
+                to_instances(dets, out["proto"][i], img.shape[0], img.shape[1], settings, self.class_names, mask_iou)
+            )
             per_image.append((a, b, clock.mark()))
         clock.finish()
         nan = float("nan")

@@ -47,6 +47,7 @@ Detections left unpaired start new tracks.
 Images of another size than the previous frame's (a new camera resolution) reset the tracks
 (ids still count on). Masks are read inside their boxes (YOLACT crops its masks to the box).
 """
+
 from __future__ import annotations
 
 import math
@@ -87,7 +88,7 @@ class CropMask:
         x2, y2 = min(x2, x0 + win.shape[1]), min(y2, y0 + win.shape[0])
         if x2 <= x1 or y2 <= y1:
             return CropMask(x1, y1, np.zeros((0, 0), bool), s, 0)
-        crop = win[y1 - y0:y2 - y0:s, x1 - x0:x2 - x0:s].copy()
+        crop = win[y1 - y0 : y2 - y0 : s, x1 - x0 : x2 - x0 : s].copy()
         return CropMask(x1, y1, crop, s, int(np.count_nonzero(crop)))
 
     @staticmethod
@@ -102,7 +103,7 @@ class CropMask:
             x1, y1 = x1 - x1 % stride, y1 - y1 % stride
         else:
             x1, y1, x2, y2 = _box_region(box, w, h, stride)
-        return CropMask._of(x1, y1, mask[y1:max(y2, y1), x1:max(x2, x1)], stride)
+        return CropMask._of(x1, y1, mask[y1 : max(y2, y1), x1 : max(x2, x1)], stride)
 
     @staticmethod
     def _of(x0: int, y0: int, region: np.ndarray, stride: int) -> "CropMask":
@@ -126,8 +127,14 @@ def crop_intersection(a: CropMask, b: CropMask, shift: tuple[int, int] = (0, 0))
         raise ValueError(f"crops of different strides ({s}, {b.stride})")
     if a.area == 0 or b.area == 0:
         return 0
-    return _shared(a, (a.x0 + s * int(round(shift[0] / s))) // s, (a.y0 + s * int(round(shift[1] / s))) // s,
-                   b, b.x0 // s, b.y0 // s)
+    return _shared(
+        a,
+        (a.x0 + s * int(round(shift[0] / s))) // s,
+        (a.y0 + s * int(round(shift[1] / s))) // s,
+        b,
+        b.x0 // s,
+        b.y0 // s,
+    )
 
 
 def _shared(a: CropMask, ax: int, ay: int, b: CropMask, bx: int, by: int) -> int:
@@ -138,7 +145,9 @@ def _shared(a: CropMask, ax: int, ay: int, b: CropMask, bx: int, by: int) -> int
     y1, y2 = max(ay, by), min(ay + ah, by + bh)
     if x2 <= x1 or y2 <= y1:
         return 0
-    return int(np.count_nonzero(a.crop[y1 - ay:y2 - ay, x1 - ax:x2 - ax] & b.crop[y1 - by:y2 - by, x1 - bx:x2 - bx]))
+    return int(
+        np.count_nonzero(a.crop[y1 - ay : y2 - ay, x1 - ax : x2 - ax] & b.crop[y1 - by : y2 - by, x1 - bx : x2 - bx])
+    )
 
 
 def crop_iou(a: CropMask, b: CropMask, shift: tuple[int, int] = (0, 0)) -> float:
@@ -163,8 +172,10 @@ def box_iou_np(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
     from ..model.boxes import box_iou
 
-    return box_iou(torch.from_numpy(np.asarray(a, np.float64).reshape(-1, 4)),
-                   torch.from_numpy(np.asarray(b, np.float64).reshape(-1, 4))).numpy()
+    return box_iou(
+        torch.from_numpy(np.asarray(a, np.float64).reshape(-1, 4)),
+        torch.from_numpy(np.asarray(b, np.float64).reshape(-1, 4)),
+    ).numpy()
 
 
 class _PairScores:
@@ -174,8 +185,9 @@ class _PairScores:
         self.moved, self.boxes = moved, boxes
         # boxes that overlap (box IoU > 0: positive width and height of the intersection)
         a, b = moved[:, None, :], boxes[None, :, :]
-        self.overlap = ((np.maximum(a[..., 0], b[..., 0]) < np.minimum(a[..., 2], b[..., 2]))
-                        & (np.maximum(a[..., 1], b[..., 1]) < np.minimum(a[..., 3], b[..., 3])))
+        self.overlap = (np.maximum(a[..., 0], b[..., 0]) < np.minimum(a[..., 2], b[..., 2])) & (
+            np.maximum(a[..., 1], b[..., 1]) < np.minimum(a[..., 3], b[..., 3])
+        )
         self.iou = np.zeros(self.overlap.shape)
         self.contain = np.zeros(self.overlap.shape)
         self._box_iou: np.ndarray | None = None
@@ -208,13 +220,24 @@ class TrackState:
 class Tracker:
     """Ids that persist across frames (module docstring: the method)."""
 
-    def __init__(self, max_age: int = 10, min_iou: float = 0.3, use_masks: bool = True, mask_stride: int = 2,
-                 min_containment: float = 0.6, velocity_smoothing: float = 0.5, max_tracks: int = 512,
-                 class_change_iou: float | None = None, class_change_margin: float = 0.05,
-                 min_box_iou: float | None = 0.1):
+    def __init__(
+        self,
+        max_age: int = 10,
+        min_iou: float = 0.3,
+        use_masks: bool = True,
+        mask_stride: int = 2,
+        min_containment: float = 0.6,
+        velocity_smoothing: float = 0.5,
+        max_tracks: int = 512,
+        class_change_iou: float | None = None,
+        class_change_margin: float = 0.05,
+        min_box_iou: float | None = 0.1,
+    ):
         if max_age < 0 or not 0.0 < min_iou <= 1.0 or mask_stride < 1 or max_tracks < 1:
-            raise ValueError(f"need max_age >= 0, 0 < min_iou <= 1, mask_stride >= 1, max_tracks >= 1 "
-                             f"(got {max_age}, {min_iou}, {mask_stride}, {max_tracks})")
+            raise ValueError(
+                f"need max_age >= 0, 0 < min_iou <= 1, mask_stride >= 1, max_tracks >= 1 "
+                f"(got {max_age}, {min_iou}, {mask_stride}, {max_tracks})"
+            )
         if not 0.0 < min_containment <= 1.0:
             raise ValueError(f"min_containment must be in (0, 1], got {min_containment}")
         if not 0.0 <= class_change_margin < 1.0:
@@ -299,11 +322,12 @@ class Tracker:
             t.misses += 1  # a track seen this frame ends at 0
         self.tracks = [t for t in self.tracks if t.misses <= self.max_age]
         if len(self.tracks) > self.max_tracks:
-            self.tracks = sorted(self.tracks, key=lambda t: t.misses)[:self.max_tracks]
+            self.tracks = sorted(self.tracks, key=lambda t: t.misses)[: self.max_tracks]
         return ids
 
-    def _pair_scores(self, boxes: np.ndarray, crops: list[CropMask | None],
-                     wanted: np.ndarray | None = None) -> "_PairScores":
+    def _pair_scores(
+        self, boxes: np.ndarray, crops: list[CropMask | None], wanted: np.ndarray | None = None
+    ) -> "_PairScores":
         """Every track, moved by its predicted shift, against every detection ([T, N] each):
         whether the boxes overlap, IoU, containment (intersection / the smaller area) and, on
         demand, box IoU (:func:`box_iou_np`, one call). Mask IoU only for the pairs whose
@@ -316,8 +340,11 @@ class Tracker:
             x1, y1, x2, y2 = t.box.tolist()
             moved.append((x1 + dx, y1 + dy, x2 + dx, y2 + dy))
             m = t.mask  # its crop's corner in samples, moved by the shift rounded to the stride
-            geo.append(None if m is None or not m.area else
-                       ((m.x0 + s * int(round(dx / s))) // s, (m.y0 + s * int(round(dy / s))) // s, m))
+            geo.append(
+                None
+                if m is None or not m.area
+                else ((m.x0 + s * int(round(dx / s))) // s, (m.y0 + s * int(round(dy / s))) // s, m)
+            )
         out = _PairScores(np.array(moved, np.float64).reshape(nt, 4), boxes)
         if not self.use_masks:
             out.iou = out.box_iou()

@@ -1,4 +1,5 @@
 """Overlay drawing (OpenCV): masks, boxes and labels on a BGR image."""
+
 from __future__ import annotations
 
 import cv2
@@ -38,7 +39,7 @@ def draw_instances(
         tint = out.astype(np.float32)
         for i in order:
             x0, y0, m = inst.mask_window(i)  # box-sized: only the window is touched
-            region = tint[y0:y0 + m.shape[0], x0:x0 + m.shape[1]]
+            region = tint[y0 : y0 + m.shape[0], x0 : x0 + m.shape[1]]
             m = m[: region.shape[0], : region.shape[1]]
             color = np.array(class_color(inst.class_ids[i]), np.float32)
             region[m] = region[m] * (1.0 - alpha) + color * alpha

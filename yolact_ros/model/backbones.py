@@ -5,6 +5,7 @@ their channel counts.  ``self.layers`` is registered first on purpose: the
 original registers it before the stem, so ``backbone.layers.*`` come first in
 the checkpoint.
 """
+
 from __future__ import annotations
 
 import torch

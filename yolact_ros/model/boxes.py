@@ -6,6 +6,7 @@ Coordinate frames: priors are (cx, cy, w, h) relative (0..1) to the square netwo
 unless a function says pixels.  ``encode`` (training targets) and ``decode`` (inference)
 use the same :data:`VARIANCES` and are exact inverses.
 """
+
 from __future__ import annotations
 
 import torch
@@ -14,8 +15,15 @@ import torch
 VARIANCES = (0.1, 0.2)
 
 __all__ = [
-    "VARIANCES", "point_form", "encode", "decode", "box_area", "box_intersection", "box_iou",
-    "sanitize_coordinates", "crop_masks",
+    "VARIANCES",
+    "point_form",
+    "encode",
+    "decode",
+    "box_area",
+    "box_intersection",
+    "box_iou",
+    "sanitize_coordinates",
+    "crop_masks",
 ]
 
 
@@ -56,8 +64,8 @@ def box_intersection(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Intersection area of every pair: xyxy a [...,A,4], b [...,B,4] -> [...,A,B]."""
     ax1, ay1, ax2, ay2 = _planes(a)
     bx1, by1, bx2, by2 = _planes(b)
-    iw = (torch.minimum(ax2[..., :, None], bx2[..., None, :]) - torch.maximum(ax1[..., :, None], bx1[..., None, :]))
-    ih = (torch.minimum(ay2[..., :, None], by2[..., None, :]) - torch.maximum(ay1[..., :, None], by1[..., None, :]))
+    iw = torch.minimum(ax2[..., :, None], bx2[..., None, :]) - torch.maximum(ax1[..., :, None], bx1[..., None, :])
+    ih = torch.minimum(ay2[..., :, None], by2[..., None, :]) - torch.maximum(ay1[..., :, None], by1[..., None, :])
     return iw.clamp_(min=0).mul_(ih.clamp_(min=0))
 
 

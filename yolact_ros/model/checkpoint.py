@@ -6,12 +6,13 @@ names in the state_dict's ``_metadata`` (the attribute PyTorch itself uses for
 module versions), so its tensor keys stay exactly the official ones and the
 original implementation can still load it.
 """
+
 from __future__ import annotations
 
 import json
 import re
 from collections import OrderedDict
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import torch
@@ -55,7 +56,7 @@ def read_checkpoint(path: "str | Path") -> tuple["OrderedDict[str, torch.Tensor]
         raise CheckpointError(f"{path}: no such checkpoint file")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # truncated zip, pickle with code, plain text, ...
+    except Exception as exc:  # noqa: BLE001 - truncated zip, pickle with code, plain text, ...
         text = str(exc).strip()
         if "Weights only load failed" in text:
             reason = "it holds Python objects other than tensors; refused, since loading them could run code"
@@ -70,7 +71,9 @@ def read_checkpoint(path: "str | Path") -> tuple["OrderedDict[str, torch.Tensor]
                 obj = obj[wrapper]
                 break
     if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise CheckpointError(f"{path}: not a YOLACT checkpoint (expected a state_dict of tensors, got {type(obj).__name__})")
+        raise CheckpointError(
+            f"{path}: not a YOLACT checkpoint (expected a state_dict of tensors, got {type(obj).__name__})"
+        )
     meta = {}
     raw_meta = getattr(obj, "_metadata", None)
     if isinstance(raw_meta, dict) and isinstance(raw_meta.get(META_KEY), dict):
@@ -100,7 +103,7 @@ def drop_legacy_keys(state: "OrderedDict[str, torch.Tensor]", num_downsample: in
     return out
 
 
-@lru_cache(maxsize=None)
+@cache
 def official_signature(name: str, model_cls: type) -> tuple:
     """((key, shape), ...) of ``model_cls`` (the Yolact class) built with an official config,
     computed on the meta device (no memory).  The class is passed in, so this module never
@@ -124,7 +127,9 @@ def describe_mismatch(model: torch.nn.Module, state: "OrderedDict[str, torch.Ten
     got = {k: tuple(v.shape) for k, v in state.items()}
     missing = [k for k in expected if k not in got]
     unexpected = [k for k in got if k not in expected]
-    shapes = [f"{k} {list(got[k])} vs model {list(expected[k])}" for k in expected if k in got and got[k] != expected[k]]
+    shapes = [
+        f"{k} {list(got[k])} vs model {list(expected[k])}" for k in expected if k in got and got[k] != expected[k]
+    ]
     parts = []
     if missing:
         parts.append(f"{len(missing)} missing keys (e.g. {', '.join(missing[:3])})")
@@ -146,7 +151,9 @@ def load_into(model, path: "str | Path", strict: bool = True) -> dict:
     return meta
 
 
-def load_state_into(model, state: "OrderedDict[str, torch.Tensor]", meta: dict, path: "str | Path", strict: bool = True) -> None:
+def load_state_into(
+    model, state: "OrderedDict[str, torch.Tensor]", meta: dict, path: "str | Path", strict: bool = True
+) -> None:
     """Load an already read checkpoint (see :func:`read_checkpoint`); ``path`` names it in errors."""
     state = drop_legacy_keys(state, model.cfg.fpn_num_downsample)
     mismatch = describe_mismatch(model, state)

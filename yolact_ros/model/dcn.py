@@ -9,6 +9,7 @@ a strided ordinary convolution over them (see :func:`deform_conv2d_cpu`); it
 computes the same bilinear sampling (zero outside the image) and matches
 ``deform_conv2d`` within float32 rounding.
 """
+
 from __future__ import annotations
 
 import math
@@ -59,7 +60,9 @@ class DCN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         offset, mask = self.offsets_and_mask(x)
-        use_fast = self.fast_cpu and x.device.type == "cpu" and not (torch.is_grad_enabled() and self.weight.requires_grad)
+        use_fast = (
+            self.fast_cpu and x.device.type == "cpu" and not (torch.is_grad_enabled() and self.weight.requires_grad)
+        )
         if use_fast:
             return deform_conv2d_cpu(x, offset, self.weight, self.bias, self.stride, self.padding, self.dilation, mask)
         kind = x.device.type
@@ -73,9 +76,14 @@ class DCN(nn.Module):
 
     def _torchvision(self, x, offset, mask):
         return deform_conv2d(
-            x, offset, self.weight, self.bias,
-            stride=(self.stride, self.stride), padding=(self.padding, self.padding),
-            dilation=(self.dilation, self.dilation), mask=mask,
+            x,
+            offset,
+            self.weight,
+            self.bias,
+            stride=(self.stride, self.stride),
+            padding=(self.padding, self.padding),
+            dilation=(self.dilation, self.dilation),
+            mask=mask,
         )
 
 

@@ -1,4 +1,5 @@
 """Feature pyramid with the original's layout (lateral / pred lists stored top level first)."""
+
 from __future__ import annotations
 
 import torch

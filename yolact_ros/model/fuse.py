@@ -8,6 +8,7 @@
 The original module (and its official state_dict) is left untouched; outputs
 differ only by float32 rounding (well inside the reference tolerances).
 """
+
 from __future__ import annotations
 
 import copy
@@ -71,8 +72,8 @@ class FusedPredictionModule(nn.Module):
         layers = (head.bbox_layer, head.conf_layer, head.mask_layer)
         merged = nn.Conv2d(head.bbox_layer.in_channels, sum(self.splits), 3, padding=1)
         with torch.no_grad():
-            merged.weight.copy_(torch.cat([l.weight for l in layers]))
-            merged.bias.copy_(torch.cat([l.bias for l in layers]))
+            merged.weight.copy_(torch.cat([layer.weight for layer in layers]))
+            merged.bias.copy_(torch.cat([layer.bias for layer in layers]))
         self.merged = merged
 
     def forward(self, x):

@@ -4,6 +4,7 @@ Used by tests and benchmarks to reproduce the original implementation's
 outputs bit for bit: every state_dict entry is drawn from a generator seeded
 with the CRC32 of its key, then scaled by its role (BatchNorm, conv, bias).
 """
+
 from __future__ import annotations
 
 import math
@@ -17,7 +18,9 @@ from .yolact import build_yolact
 _BOOSTED_CLASSES = (1, 16, 42)  # COCO person / cat / cup (channel 0 is background)
 
 
-def golden_tensor(key: str, shape: tuple[int, ...], all_shapes: dict[str, tuple[int, ...]], num_classes: int = 81) -> torch.Tensor:
+def golden_tensor(
+    key: str, shape: tuple[int, ...], all_shapes: dict[str, tuple[int, ...]], num_classes: int = 81
+) -> torch.Tensor:
     if key.endswith(".num_batches_tracked"):
         return torch.zeros(shape, dtype=torch.int64)
     g = torch.Generator().manual_seed(zlib.crc32(key.encode("utf-8")))
@@ -56,7 +59,7 @@ def golden_state_dict(shapes: "dict[str, tuple[int, ...]]", num_classes: int = 8
 def apply_golden_weights(model: torch.nn.Module) -> torch.nn.Module:
     """Fill ``model`` (a Yolact) with the deterministic reference weights, in place."""
     shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    model.load_state_dict(golden_state_dict(shapes, getattr(model, "cfg").num_classes), strict=True)
+    model.load_state_dict(golden_state_dict(shapes, model.cfg.num_classes), strict=True)
     return model
 
 

@@ -1,4 +1,5 @@
 """Prediction head, prototype net, mask-IoU net and anchors."""
+
 from __future__ import annotations
 
 import math
@@ -45,11 +46,16 @@ class Interpolate(nn.Module):
 def make_proto_net(in_channels=256, num_prototypes=32, width=256) -> nn.Sequential:
     """3x(3x3 conv, ReLU), 2x bilinear up, ReLU, 3x3 conv, ReLU, 1x1 conv (indices as the checkpoints)."""
     return nn.Sequential(
-        nn.Conv2d(in_channels, width, 3, padding=1), nn.ReLU(inplace=True),
-        nn.Conv2d(width, width, 3, padding=1), nn.ReLU(inplace=True),
-        nn.Conv2d(width, width, 3, padding=1), nn.ReLU(inplace=True),
-        Interpolate(2), nn.ReLU(inplace=True),
-        nn.Conv2d(width, width, 3, padding=1), nn.ReLU(inplace=True),
+        nn.Conv2d(in_channels, width, 3, padding=1),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(width, width, 3, padding=1),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(width, width, 3, padding=1),
+        nn.ReLU(inplace=True),
+        Interpolate(2),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(width, width, 3, padding=1),
+        nn.ReLU(inplace=True),
         nn.Conv2d(width, num_prototypes, 1),
     )
 
@@ -86,8 +92,9 @@ def gather_mask_iou(maskiou_net, masks: torch.Tensor, classes: torch.Tensor) -> 
     return pred.gather(1, classes.view(-1, 1)).squeeze(1)
 
 
-def make_priors(cfg: BackboneConfig, level: int, conv_h: int, conv_w: int, max_size: int,
-                device=None, dtype=torch.float32) -> torch.Tensor:
+def make_priors(
+    cfg: BackboneConfig, level: int, conv_h: int, conv_w: int, max_size: int, device=None, dtype=torch.float32
+) -> torch.Tensor:
     """Anchors of one pyramid level as [conv_h*conv_w*num_priors, 4] (cx, cy, w, h), relative.
 
     Order: row-major locations; per location scale-major, then aspect ratio.
@@ -100,7 +107,9 @@ def make_priors(cfg: BackboneConfig, level: int, conv_h: int, conv_w: int, max_s
             h = w if cfg.use_square_anchors else scale / r / max_size
             sizes.append((w, h))
     wh = torch.tensor(sizes, dtype=torch.float64)  # [A,2]
-    ys, xs = torch.meshgrid(torch.arange(conv_h, dtype=torch.float64), torch.arange(conv_w, dtype=torch.float64), indexing="ij")
+    ys, xs = torch.meshgrid(
+        torch.arange(conv_h, dtype=torch.float64), torch.arange(conv_w, dtype=torch.float64), indexing="ij"
+    )
     cx = ((xs + 0.5) / conv_w).reshape(-1, 1, 1).expand(-1, len(sizes), 1)
     cy = ((ys + 0.5) / conv_h).reshape(-1, 1, 1).expand(-1, len(sizes), 1)
     priors = torch.cat((cx, cy, wh.unsqueeze(0).expand(cx.shape[0], -1, -1)), dim=2).reshape(-1, 4)

@@ -11,6 +11,7 @@ Parameter names are ``layers.<stage>.<j>.*`` where ``j`` counts blocks inside th
 stage; :func:`torchvision_key_map` maps torchvision's ``features.<k>.*`` names
 onto them so ImageNet weights (``mobilenet_v2-b0353104.pth``) load directly.
 """
+
 from __future__ import annotations
 
 import torch
@@ -85,7 +86,7 @@ class MobileNetV2Backbone(nn.Module):
                 raise ValueError(f"not a torchvision MobileNetV2 state_dict (unexpected key {key!r})")
             if prefix not in key_map:  # blocks past the last stage (e.g. the 1280-channel conv)
                 continue
-            new_key = key_map[prefix] + key[len(prefix):]
+            new_key = key_map[prefix] + key[len(prefix) :]
             if new_key not in own or own[new_key].shape != value.shape:
                 raise ValueError(f"not a torchvision MobileNetV2 state_dict ({key!r} does not fit {new_key!r})")
             mapped[new_key] = value

@@ -1,4 +1,5 @@
 """Input normalisation shared by inference and training (one definition of the network's input)."""
+
 from __future__ import annotations
 
 import functools
@@ -28,8 +29,10 @@ def normalize_bgr(x: torch.Tensor, backbone: BackboneConfig) -> torch.Tensor:
 def _mean_std(device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
     """MEANS_BGR and STD_BGR as [1,3,1,1] tensors on ``device``, made once: a new tensor from a
     Python list is a blocking host-to-device copy, which would make the host wait every frame."""
-    return (torch.tensor(MEANS_BGR, dtype=dtype).view(1, 3, 1, 1).to(device),
-            torch.tensor(STD_BGR, dtype=dtype).view(1, 3, 1, 1).to(device))
+    return (
+        torch.tensor(MEANS_BGR, dtype=dtype).view(1, 3, 1, 1).to(device),
+        torch.tensor(STD_BGR, dtype=dtype).view(1, 3, 1, 1).to(device),
+    )
 
 
 def resize_and_normalize(x: torch.Tensor, size: int, backbone: BackboneConfig) -> torch.Tensor:
@@ -48,8 +51,12 @@ def describe_input(size: int, backbone: BackboneConfig) -> dict:
     self-describing ONNX export): the one written description of the network's input."""
     if backbone.input_transform == "mean_std":
         formula = "(x - mean_bgr) / std_bgr per BGR channel on the 0..255 scale, then BGR -> RGB"
-        stats = {"mean_bgr": list(MEANS_BGR), "std_bgr": list(STD_BGR),
-                 "mean_rgb": list(MEANS_BGR[::-1]), "std_rgb": list(STD_BGR[::-1])}
+        stats = {
+            "mean_bgr": list(MEANS_BGR),
+            "std_bgr": list(STD_BGR),
+            "mean_rgb": list(MEANS_BGR[::-1]),
+            "std_rgb": list(STD_BGR[::-1]),
+        }
     elif backbone.input_transform == "unit":
         formula = "x / 255, then BGR -> RGB"
         stats = {}
@@ -58,7 +65,7 @@ def describe_input(size: int, backbone: BackboneConfig) -> dict:
     return {
         "source": "BGR uint8 HxWx3 image (what cv2.imread returns), as float32 on the 0..255 scale",
         "resize": f"bilinear to {size}x{size} (torch F.interpolate, align_corners=False, no antialias; "
-                  "the aspect ratio is not kept)",
+        "the aspect ratio is not kept)",
         "transform": backbone.input_transform,
         "formula": formula,
         **stats,

@@ -1,4 +1,5 @@
 """The YOLACT / YOLACT++ network."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -58,7 +59,10 @@ class Yolact(nn.Module):
         pri = self._priors_cache.get(key)
         if pri is None:
             pri = torch.cat(
-                [make_priors(self.cfg.backbone, i, h, w, self.cfg.max_size, device, dtype) for i, (h, w) in enumerate(sizes)]
+                [
+                    make_priors(self.cfg.backbone, i, h, w, self.cfg.max_size, device, dtype)
+                    for i, (h, w) in enumerate(sizes)
+                ]
             )
             self._priors_cache = {key: pri}
         return pri

@@ -5,6 +5,7 @@ With the ``cameras`` parameter empty the node serves one camera named ``""`` on 
 (relative names, so ``-r __ns:=/x`` moves them all). Pure Python: the rclpy handles
 (subscriptions, publishers) are stored here by the node, never created here.
 """
+
 from __future__ import annotations
 
 import threading
@@ -21,8 +22,8 @@ DEPTH_QUEUE = 8
 
 @dataclass
 class CameraIO:
-    name: str                      # "" = the single-camera mode
-    transport: str | None = None   # raw | compressed; None = the image_transport parameter
+    name: str  # "" = the single-camera mode
+    transport: str | None = None  # raw | compressed; None = the image_transport parameter
     stats: FrameStats = field(default_factory=FrameStats)
     sub: object = None
     pubs: dict = field(default_factory=dict)
@@ -30,7 +31,7 @@ class CameraIO:
     input_topic: str = ""
     tracker: object = None
     diag_counts: tuple = (0, 0)
-    info: object = None            # the newest sensor_msgs/CameraInfo
+    info: object = None  # the newest sensor_msgs/CameraInfo
     _depths: deque = field(default_factory=lambda: deque(maxlen=DEPTH_QUEUE))
     _lock: threading.Lock = field(default_factory=threading.Lock)
 

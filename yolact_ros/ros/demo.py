@@ -28,6 +28,7 @@
 
 Exit code 0 when the run worked and every check held, 1 otherwise (the reason on stderr).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,8 +36,8 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import cv2
 import numpy as np
@@ -72,17 +73,30 @@ class _Recorder(Client):
 
     def on_detections(self, msg) -> None:
         now = time.time_ns()
-        dets = [Detection(d.id, d.results[0].hypothesis.class_id, float(d.results[0].hypothesis.score))
-                if d.results else Detection(d.id, "", 0.0) for d in msg.detections]
-        self.stats.on_detections(stamp_to_ns(msg.header.stamp), msg.header.frame_id, now, dets,
-                                 items_carry_stamp=all(d.header.stamp == msg.header.stamp for d in msg.detections))
+        dets = [
+            Detection(d.id, d.results[0].hypothesis.class_id, float(d.results[0].hypothesis.score))
+            if d.results
+            else Detection(d.id, "", 0.0)
+            for d in msg.detections
+        ]
+        self.stats.on_detections(
+            stamp_to_ns(msg.header.stamp),
+            msg.header.frame_id,
+            now,
+            dets,
+            items_carry_stamp=all(d.header.stamp == msg.header.stamp for d in msg.detections),
+        )
 
     def on_masks(self, msg) -> None:
         from .messages import full_frame_mask
 
         h, w = msg.image_height, msg.image_width
-        self.stats.on_masks(stamp_to_ns(msg.header.stamp), msg.header.frame_id, [m.id for m in msg.instances],
-                            lambda: [full_frame_mask(item, h, w) for item in msg.instances])
+        self.stats.on_masks(
+            stamp_to_ns(msg.header.stamp),
+            msg.header.frame_id,
+            [m.id for m in msg.instances],
+            lambda: [full_frame_mask(item, h, w) for item in msg.instances],
+        )
 
     def on_visualization(self, msg) -> None:
         index = self.stats.on_visualization(stamp_to_ns(msg.header.stamp), msg.header.frame_id)
@@ -102,9 +116,13 @@ def _node_counts(values: dict) -> NodeCounts | None:
     """The frame counters of one diagnostics report; None without them."""
     if Key.FRAMES_RECEIVED not in values:
         return None
-    return NodeCounts(received=int(values[Key.FRAMES_RECEIVED]), processed=int(values[Key.FRAMES_PROCESSED]),
-                      dropped=int(values[Key.FRAMES_DROPPED]), rejected=int(values[Key.FRAMES_REJECTED]),
-                      errors=int(values[Key.INFERENCE_ERRORS]))
+    return NodeCounts(
+        received=int(values[Key.FRAMES_RECEIVED]),
+        processed=int(values[Key.FRAMES_PROCESSED]),
+        dropped=int(values[Key.FRAMES_DROPPED]),
+        rejected=int(values[Key.FRAMES_REJECTED]),
+        errors=int(values[Key.INFERENCE_ERRORS]),
+    )
 
 
 def _model_info(weights: Path) -> dict:
@@ -116,8 +134,14 @@ def _model_info(weights: Path) -> dict:
     except Exception as exc:  # noqa: BLE001 - reported as one line
         text = str(exc).strip() or type(exc).__name__
         raise DemoError(f"cannot read the model: {text if str(weights) in text else f'{weights}: {text}'}") from None
-    info = {"weights": str(weights), "config": cfg.name, "class_names": list(cfg.class_names),
-            "input_size": cfg.max_size, "backbone": cfg.backbone.kind, "file_mb": round(weights.stat().st_size / 2**20, 1)}
+    info = {
+        "weights": str(weights),
+        "config": cfg.name,
+        "class_names": list(cfg.class_names),
+        "input_size": cfg.max_size,
+        "backbone": cfg.backbone.kind,
+        "file_mb": round(weights.stat().st_size / 2**20, 1),
+    }
     for key, value in meta.items():
         if key != "config_json" and isinstance(value, (str, int, float, bool)):
             info[key] = value
@@ -158,7 +182,7 @@ def _write_preview(frames_dir: Path, out: Path, prefer: list[int], tiles: int = 
     imgs = [cv2.resize(im, (480, 360), interpolation=cv2.INTER_AREA) for im in imgs if im is not None]
     while len(imgs) % 3:
         imgs.append(np.zeros_like(imgs[0]))
-    rows = [np.hstack(imgs[i:i + 3]) for i in range(0, len(imgs), 3)]
+    rows = [np.hstack(imgs[i : i + 3]) for i in range(0, len(imgs), 3)]
     cv2.imwrite(str(out), np.vstack(rows))
     return out.name
 
@@ -206,6 +230,7 @@ def _drain(client: _Recorder, node: NodeProcess, weights: Path, log: Callable[[s
     """Wait until the node is idle (every frame it received is accounted for) and all its
     answers arrived, judged from a diagnostics report sent after the stream ended; the node's
     last report."""
+
     def ours(values: dict) -> bool:  # another yolact_node in this ROS domain must not count
         return values.get(Key.INPUT_TOPIC) == CAMERA_TOPIC and values.get(Key.WEIGHTS) == str(weights)
 
@@ -219,43 +244,69 @@ def _drain(client: _Recorder, node: NodeProcess, weights: Path, log: Callable[[s
     if client.spin_until(drained, 60.0, abort=lambda: not node.alive()):
         log("node idle, all answers received")
     else:
-        log("warning: the node did not report idle within 60 s after the stream; "
-            "frames without an answer are counted as dropped")
+        log(
+            "warning: the node did not report idle within 60 s after the stream; "
+            "frames without an answer are counted as dropped"
+        )
     time.sleep(0.3)  # the masks / overlay of the last frame follow its detections
     reports = client.statuses(NODE_NAME, ours)
     return reports[-1] if reports else {}
 
 
-def run_demo(weights: Path, out_dir: Path, duration: float = 30.0, rate: float = 15.0,
-             size: tuple[int, int] = (640, 480), seed: int = 0, device: str = "auto",
-             node_params: Sequence[str] = (), startup_timeout: float = 300.0, echo_node: bool = True) -> dict:
+def run_demo(
+    weights: Path,
+    out_dir: Path,
+    duration: float = 30.0,
+    rate: float = 15.0,
+    size: tuple[int, int] = (640, 480),
+    seed: int = 0,
+    device: str = "auto",
+    node_params: Sequence[str] = (),
+    startup_timeout: float = 300.0,
+    echo_node: bool = True,
+) -> dict:
     """Run the demo (see the module docstring); returns the summary. Raises DemoError when the
     demo cannot run; a run whose checks fail returns a summary with ``checks_ok`` false.
     ``node_params``: extra ``name:=value`` node parameters."""
     if not weights.is_file():
-        raise DemoError(f"model not found: {weights} (the demo model ships as {DEFAULT_WEIGHTS}; "
-                        "pass --weights FILE for another one)")
+        raise DemoError(
+            f"model not found: {weights} (the demo model ships as {DEFAULT_WEIGHTS}; "
+            "pass --weights FILE for another one)"
+        )
     if duration <= 0 or rate <= 0:
         raise DemoError(f"--duration and --rate must be > 0 (got {duration}, {rate})")
     problem = ros_problem()
     if problem:
-        raise DemoError(f"ROS 2 runtime not available ({problem}): bash scripts/build_ws.sh && "
-                        "source scripts/ros_env.sh")
+        raise DemoError(
+            f"ROS 2 runtime not available ({problem}): bash scripts/build_ws.sh && source scripts/ros_env.sh"
+        )
     weights = weights.resolve()
 
     out_dir.mkdir(parents=True, exist_ok=True)
     frames_dir = out_dir / "frames"
     frames_dir.mkdir(exist_ok=True)
-    for old in list(frames_dir.glob("frame_*.jpg")) + [out_dir / n for n in ("overlay.mp4", "preview.png", "summary.json")]:
+    for old in list(frames_dir.glob("frame_*.jpg")) + [
+        out_dir / n for n in ("overlay.mp4", "preview.png", "summary.json")
+    ]:
         old.unlink(missing_ok=True)  # a re-run must not mix with the previous one
 
     t_begin = time.monotonic()
     log = lambda text: print(f"[demo {time.monotonic() - t_begin:5.1f}s] {text}", flush=True)  # noqa: E731
-    params = {"weights": weights, "config": "", "device": device, "image_transport": "raw",
-              **dict(p.split(":=", 1) for p in node_params)}
-    node = NodeProcess(NODE_NAME, NAMESPACE, params,
-                       remaps={"image": CAMERA_TOPIC, "image/compressed": f"{CAMERA_TOPIC}/compressed"},
-                       log_path=out_dir / "node.log", echo="  [node] " if echo_node else None)
+    params = {
+        "weights": weights,
+        "config": "",
+        "device": device,
+        "image_transport": "raw",
+        **dict(p.split(":=", 1) for p in node_params),
+    }
+    node = NodeProcess(
+        NODE_NAME,
+        NAMESPACE,
+        params,
+        remaps={"image": CAMERA_TOPIC, "image/compressed": f"{CAMERA_TOPIC}/compressed"},
+        log_path=out_dir / "node.log",
+        echo="  [node] " if echo_node else None,
+    )
     log("node: " + " ".join(node.cmd))
     stats = StreamStats(frame_id=FRAME_ID)
     client = None
@@ -264,20 +315,26 @@ def run_demo(weights: Path, out_dir: Path, duration: float = 30.0, rate: float =
         classes = [c for c in model["class_names"] if c in synth.SHAPE_CLASSES]
         score_gt = bool(classes)
         scene = DemoScene(classes or synth.DEFAULT_CLASSES, size=size, rate=rate, seed=seed)
-        log(f"model {model['config']} ({', '.join(model['class_names'][:8])}{'...' if len(model['class_names']) > 8 else ''})"
-            f"; scene classes: {', '.join(scene.classes)}")
+        log(
+            f"model {model['config']} ({', '.join(model['class_names'][:8])}{'...' if len(model['class_names']) > 8 else ''})"
+            f"; scene classes: {', '.join(scene.classes)}"
+        )
 
         client = _Recorder(stats, frames_dir)
         client.spin_in_background()
         t_start = time.monotonic()
         if not node.wait_for_output("active:", startup_timeout):
             if not node.alive():
-                raise DemoError(f"yolact_node exited with code {node.proc.returncode} before becoming active:\n{node.tail()}")
+                raise DemoError(
+                    f"yolact_node exited with code {node.proc.returncode} before becoming active:\n{node.tail()}"
+                )
             raise DemoError(f"yolact_node not active within {startup_timeout:.0f} s:\n{node.tail()}")
         log(f"node active after {time.monotonic() - t_start:.1f} s; waiting for discovery")
         if not client.spin_until(client.outputs_matched, 60.0, abort=lambda: not node.alive()):
-            raise DemoError("the node's topics never matched ours within 60 s (discovery / ROS_DOMAIN_ID / "
-                            "ROS_AUTOMATIC_DISCOVERY_RANGE?)")
+            raise DemoError(
+                "the node's topics never matched ours within 60 s (discovery / ROS_DOMAIN_ID / "
+                "ROS_AUTOMATIC_DISCOVERY_RANGE?)"
+            )
 
         n_frames = max(1, int(round(duration * rate)))
         log(f"streaming {n_frames} frames {size[0]}x{size[1]} bgr8 at {rate:g} Hz on {CAMERA_TOPIC}")
@@ -290,47 +347,72 @@ def run_demo(weights: Path, out_dir: Path, duration: float = 30.0, rate: float =
     log(f"node stopped with SIGINT, exit code {code}")
 
     summary, per_frame, problems = summarise(
-        stats, size=size, stream_s=stream_s, model=model, node_counts=_node_counts(diagnostics),
-        diagnostics=diagnostics, score_ground_truth=score_gt,
-        stream={"topic": CAMERA_TOPIC, "encoding": "bgr8", "frame_id": FRAME_ID, "rate_hz": rate,
-                "backgrounds": "skimage.data: " + ", ".join(SCENE_PHOTOS)})
+        stats,
+        size=size,
+        stream_s=stream_s,
+        model=model,
+        node_counts=_node_counts(diagnostics),
+        diagnostics=diagnostics,
+        score_ground_truth=score_gt,
+        stream={
+            "topic": CAMERA_TOPIC,
+            "encoding": "bgr8",
+            "frame_id": FRAME_ID,
+            "rate_hz": rate,
+            "backgrounds": "skimage.data: " + ", ".join(SCENE_PHOTOS),
+        },
+    )
     if code != 0:
         problems.append(f"yolact_node exited with code {code} after SIGINT (expected 0)")
     summary["node_exit_code"] = code
     proc_idx = [row["index"] for row in per_frame if row.get("detections")]
     fps = min(rate, max(1.0, summary["output_rate_hz"] or 1.0))
-    summary["outputs"] = {"frames_dir": "frames", "overlay_frames": len(list(frames_dir.glob("frame_*.jpg"))),
-                          **_write_video(frames_dir, out_dir / "overlay.mp4", fps),
-                          "preview": _write_preview(frames_dir, out_dir / "preview.png", proc_idx),
-                          "per_frame": "frames.json", "node_log": "node.log"}
+    summary["outputs"] = {
+        "frames_dir": "frames",
+        "overlay_frames": len(list(frames_dir.glob("frame_*.jpg"))),
+        **_write_video(frames_dir, out_dir / "overlay.mp4", fps),
+        "preview": _write_preview(frames_dir, out_dir / "preview.png", proc_idx),
+        "per_frame": "frames.json",
+        "node_log": "node.log",
+    }
     summary["checks_ok"] = not problems
     summary["problems"] = problems
     log("outputs written")
-    (out_dir / "frames.json").write_text(json.dumps({"frames": per_frame, "stamps_received": stats.stamps_received()},
-                                                    indent=1) + "\n")
+    (out_dir / "frames.json").write_text(
+        json.dumps({"frames": per_frame, "stamps_received": stats.stamps_received()}, indent=1) + "\n"
+    )
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 
 
 def _print_summary(s: dict, out_dir: Path) -> None:
-    print(f"[demo] frames in {s['frames_in']}, processed {s['frames_processed']}, dropped {s['frames_dropped']} "
-          f"(processed + dropped == in: {s['accounting_ok']})")
-    print(f"[demo] latency p50 {s['latency_ms_p50']} ms, p95 {s['latency_ms_p95']} ms; output "
-          f"{s['output_rate_hz']} Hz; instances/frame {s['instances_per_frame']}; classes {s['class_counts']}")
+    print(
+        f"[demo] frames in {s['frames_in']}, processed {s['frames_processed']}, dropped {s['frames_dropped']} "
+        f"(processed + dropped == in: {s['accounting_ok']})"
+    )
+    print(
+        f"[demo] latency p50 {s['latency_ms_p50']} ms, p95 {s['latency_ms_p95']} ms; output "
+        f"{s['output_rate_hz']} Hz; instances/frame {s['instances_per_frame']}; classes {s['class_counts']}"
+    )
     gt = s.get("ground_truth")
     if gt:
         hi = gt["score_at_least_0.5"]
-        print(f"[demo] against the scene's ground truth (mask IoU >= 0.5, same class): recall {gt['recall']}, "
-              f"precision {gt['precision']}, mean mask IoU {gt['mean_mask_iou_of_matches']}; "
-              f"detections scoring >= 0.5: recall {hi['recall']}, precision {hi['precision']}")
-    print(f"[demo] outputs in {out_dir}/: summary.json, {s['outputs'].get('video') or '(no video)'}, "
-          f"{s['outputs'].get('preview') or '(no preview)'}, frames/ ({s['outputs']['overlay_frames']} overlays)")
+        print(
+            f"[demo] against the scene's ground truth (mask IoU >= 0.5, same class): recall {gt['recall']}, "
+            f"precision {gt['precision']}, mean mask IoU {gt['mean_mask_iou_of_matches']}; "
+            f"detections scoring >= 0.5: recall {hi['recall']}, precision {hi['precision']}"
+        )
+    print(
+        f"[demo] outputs in {out_dir}/: summary.json, {s['outputs'].get('video') or '(no video)'}, "
+        f"{s['outputs'].get('preview') or '(no preview)'}, frames/ ({s['outputs']['overlay_frames']} overlays)"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         prog="python -m yolact_ros.ros.demo",
-        description="Run yolact_node on a synthetic camera stream and record what comes out.")
+        description="Run yolact_node on a synthetic camera stream and record what comes out.",
+    )
     ap.add_argument("--weights", type=Path, default=None, help=f"model checkpoint (default: {DEFAULT_WEIGHTS})")
     ap.add_argument("--duration", type=float, default=30.0, help="seconds of camera stream (default 30)")
     ap.add_argument("--rate", type=float, default=15.0, help="camera frame rate in Hz (default 15)")
@@ -338,8 +420,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=Path(DEFAULT_OUT), help=f"output folder (default {DEFAULT_OUT})")
     ap.add_argument("--seed", type=int, default=0, help="scene seed")
     ap.add_argument("--device", default="auto", help="node device: auto | cpu | cuda | cuda:N")
-    ap.add_argument("--param", action="append", default=[], metavar="NAME:=VALUE",
-                    help="extra node parameter, e.g. --param score_threshold:=0.3 (repeatable)")
+    ap.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME:=VALUE",
+        help="extra node parameter, e.g. --param score_threshold:=0.3 (repeatable)",
+    )
     ap.add_argument("--startup-timeout", type=float, default=300.0, help="seconds to wait for the node to be active")
     ap.add_argument("--quiet-node", action="store_true", help="do not echo the node's log (still in node.log)")
     args = ap.parse_args(argv)
@@ -356,9 +443,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
     weights = args.weights if args.weights is not None else _default_weights()
     try:
-        summary = run_demo(weights, args.out, duration=args.duration, rate=args.rate, size=(w, h), seed=args.seed,
-                           device=args.device, node_params=args.param, startup_timeout=args.startup_timeout,
-                           echo_node=not args.quiet_node)
+        summary = run_demo(
+            weights,
+            args.out,
+            duration=args.duration,
+            rate=args.rate,
+            size=(w, h),
+            seed=args.seed,
+            device=args.device,
+            node_params=args.param,
+            startup_timeout=args.startup_timeout,
+            echo_node=not args.quiet_node,
+        )
     except DemoError as exc:
         print(f"[demo] error: {exc}", file=sys.stderr)
         return 1

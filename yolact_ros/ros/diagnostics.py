@@ -9,6 +9,7 @@ The keys of the published values are :class:`Key`'s constants and the status is 
 up by these names, never by the display strings. diagnostic_msgs is imported only to build a
 message, so readers import this module without a ROS runtime.
 """
+
 from __future__ import annotations
 
 import threading
@@ -68,9 +69,13 @@ class Key:
 
 
 # FrameStats.on_processed timing -> its "last frame" key
-_LAST_FRAME_KEYS = {"latency_ms": Key.LAST_LATENCY, "segmenter_ms": Key.LAST_SEGMENTER,
-                    "overhead_ms": Key.LAST_OVERHEAD, "overhead_cpu_ms": Key.LAST_OVERHEAD_CPU,
-                    "visualization_ms": Key.LAST_VISUALIZATION}
+_LAST_FRAME_KEYS = {
+    "latency_ms": Key.LAST_LATENCY,
+    "segmenter_ms": Key.LAST_SEGMENTER,
+    "overhead_ms": Key.LAST_OVERHEAD,
+    "overhead_cpu_ms": Key.LAST_OVERHEAD_CPU,
+    "visualization_ms": Key.LAST_VISUALIZATION,
+}
 
 
 def status_name(node_name: str, camera: str = "") -> str:
@@ -192,15 +197,23 @@ class FrameStats:
             age = now - last_in if last_in is not None else None
             stopped = age is not None and age > self.stopped_after(in_times)
             snap = {
-                "received": self.received, "processed": self.processed, "dropped": self.dropped,
-                "rejected": self.rejected, "errors": self.errors, "last_instances": self.last_instances,
-                "decoder_warnings": self.decoder_warnings, "last_decoder_warning": self.last_decoder_warning,
-                "without_depth": self.without_depth, "last_instances_3d": self.last_instances_3d,
+                "received": self.received,
+                "processed": self.processed,
+                "dropped": self.dropped,
+                "rejected": self.rejected,
+                "errors": self.errors,
+                "last_instances": self.last_instances,
+                "decoder_warnings": self.decoder_warnings,
+                "last_decoder_warning": self.last_decoder_warning,
+                "without_depth": self.without_depth,
+                "last_instances_3d": self.last_instances_3d,
                 "skipped_3d": self.skipped_3d,
                 "visualizations": self.visualizations,
                 "last_frame": dict(self.last_frame),
-                "last_rejection": self.last_rejection, "last_error": self.last_error,
-                "input_age_s": age, "input_stopped": stopped,
+                "last_rejection": self.last_rejection,
+                "last_error": self.last_error,
+                "input_age_s": age,
+                "input_stopped": stopped,
                 "input_rate_hz": 0.0 if stopped else _rate(list(self._in_times), now, self.window),
                 "output_rate_hz": 0.0 if stopped else _rate([t for t, _ in self._out], now, self.window),
             }
@@ -218,20 +231,47 @@ def _rate(times: list[float], now: float, window: float) -> float:
     return (len(times) - 1) / span
 
 
-def build_diagnostics(node_name: str, hardware_id: str, stamp, state: str, snap: dict, extra: dict, *,
-                      rejected_recently: bool = False, errors_recently: bool = False):
+def build_diagnostics(
+    node_name: str,
+    hardware_id: str,
+    stamp,
+    state: str,
+    snap: dict,
+    extra: dict,
+    *,
+    rejected_recently: bool = False,
+    errors_recently: bool = False,
+):
     """A DiagnosticArray with the one status of :func:`build_status`."""
     from diagnostic_msgs.msg import DiagnosticArray
 
     out = DiagnosticArray()
     out.header.stamp = stamp
-    out.status = [build_status(node_name, hardware_id, state, snap, extra, rejected_recently=rejected_recently,
-                               errors_recently=errors_recently)]
+    out.status = [
+        build_status(
+            node_name,
+            hardware_id,
+            state,
+            snap,
+            extra,
+            rejected_recently=rejected_recently,
+            errors_recently=errors_recently,
+        )
+    ]
     return out
 
 
-def build_status(node_name: str, hardware_id: str, state: str, snap: dict, extra: dict, *, camera: str = "",
-                 rejected_recently: bool = False, errors_recently: bool = False):
+def build_status(
+    node_name: str,
+    hardware_id: str,
+    state: str,
+    snap: dict,
+    extra: dict,
+    *,
+    camera: str = "",
+    rejected_recently: bool = False,
+    errors_recently: bool = False,
+):
     """A DiagnosticStatus named ``status_name(node_name, camera)``: OK while frames flow, WARN
     when idle or stopped while active or when frames were ``rejected_recently`` (in this
     period), ERROR after ``errors_recently``. Values: the snapshot's figures, then ``extra``
@@ -246,7 +286,10 @@ def build_status(node_name: str, hardware_id: str, state: str, snap: dict, extra
         if snap["received"] == 0:
             level, message = DiagnosticStatus.WARN, "active, no input images"
         elif snap.get("input_stopped") or snap["input_rate_hz"] == 0.0:
-            level, message = DiagnosticStatus.WARN, f"active, input stopped (last frame {snap['input_age_s']:.1f} s ago)"
+            level, message = (
+                DiagnosticStatus.WARN,
+                f"active, input stopped (last frame {snap['input_age_s']:.1f} s ago)",
+            )
         else:
             message = f"active, {snap['output_rate_hz']:.1f} Hz out of {snap['input_rate_hz']:.1f} Hz in"
     if rejected_recently:

@@ -16,6 +16,7 @@ and the demo (:mod:`yolact_ros.ros.demo`):
 rclpy and the message packages are imported inside functions, so importing this module (e.g.
 to collect the tests) needs no ROS runtime.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -24,15 +25,25 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
 from .diagnostics import stamp_to_ns, status_name
 
-__all__ = ["Client", "NodeProcess", "StampRecorder", "image_message", "install_prefix", "node_executable", "ns_to_stamp",
-           "params_file", "ros_problem", "stamp_to_ns"]
+__all__ = [
+    "Client",
+    "NodeProcess",
+    "StampRecorder",
+    "image_message",
+    "install_prefix",
+    "node_executable",
+    "ns_to_stamp",
+    "params_file",
+    "ros_problem",
+    "stamp_to_ns",
+]
 
 PACKAGE = "yolact_ros"
 EXECUTABLE = "yolact_node"
@@ -98,9 +109,18 @@ class NodeProcess:
     is collected by a background thread, optionally also written to ``log_path`` and printed
     with the prefix ``echo``."""
 
-    def __init__(self, name: str, namespace: str, params: Mapping[str, object] | None = None,
-                 remaps: Mapping[str, str] | None = None, *, log_path: Path | None = None, echo: str | None = None,
-                 ros_args: Sequence[str] = (), env: Mapping[str, str] | None = None):
+    def __init__(
+        self,
+        name: str,
+        namespace: str,
+        params: Mapping[str, object] | None = None,
+        remaps: Mapping[str, str] | None = None,
+        *,
+        log_path: Path | None = None,
+        echo: str | None = None,
+        ros_args: Sequence[str] = (),
+        env: Mapping[str, str] | None = None,
+    ):
         self.cmd = cmd = self.command(name, namespace, params, remaps, ros_args)
         self.name = name
         self.namespace = namespace
@@ -115,8 +135,13 @@ class NodeProcess:
         self._reader.start()
 
     @staticmethod
-    def command(name: str, namespace: str, params: Mapping[str, object] | None = None,
-                remaps: Mapping[str, str] | None = None, ros_args: Sequence[str] = ()) -> list[str]:
+    def command(
+        name: str,
+        namespace: str,
+        params: Mapping[str, object] | None = None,
+        remaps: Mapping[str, str] | None = None,
+        ros_args: Sequence[str] = (),
+    ) -> list[str]:
         """The command line: the installed params file, then ``-p`` overrides and remaps."""
         exe, yaml = node_executable(), params_file()
         if exe is None:
@@ -174,8 +199,10 @@ class NodeProcess:
                 status = open(f"/proc/{self.proc.pid}/status").read()
             except OSError:
                 return True  # gone: nothing left to wait for
-            masks = {k: int(v, 16) for k, v in (ln.split(":\t", 1) for ln in status.splitlines()
-                                                if ln[:6] in ("SigBlk", "SigCgt"))}
+            masks = {
+                k: int(v, 16)
+                for k, v in (ln.split(":\t", 1) for ln in status.splitlines() if ln[:6] in ("SigBlk", "SigCgt"))
+            }
             held = masks.get("SigBlk", 0) | masks.get("SigCgt", 0)
             if all(held >> (s - 1) & 1 for s in (signal.SIGINT, signal.SIGTERM)):
                 return True
@@ -248,8 +275,16 @@ class Client:
 
     No rclpy signal handlers are installed: Ctrl-C stays the program's KeyboardInterrupt."""
 
-    def __init__(self, namespace: str, image_topic: str, *, compressed: bool = False, reliable: bool = False,
-                 visualization: bool = False, name: str | None = None):
+    def __init__(
+        self,
+        namespace: str,
+        image_topic: str,
+        *,
+        compressed: bool = False,
+        reliable: bool = False,
+        visualization: bool = False,
+        name: str | None = None,
+    ):
         import rclpy
         from diagnostic_msgs.msg import DiagnosticArray
         from rclpy.context import Context
@@ -265,8 +300,7 @@ class Client:
         self.image_topic = image_topic
         self.context = Context()
         rclpy.init(context=self.context, signal_handler_options=SignalHandlerOptions.NO)
-        self.node = rclpy.create_node(name or f"yolact_client_{os.getpid()}_{next(_client_ids)}",
-                                      context=self.context)
+        self.node = rclpy.create_node(name or f"yolact_client_{os.getpid()}_{next(_client_ids)}", context=self.context)
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
         qos = QoSProfile(depth=1, reliability=QoSReliabilityPolicy.RELIABLE) if reliable else qos_profile_sensor_data
@@ -278,7 +312,8 @@ class Client:
         outputs = QoSProfile(depth=100, reliability=QoSReliabilityPolicy.RELIABLE)
         self.subs = {
             "detections": self.node.create_subscription(
-                Detection2DArray, f"{self.ns}/detections", self.on_detections, outputs),
+                Detection2DArray, f"{self.ns}/detections", self.on_detections, outputs
+            ),
             "masks": self.node.create_subscription(InstanceMaskArray, f"{self.ns}/masks", self.on_masks, outputs),
         }
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self.on_diagnostics, 50)
@@ -320,8 +355,9 @@ class Client:
         else:
             time.sleep(timeout)
 
-    def spin_until(self, predicate: Callable[[], bool], timeout: float,
-                   abort: Callable[[], bool] | None = None) -> bool:
+    def spin_until(
+        self, predicate: Callable[[], bool], timeout: float, abort: Callable[[], bool] | None = None
+    ) -> bool:
         """Until ``predicate()`` holds (True) or ``timeout`` s passed or ``abort()`` holds (False
         unless the predicate holds by then)."""
         deadline = time.monotonic() + timeout
@@ -350,7 +386,8 @@ class Client:
         from sensor_msgs.msg import Image
 
         self.subs["visualization"] = self.node.create_subscription(
-            Image, f"{self.ns}/visualization", self.on_visualization, 10)
+            Image, f"{self.ns}/visualization", self.on_visualization, 10
+        )
 
     def unsubscribe_visualization(self) -> None:
         sub = self.subs.pop("visualization", None)
@@ -378,8 +415,9 @@ class Client:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self.pub.publish(msg)
-            if self.spin_until(lambda: self.find(self.detections, stamp) is not None,
-                               min(resend, deadline - time.monotonic())):
+            if self.spin_until(
+                lambda: self.find(self.detections, stamp) is not None, min(resend, deadline - time.monotonic())
+            ):
                 dets = self.find(self.detections, stamp)
                 # masks are published right after detections
                 self.spin_until(lambda: self.find(self.masks, stamp) is not None, 5.0)
@@ -395,8 +433,9 @@ class Client:
         return None
 
     # -- diagnostics ------------------------------------------------------------------------------
-    def statuses(self, node_name: str, where: Callable[[dict], bool] | None = None,
-                 camera: str = "") -> list[dict[str, str]]:
+    def statuses(
+        self, node_name: str, where: Callable[[dict], bool] | None = None, camera: str = ""
+    ) -> list[dict[str, str]]:
         """The key/values (see :class:`~yolact_ros.ros.diagnostics.Key`) of every /diagnostics
         status of ``node_name`` (of its ``camera`` with the ``cameras`` parameter) received so
         far, oldest first, that satisfy ``where``."""
@@ -410,8 +449,9 @@ class Client:
                         found.append(values)
         return found
 
-    def latest_diagnostics(self, node_name: str, predicate: Callable[[dict], bool] | None = None,
-                           timeout: float = 10.0, camera: str = "") -> dict[str, str]:
+    def latest_diagnostics(
+        self, node_name: str, predicate: Callable[[dict], bool] | None = None, timeout: float = 10.0, camera: str = ""
+    ) -> dict[str, str]:
         """The newest status of ``node_name`` (``camera``) satisfying ``predicate``, waiting up to ``timeout`` s."""
         if not self.spin_until(lambda: bool(self.statuses(node_name, predicate, camera)), timeout):
             raise TimeoutError(f"no /diagnostics from {node_name} satisfying the condition within {timeout}s")

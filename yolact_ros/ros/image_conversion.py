@@ -13,6 +13,7 @@ small file that declares 30000x30000 pixels costs nothing. libjpeg/libpng print 
 the process's stderr for corrupt data; :func:`compressed_to_bgr` collects them instead and
 returns them with the image (a corrupt but decodable frame is processed and counted).
 """
+
 from __future__ import annotations
 
 import array
@@ -25,7 +26,6 @@ import threading
 
 import cv2
 import numpy as np
-
 from sensor_msgs.msg import CompressedImage, Image
 
 __all__ = [
@@ -67,7 +67,9 @@ def _check_pixels(width: int, height: int, max_pixels: int | None, what: str) ->
     if max_pixels is not None and width * height > max_pixels:
         raise ImageConversionError(
             f"{what} of {width}x{height} = {width * height / 1e6:.1f} MP exceeds max_image_pixels "
-            f"({max_pixels / 1e6:.1f} MP)", kind="too_large")
+            f"({max_pixels / 1e6:.1f} MP)",
+            kind="too_large",
+        )
 
 
 # encoding -> (channels, channel order in the message); order None = grey.
@@ -105,8 +107,8 @@ def image_to_array(msg: Image, max_pixels: int | None = None) -> np.ndarray:
     needed = step * (height - 1) + row_bytes
     if buf.size < needed:
         raise ImageConversionError(
-            f"data has {buf.size} bytes, {width}x{height} {msg.encoding} with step {step} needs {needed}",
-            kind="layout")
+            f"data has {buf.size} bytes, {width}x{height} {msg.encoding} with step {step} needs {needed}", kind="layout"
+        )
     rows = np.lib.stride_tricks.as_strided(buf, shape=(height, row_bytes), strides=(step, 1), writeable=False)
     if channels == 1:
         return rows
@@ -122,8 +124,9 @@ def depth_image_to_array(msg: Image, max_pixels: int | None = None) -> np.ndarra
     view where the byte order allows; ``step`` honoured). Raises ImageConversionError."""
     dtype = DEPTH_ENCODINGS.get(msg.encoding)
     if dtype is None:
-        raise ImageConversionError(f"unsupported depth encoding {msg.encoding!r} "
-                                   f"(supported: {', '.join(DEPTH_ENCODINGS)})", kind="encoding")
+        raise ImageConversionError(
+            f"unsupported depth encoding {msg.encoding!r} (supported: {', '.join(DEPTH_ENCODINGS)})", kind="encoding"
+        )
     height, width, step = int(msg.height), int(msg.width), int(msg.step)
     if height <= 0 or width <= 0:
         raise ImageConversionError(f"empty depth image: {width}x{height}", kind="layout")
@@ -134,8 +137,10 @@ def depth_image_to_array(msg: Image, max_pixels: int | None = None) -> np.ndarra
     buf = _data_view(msg.data)
     needed = step * (height - 1) + width * item
     if buf.size < needed:
-        raise ImageConversionError(f"depth data has {buf.size} bytes, {width}x{height} {msg.encoding} with step "
-                                   f"{step} needs {needed}", kind="layout")
+        raise ImageConversionError(
+            f"depth data has {buf.size} bytes, {width}x{height} {msg.encoding} with step {step} needs {needed}",
+            kind="layout",
+        )
     order = ">" if msg.is_bigendian else "<"
     rows = np.ndarray((height, width), dtype=np.dtype(dtype).newbyteorder(order), buffer=buf, strides=(step, item))
     return rows if rows.dtype == np.dtype(dtype) else rows.astype(dtype)  # native byte order
@@ -180,11 +185,11 @@ def declared_size(data: bytes) -> tuple[str, int, int]:
             if marker in (0x01, *range(0xD0, 0xD8)):  # markers without a length
                 pos += 2
                 continue
-            (length,) = struct.unpack(">H", data[pos + 2:pos + 4])
+            (length,) = struct.unpack(">H", data[pos + 2 : pos + 4])
             if marker in _JPEG_SOF:
                 if pos + 9 > len(data):
                     break
-                height, width = struct.unpack(">HH", data[pos + 5:pos + 9])
+                height, width = struct.unpack(">HH", data[pos + 5 : pos + 9])
                 return "jpeg", width, height
             if marker == 0xDA or length < 2:  # scan data before any frame header
                 break
@@ -197,7 +202,8 @@ def declared_size(data: bytes) -> tuple[str, int, int]:
 # decoding, e.g. another thread's log line, is passed through to stderr).
 _DECODER_LINE = re.compile(
     r"^(libpng (warning|error)|Corrupt JPEG data|Premature end of JPEG|Invalid (JPEG|SOS|component)|"
-    r"Bogus |Unsupported JPEG|Huffman|Not a JPEG|JPEG|Warning: |\[ *WARN:.*(imdecode|loadsave|grfmt))")
+    r"Bogus |Unsupported JPEG|Huffman|Not a JPEG|JPEG|Warning: |\[ *WARN:.*(imdecode|loadsave|grfmt))"
+)
 
 
 class _DecoderOutput:
@@ -275,8 +281,9 @@ def _make(arr: np.ndarray, encoding: str, header) -> Image:
     # One memcpy into the array.array rclpy stores (assigning bytes element-wise is slow).
     data = array.array("B")
     data.frombytes(arr.data)
-    msg = Image(height=int(arr.shape[0]), width=int(arr.shape[1]), encoding=encoding, is_bigendian=0,
-                step=int(arr.strides[0]))
+    msg = Image(
+        height=int(arr.shape[0]), width=int(arr.shape[1]), encoding=encoding, is_bigendian=0, step=int(arr.strides[0])
+    )
     msg.data = data  # the setter keeps an array.array as is (the constructor would copy it)
     if header is not None:
         msg.header = header

@@ -9,12 +9,14 @@ not give (launch and rcl: the last definition of a parameter wins).
 Pure Python (the standard library and :mod:`yolact_ros.ros.params`): no rclpy and no launch
 import, so it is tested without a ROS runtime.
 """
+
 from __future__ import annotations
 
 import os
 import signal
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from .params import PARAMS, validate_value
 
@@ -68,32 +70,51 @@ class LaunchArgument:
 
 
 LAUNCH_ARGUMENTS: tuple[LaunchArgument, ...] = (
-    LaunchArgument("params_file", None,
-                   "Parameter file, loaded first (default: the installed share/yolact_ros/config/yolact.yaml); "
-                   "'' = none.", role="launch"),
+    LaunchArgument(
+        "params_file",
+        None,
+        "Parameter file, loaded first (default: the installed share/yolact_ros/config/yolact.yaml); '' = none.",
+        role="launch",
+    ),
     LaunchArgument("namespace", "yolact", "Namespace of the node and its outputs.", role="launch"),
-    LaunchArgument("image", "/camera/image_raw",
-                   "Input image topic (raw); the compressed input is <image>/compressed. Single-camera mode.",
-                   role="launch"),
-    LaunchArgument("cameras", "",
-                   "Cameras served by one node and one model, as a YAML list, e.g. \"[front, left, 'right:compressed']\"; "
-                   "their inputs are <namespace>/<camera>/image unless camera_images maps them. Not given: the "
-                   "params file's value (one camera)."),
-    LaunchArgument("camera_images", "{}",
-                   "Input topic per camera, as a YAML map, e.g. \"{front: /cam_front/image_raw, left: /cam_left/image_raw}\" "
-                   "(the compressed input is <topic>/compressed).", role="launch"),
-    LaunchArgument("weights", "",
-                   "Path to the .pth weights file. Not given: the params file's value (the node needs one)."),
-    LaunchArgument("config", "",
-                   "Model config name; '' = from the checkpoint / file name. Not given: the params file's value."),
+    LaunchArgument(
+        "image",
+        "/camera/image_raw",
+        "Input image topic (raw); the compressed input is <image>/compressed. Single-camera mode.",
+        role="launch",
+    ),
+    LaunchArgument(
+        "cameras",
+        "",
+        "Cameras served by one node and one model, as a YAML list, e.g. \"[front, left, 'right:compressed']\"; "
+        "their inputs are <namespace>/<camera>/image unless camera_images maps them. Not given: the "
+        "params file's value (one camera).",
+    ),
+    LaunchArgument(
+        "camera_images",
+        "{}",
+        'Input topic per camera, as a YAML map, e.g. "{front: /cam_front/image_raw, left: /cam_left/image_raw}" '
+        "(the compressed input is <topic>/compressed).",
+        role="launch",
+    ),
+    LaunchArgument(
+        "weights", "", "Path to the .pth weights file. Not given: the params file's value (the node needs one)."
+    ),
+    LaunchArgument(
+        "config", "", "Model config name; '' = from the checkpoint / file name. Not given: the params file's value."
+    ),
     LaunchArgument("device", "", "auto | cpu | cuda | cuda:N. Not given: the params file's value."),
     LaunchArgument("image_transport", "", "raw | compressed. Not given: the params file's value."),
-    LaunchArgument("autostart", "",
-                   "true: configure and activate at start; false: wait for lifecycle transitions. "
-                   "Not given: the params file's value."),
+    LaunchArgument(
+        "autostart",
+        "",
+        "true: configure and activate at start; false: wait for lifecycle transitions. "
+        "Not given: the params file's value.",
+    ),
     LaunchArgument("use_sim_time", "", "true | false: use /clock. Not given: the params file's value (false)."),
-    LaunchArgument("log_level", "",
-                   "Node log level: debug | info | warn | error | fatal. Not given: info.", role="ros_argument"),
+    LaunchArgument(
+        "log_level", "", "Node log level: debug | info | warn | error | fatal. Not given: info.", role="ros_argument"
+    ),
 )
 
 LAUNCH_ARGUMENT_NAMES = tuple(a.name for a in LAUNCH_ARGUMENTS)
@@ -113,8 +134,7 @@ def given_arguments(launch_configurations: Mapping[str, Any]) -> dict[str, str]:
     Called by the launch file before its declarations apply their defaults, so what is set
     then was given: on the command line or by an including launch file (its
     ``launch_arguments`` or launch configurations of the same name)."""
-    return {name: str(launch_configurations[name]) for name in LAUNCH_ARGUMENT_NAMES
-            if name in launch_configurations}
+    return {name: str(launch_configurations[name]) for name in LAUNCH_ARGUMENT_NAMES if name in launch_configurations}
 
 
 def _convert(name: str, text: str) -> Any:
@@ -166,8 +186,9 @@ def image_remappings(image: str, cameras_text: str | None, camera_images_text: s
         names = {name for name, _ in parse_cameras(_convert("cameras", cameras_text))}
         unknown = sorted(set(map(str, topics)) - names)
         if unknown:
-            raise LaunchArgumentError(f"launch argument camera_images: camera(s) {', '.join(unknown)} not in "
-                                      f"cameras:={cameras_text}")
+            raise LaunchArgumentError(
+                f"launch argument camera_images: camera(s) {', '.join(unknown)} not in cameras:={cameras_text}"
+            )
     for camera, topic in topics.items():
         name = str(camera).strip().strip("/")
         out += [(f"{name}/image", str(topic)), (f"{name}/image/compressed", f"{topic}/compressed")]
@@ -177,8 +198,9 @@ def image_remappings(image: str, cameras_text: str | None, camera_images_text: s
 def _check_names(given: Mapping[str, str]) -> None:
     unknown = sorted(set(given) - set(LAUNCH_ARGUMENT_NAMES))
     if unknown:
-        raise LaunchArgumentError(f"unknown launch argument(s) {', '.join(unknown)}; "
-                                  f"known: {', '.join(LAUNCH_ARGUMENT_NAMES)}")
+        raise LaunchArgumentError(
+            f"unknown launch argument(s) {', '.join(unknown)}; known: {', '.join(LAUNCH_ARGUMENT_NAMES)}"
+        )
 
 
 def node_parameters(given: Mapping[str, str], params_file: str) -> list:
@@ -197,8 +219,11 @@ def node_parameters(given: Mapping[str, str], params_file: str) -> list:
         if not os.path.isfile(path):
             raise LaunchArgumentError(f"launch argument params_file:={params_file!r}: no such file")
         parameters.append(path)
-    overrides = {name: _convert(name, given[name]) for name in LAUNCH_ARGUMENT_NAMES
-                 if name in given and _BY_NAME[name].role == "parameter"}
+    overrides = {
+        name: _convert(name, given[name])
+        for name in LAUNCH_ARGUMENT_NAMES
+        if name in given and _BY_NAME[name].role == "parameter"
+    }
     if overrides:
         parameters.append(overrides)
     return parameters

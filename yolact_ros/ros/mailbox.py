@@ -5,6 +5,7 @@ instead of building lag, and no frame is handed out twice. :class:`LatestFrames`
 slot per camera and hands out every waiting frame at once (one batched forward), in
 round-robin order, so no camera starves.
 """
+
 from __future__ import annotations
 
 import threading

@@ -4,6 +4,7 @@ Kept apart from :mod:`yolact_ros.ros.node` so the generated script installs the 
 handlers of :mod:`yolact_ros.ros.process` before rclpy, numpy or torch is imported: this
 module imports only the standard library and ``process`` at the top.
 """
+
 from __future__ import annotations
 
 import os
@@ -33,13 +34,17 @@ def _check_imports() -> str | None:
     try:
         import vision_msgs.msg  # noqa: F401
     except ImportError:
-        return ("vision_msgs is not installed: install ros-$ROS_DISTRO-vision-msgs "
-                "(or build test/ros_deps/vision_msgs into your workspace)")
+        return (
+            "vision_msgs is not installed: install ros-$ROS_DISTRO-vision-msgs "
+            "(or build test/ros_deps/vision_msgs into your workspace)"
+        )
     try:
         import yolact_ros.msg  # noqa: F401
     except ImportError:
-        return ("yolact_ros.msg not found: build the package with colcon and source install/setup.bash "
-                "(a pip install of yolact_ros has no ROS messages)")
+        return (
+            "yolact_ros.msg not found: build the package with colcon and source install/setup.bash "
+            "(a pip install of yolact_ros has no ROS messages)"
+        )
     return None
 
 
@@ -85,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
                         return 0
                     node.get_logger().info(
                         f"autostart: {name} failed (reason above), exiting with code 1; with autostart:=false "
-                        "the node stays up and waits for lifecycle transitions")
+                        "the node stays up and waits for lifecycle transitions"
+                    )
                     return 1
         # Short waits: a signal (shutdown_requested) and a shutdown transition are noticed between them.
         mark_started()

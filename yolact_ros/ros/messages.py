@@ -6,24 +6,39 @@ index as a string, or the track id with tracking) and both carry the input image
 consumers. :func:`label_info` is the class map (vision_msgs/LabelInfo) whose keys are the
 ``class_id`` strings with ``class_id_format: id``.
 """
+
 from __future__ import annotations
 
 import array
 import math
 
 import numpy as np
-
 from sensor_msgs.msg import PointCloud2, PointField, RegionOfInterest
-from vision_msgs.msg import BoundingBox2D, Detection2D, Detection2DArray, ObjectHypothesisWithPose
-from vision_msgs.msg import Detection3D, Detection3DArray, LabelInfo, VisionClass
+from vision_msgs.msg import (
+    BoundingBox2D,
+    Detection2D,
+    Detection2DArray,
+    Detection3D,
+    Detection3DArray,
+    LabelInfo,
+    ObjectHypothesisWithPose,
+    VisionClass,
+)
 
 from yolact_ros.msg import InstanceMask, InstanceMaskArray
 
 from ..inference.instances import Instances
 from .image_conversion import mono_to_image
 
-__all__ = ["box_to_roi", "full_frame_mask", "instances_to_detections", "instances_to_detections_3d",
-           "instances_to_masks", "label_info", "points_to_cloud"]
+__all__ = [
+    "box_to_roi",
+    "full_frame_mask",
+    "instances_to_detections",
+    "instances_to_detections_3d",
+    "instances_to_masks",
+    "label_info",
+    "points_to_cloud",
+]
 
 
 def box_to_roi(box, height: int, width: int) -> tuple[int, int, int, int]:
@@ -51,8 +66,9 @@ def _hypothesis(inst: Instances, i: int, class_names, class_id_format: str) -> O
     return hyp
 
 
-def instances_to_detections(inst: Instances, header, class_names=None, *, ids=None,
-                            class_id_format: str = "name") -> Detection2DArray:
+def instances_to_detections(
+    inst: Instances, header, class_names=None, *, ids=None, class_id_format: str = "name"
+) -> Detection2DArray:
     """vision_msgs/Detection2DArray: one Detection2D per instance, in the instances' order.
 
     bbox.center.position.x/y and size_x/y in image pixels; results[0].hypothesis.class_id is the
@@ -91,10 +107,13 @@ def instances_to_masks(inst: Instances, header, *, ids=None) -> InstanceMaskArra
             crop = np.ascontiguousarray(inst.mask_crop(i, x0, y0, w, h))
             # bool -> 0/255 without a temporary: view as uint8 (0/1) and scale.
             mono = np.multiply(crop.view(np.uint8), 255, dtype=np.uint8)
-            items.append(InstanceMask(
-                id=mask_ids[i],
-                roi=RegionOfInterest(x_offset=x0, y_offset=y0, width=w, height=h, do_rectify=False),
-                mask=mono_to_image(mono, header)))
+            items.append(
+                InstanceMask(
+                    id=mask_ids[i],
+                    roi=RegionOfInterest(x_offset=x0, y_offset=y0, width=w, height=h, do_rectify=False),
+                    mask=mono_to_image(mono, header),
+                )
+            )
     out.instances = items
     return out
 
@@ -106,7 +125,7 @@ def full_frame_mask(item: InstanceMask, height: int, width: int) -> np.ndarray:
     crop = np.frombuffer(m.data, np.uint8).reshape(m.height, m.step)[:, : m.width] > 127
     r = item.roi
     out = np.zeros((height, width), bool)
-    out[r.y_offset:r.y_offset + r.height, r.x_offset:r.x_offset + r.width] = crop[: r.height, : r.width]
+    out[r.y_offset : r.y_offset + r.height, r.x_offset : r.x_offset + r.width] = crop[: r.height, : r.width]
     return out
 
 
@@ -121,8 +140,9 @@ def label_info(class_names, threshold: float, header=None) -> LabelInfo:
     return out
 
 
-def instances_to_detections_3d(inst: Instances, placed, header, class_names=None, *, ids=None,
-                               class_id_format: str = "name") -> Detection3DArray:
+def instances_to_detections_3d(
+    inst: Instances, placed, header, class_names=None, *, ids=None, class_id_format: str = "name"
+) -> Detection3DArray:
     """vision_msgs/Detection3DArray of the instances placed in 3D (``placed``: an
     :class:`~yolact_ros.inference.depth.Instances3D`), in index order, ids as in
     :func:`instances_to_detections` (so a 3D detection is found by its 2D id). ``header``:
@@ -158,11 +178,24 @@ def points_to_cloud(points: np.ndarray, header, ids=None) -> PointCloud2:
         cloud[axis] = points[axis]
     index = points["instance"].astype(np.int64)
     cloud["instance"] = np.asarray([int(i) for i in ids], np.int64)[index] if ids is not None and len(index) else index
-    msg = PointCloud2(header=header, height=1, width=len(cloud), is_bigendian=False, point_step=16,
-                      row_step=16 * len(cloud), is_dense=True)
-    msg.fields = [PointField(name=n, offset=o, datatype=d, count=1) for n, o, d in (
-        ("x", 0, PointField.FLOAT32), ("y", 4, PointField.FLOAT32), ("z", 8, PointField.FLOAT32),
-        ("instance", 12, PointField.UINT32))]
+    msg = PointCloud2(
+        header=header,
+        height=1,
+        width=len(cloud),
+        is_bigendian=False,
+        point_step=16,
+        row_step=16 * len(cloud),
+        is_dense=True,
+    )
+    msg.fields = [
+        PointField(name=n, offset=o, datatype=d, count=1)
+        for n, o, d in (
+            ("x", 0, PointField.FLOAT32),
+            ("y", 4, PointField.FLOAT32),
+            ("z", 8, PointField.FLOAT32),
+            ("instance", 12, PointField.UINT32),
+        )
+    ]
     data = array.array("B")
     data.frombytes(cloud.tobytes())
     msg.data = data  # an array.array is kept as is (a bytes value would be copied element-wise)

@@ -16,6 +16,7 @@ Parameters are checked by :func:`yolact_ros.ros.params.check` whether they come 
 file, the command line, launch or ``ros2 param set``; bad start values make configure fail
 with one line per parameter. The process around it (signals, exit codes, ``main``): :mod:`yolact_ros.ros.main`.
 """
+
 from __future__ import annotations
 
 import functools
@@ -26,13 +27,12 @@ import threading
 import time
 
 import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.qos_overriding_options import QoSOverridingOptions
-from rcl_interfaces.msg import SetParametersResult
-
-from diagnostic_msgs.msg import DiagnosticArray
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from .camera import DEPTH_QUEUE, CameraIO
@@ -98,8 +98,8 @@ class YolactNode(LifecycleNode):
         self._segmenter = None
         self._model_name = ""
         self._settings_lock = threading.Lock()
-        self._pending: dict = {}       # runtime parameter changes, applied by the worker
-        self._outputs: dict = {}       # publish_masks / visualization options, read by the worker
+        self._pending: dict = {}  # runtime parameter changes, applied by the worker
+        self._outputs: dict = {}  # publish_masks / visualization options, read by the worker
         self._mailbox = LatestFrames()
         self._cameras: list[CameraIO] = []  # set at configure: one per `cameras` entry, or one named ""
         self._worker: threading.Thread | None = None
@@ -129,7 +129,8 @@ class YolactNode(LifecycleNode):
                 self.get_logger().warning(
                     f"refused lifecycle transition id {request.transition.id}"
                     f"{' (' + request.transition.label + ')' if request.transition.label else ''}: "
-                    f"not valid in state '{self._state_name()}'")
+                    f"not valid in state '{self._state_name()}'"
+                )
                 response.success = False
                 return response
 
@@ -205,8 +206,10 @@ class YolactNode(LifecycleNode):
         self._start_errors = []  # reported once; a corrected value (param set) is checked anew
         weights = str(self._param("weights")).strip()
         if not weights:
-            errors.append("parameter weights is empty: set it to a .pth file "
-                          "(weights:=/path/to/file.pth with ros2 launch, -p weights:=... with ros2 run)")
+            errors.append(
+                "parameter weights is empty: set it to a .pth file "
+                "(weights:=/path/to/file.pth with ros2 launch, -p weights:=... with ros2 run)"
+            )
         config = str(self._param("config")).strip()
         if config:
             from ..model.config import get_config  # imports torch: only at configure
@@ -250,7 +253,8 @@ class YolactNode(LifecycleNode):
             self.get_logger().info("device 'auto': no CUDA device available, running on CPU")
         self.get_logger().info(
             f"loaded {self._model_name} from {weights} on {seg.device} "
-            f"({len(seg.class_names)} classes, input {seg.cfg.max_size}px)")
+            f"({len(seg.class_names)} classes, input {seg.cfg.max_size}px)"
+        )
         self.get_logger().info(f"network: {seg.describe()}")
 
         self._outputs = {p.name: self._param(p.name) for p in PARAMS if p.runtime}
@@ -262,16 +266,28 @@ class YolactNode(LifecycleNode):
 
         qos_opts = QoSOverridingOptions.with_default_policies
         for cam in self._cameras:
-            outputs = [("detections", _detection_type(), 5), ("masks", _mask_array_type(), 5),
-                       ("visualization", Image, 1)]
+            outputs = [
+                ("detections", _detection_type(), 5),
+                ("masks", _mask_array_type(), 5),
+                ("visualization", Image, 1),
+            ]
             if use_depth:
                 outputs += [("detections_3d", _detection_3d_type(), 5), ("points", _point_cloud_type(), 1)]
-            cam.pubs = {key: self.create_lifecycle_publisher(kind, cam.topic(key), output_qos(depth),
-                                                             qos_overriding_options=qos_opts())
-                        for key, kind, depth in outputs}
+            cam.pubs = {
+                key: self.create_lifecycle_publisher(
+                    kind, cam.topic(key), output_qos(depth), qos_overriding_options=qos_opts()
+                )
+                for key, kind, depth in outputs
+            }
             change_iou = float(self._param("tracking_class_change_iou"))
-            cam.tracker = Tracker(max_age=int(self._param("tracking_max_age")),
-                                  class_change_iou=change_iou if change_iou > 0 else None) if tracking else None
+            cam.tracker = (
+                Tracker(
+                    max_age=int(self._param("tracking_max_age")),
+                    class_change_iou=change_iou if change_iou > 0 else None,
+                )
+                if tracking
+                else None
+            )
         self._mailbox.set_keys([cam.name for cam in self._cameras])
         self._label_pub = self.create_publisher(_label_info_type(), "label_info", latched_qos())
         self._publish_label_info()
@@ -316,18 +332,34 @@ class YolactNode(LifecycleNode):
             transport = cam.transport or default
             callback = functools.partial(self._on_image, cam)
             if transport == "compressed":
-                cam.sub = self.create_subscription(CompressedImage, cam.topic("image/compressed"), callback,
-                                                   input_qos(), qos_overriding_options=qos_opts())
+                cam.sub = self.create_subscription(
+                    CompressedImage,
+                    cam.topic("image/compressed"),
+                    callback,
+                    input_qos(),
+                    qos_overriding_options=qos_opts(),
+                )
             else:
-                cam.sub = self.create_subscription(Image, cam.topic("image"), callback, input_qos(),
-                                                   qos_overriding_options=qos_opts())
+                cam.sub = self.create_subscription(
+                    Image, cam.topic("image"), callback, input_qos(), qos_overriding_options=qos_opts()
+                )
             cam.input_topic = cam.sub.topic_name
             if use_depth:
                 cam.depth_subs = [
-                    self.create_subscription(Image, cam.topic("depth"), functools.partial(self._on_depth, cam),
-                                             input_qos(depth=DEPTH_QUEUE), qos_overriding_options=qos_opts()),
-                    self.create_subscription(CameraInfo, cam.topic("camera_info"), cam.set_info,
-                                             input_qos(depth=5), qos_overriding_options=qos_opts()),
+                    self.create_subscription(
+                        Image,
+                        cam.topic("depth"),
+                        functools.partial(self._on_depth, cam),
+                        input_qos(depth=DEPTH_QUEUE),
+                        qos_overriding_options=qos_opts(),
+                    ),
+                    self.create_subscription(
+                        CameraInfo,
+                        cam.topic("camera_info"),
+                        cam.set_info,
+                        input_qos(depth=5),
+                        qos_overriding_options=qos_opts(),
+                    ),
                 ]
             outs = ", ".join(pub.topic_name for pub in cam.pubs.values())
             self.get_logger().info(f"active: {cam.input_topic} ({transport}) -> {outs}")
@@ -428,8 +460,11 @@ class YolactNode(LifecycleNode):
                     return
                 for cam, _ in batch:
                     cam.stats.on_error(f"{type(exc).__name__}: {_one_line(exc)}")
-                self._warn_throttled("inference error",
-                                     f"inference failed on a frame ({type(exc).__name__}: {_one_line(exc)})", error=True)
+                self._warn_throttled(
+                    "inference error",
+                    f"inference failed on a frame ({type(exc).__name__}: {_one_line(exc)})",
+                    error=True,
+                )
 
     def _convert(self, cam: CameraIO, msg):
         """The frame as the Segmenter's input, or None (rejected: counted and said once per kind)."""
@@ -439,8 +474,11 @@ class YolactNode(LifecycleNode):
                 image, decoder_messages = compressed_to_bgr(msg, max_pixels)
                 if decoder_messages:  # corrupt but decodable: processed, counted, said once per period
                     cam.stats.on_decoder_warning(decoder_messages[0].strip())
-                    self._warn_throttled("decoder warning", f"a frame on {cam.input_topic} decoded with "
-                                         f"errors (processed anyway): {decoder_messages[0].strip()}")
+                    self._warn_throttled(
+                        "decoder warning",
+                        f"a frame on {cam.input_topic} decoded with "
+                        f"errors (processed anyway): {decoder_messages[0].strip()}",
+                    )
                 return image
             return image_to_bgr(msg, max_pixels)
         except ImageConversionError as exc:
@@ -478,7 +516,8 @@ class YolactNode(LifecycleNode):
             now_ns = self.get_clock().now().nanoseconds
             publish_ms = (t4 - t3) * 1000.0
             cam.stats.on_processed(
-                len(inst), stamp=stamp_text(header.stamp),
+                len(inst),
+                stamp=stamp_text(header.stamp),
                 latency_ms=(now_ns - stamp_ns) / 1e6 if stamp_ns > 0 else float("nan"),
                 processing_ms=(time.monotonic() - frame.received) * 1000.0,  # arrival -> published
                 segmenter_ms=seg_ms,
@@ -497,9 +536,9 @@ class YolactNode(LifecycleNode):
         seg, pub = self._segmenter, self._label_pub
         if seg is None or pub is None:
             return
-        from .messages import label_info
-
         from std_msgs.msg import Header
+
+        from .messages import label_info
 
         header = Header(stamp=self.get_clock().now().to_msg())
         pub.publish(label_info(seg.class_names, seg.score_threshold if threshold is None else threshold, header))
@@ -538,9 +577,18 @@ class YolactNode(LifecycleNode):
             }
             rejected_recently, errors_recently = counts[0] > cam.diag_counts[0], counts[1] > cam.diag_counts[1]
             cam.diag_counts = counts
-            statuses.append(build_status(
-                self.get_name(), f"{self._model_name}@{device}", state, snap, extra, camera=cam.name,
-                rejected_recently=rejected_recently, errors_recently=errors_recently))
+            statuses.append(
+                build_status(
+                    self.get_name(),
+                    f"{self._model_name}@{device}",
+                    state,
+                    snap,
+                    extra,
+                    camera=cam.name,
+                    rejected_recently=rejected_recently,
+                    errors_recently=errors_recently,
+                )
+            )
         out = DiagnosticArray()
         out.header.stamp = self.get_clock().now().to_msg()
         out.status = statuses

@@ -5,13 +5,15 @@ Every value goes through :func:`params.check`, whatever its source: the command 
 (read raw, since rcl drops an override whose type differs from the params file's), the params
 file, or a later ``ros2 param set``.
 """
+
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
 from rclpy.exceptions import ParameterUninitializedException
 from rclpy.parameter import Parameter
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
 
 from .params import LOAD_PARAMS, PARAMS, ParamSpec, check, command_line_overrides, spec
 
@@ -94,15 +96,18 @@ def read(node, name: str) -> Any:
     return value
 
 
-def change_refusal(name: str, value: Any, state: str, class_names: Sequence[str] | None = None,
-                   max_detections: int | None = None) -> tuple[Any, str | None]:
+def change_refusal(
+    name: str, value: Any, state: str, class_names: Sequence[str] | None = None, max_detections: int | None = None
+) -> tuple[Any, str | None]:
     """A requested change checked against the node's state and model: ``(value, None)`` with
     the value as the node uses it, or ``(value, reason)`` when it is refused."""
     if name in LOAD_PARAMS and state not in _UNLOADED:
         p = spec(name)
         if not (p.read_at == "activate" and state == "inactive"):
-            return value, (f"{name} is read at {p.read_at}; change it while the node is {changeable_in(p)} "
-                           f"(current state: {state})")
+            return value, (
+                f"{name} is read at {p.read_at}; change it while the node is {changeable_in(p)} "
+                f"(current state: {state})"
+            )
     value, reason = check(name, value, class_names)
     if reason is None and name == "top_k" and max_detections is not None and value > max_detections:
         reason = f"top_k must be <= {max_detections} for this model, got {value}"

@@ -6,10 +6,11 @@ computed: the overlay only while ``visualization`` has a subscriber, the 3D only
 ``detections_3d`` (or, with ``publish_points``, ``points``) has one. Tracking, when on, gives
 the ids of every output of the frame.
 """
+
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from ..inference.defaults import MASK_ALPHA
 from .camera import CameraIO
@@ -30,8 +31,9 @@ def publish_frame(cam: CameraIO, header, image, inst, outputs: dict, class_names
     pubs = cam.pubs
     ids = cam.tracker.update(inst) if cam.tracker is not None else None
     class_id_format = outputs.get("class_id_format", "name")
-    pubs["detections"].publish(instances_to_detections(inst, header, class_names, ids=ids,
-                                                       class_id_format=class_id_format))
+    pubs["detections"].publish(
+        instances_to_detections(inst, header, class_names, ids=ids, class_id_format=class_id_format)
+    )
     if outputs.get("publish_masks", True):
         pubs["masks"].publish(instances_to_masks(inst, header, ids=ids))
     if "detections_3d" in pubs:
@@ -65,19 +67,31 @@ def publish_3d(cam: CameraIO, header, inst, ids, outputs: dict, class_names, war
     depth_msg, info = paired
     try:
         depth = depth_image_to_array(depth_msg, int(outputs.get("max_image_pixels") or 0) or None)
-        camera = PinholeCamera.from_k(list(info.k), int(info.width) or depth.shape[1],
-                                      int(info.height) or depth.shape[0])
-        placed = instances_in_3d(inst, depth, camera, encoding=depth_msg.encoding,
-                                 min_points=int(outputs.get("depth_min_points", 20)),
-                                 points_step=int(outputs.get("points_step", 4)) if with_points else None)
+        camera = PinholeCamera.from_k(
+            list(info.k), int(info.width) or depth.shape[1], int(info.height) or depth.shape[0]
+        )
+        placed = instances_in_3d(
+            inst,
+            depth,
+            camera,
+            encoding=depth_msg.encoding,
+            min_points=int(outputs.get("depth_min_points", 20)),
+            points_step=int(outputs.get("points_step", 4)) if with_points else None,
+        )
     except (ImageConversionError, ValueError) as exc:  # a bad depth image, camera_info or field of view
         cam.stats.on_without_depth()
-        warn(f"depth: {getattr(exc, 'kind', 'camera_info')}", f"cannot use the depth frame on {cam.topic('depth')}: {exc}")
+        warn(
+            f"depth: {getattr(exc, 'kind', 'camera_info')}",
+            f"cannot use the depth frame on {cam.topic('depth')}: {exc}",
+        )
         return
     cam.stats.on_placed_3d(len(placed.indices), placed.num_skipped)
     header_3d = type(header)(stamp=header.stamp, frame_id=info.header.frame_id or depth_msg.header.frame_id)
-    cam.pubs["detections_3d"].publish(instances_to_detections_3d(
-        inst, placed, header_3d, class_names, ids=ids, class_id_format=outputs.get("class_id_format", "name")))
+    cam.pubs["detections_3d"].publish(
+        instances_to_detections_3d(
+            inst, placed, header_3d, class_names, ids=ids, class_id_format=outputs.get("class_id_format", "name")
+        )
+    )
     if with_points and placed.points is not None:
         cam.pubs["points"].publish(points_to_cloud(placed.points, header_3d, ids=ids))
 

@@ -11,18 +11,31 @@ file, ``-p`` on the command line, a launch argument or ``ros2 param set``. rcl d
 override whose type differs from the params file's value before the node can see it;
 :func:`command_line_overrides` reads the raw ``--ros-args`` so the node checks what was typed.
 """
+
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import yaml
 
 from ..inference import defaults
 
-__all__ = ["ParamSpec", "PARAMS", "PARAM_NAMES", "RUNTIME_PARAMS", "LOAD_PARAMS", "check", "validate_value",
-           "accepted", "command_line_overrides", "parse_cameras", "spec"]
+__all__ = [
+    "ParamSpec",
+    "PARAMS",
+    "PARAM_NAMES",
+    "RUNTIME_PARAMS",
+    "LOAD_PARAMS",
+    "check",
+    "validate_value",
+    "accepted",
+    "command_line_overrides",
+    "parse_cameras",
+    "spec",
+]
 
 
 @dataclass(frozen=True)
@@ -47,104 +60,243 @@ _DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
 PARAMS: tuple[ParamSpec, ...] = (
     # --- model (applied at configure) -------------------------------------------------------
-    ParamSpec("weights", "", "str",
-              "Path to the .pth weights (official YOLACT/YOLACT++ file or one written by yolact_ros). Required.",
-              constraints="an existing file"),
-    ParamSpec("config", "", "str",
-              "Model config name (e.g. yolact_base, yolact_plus_resnet50); empty = read it from the "
-              "checkpoint, else infer it from the weights file name as the original eval does."),
-    ParamSpec("device", defaults.DEVICE, "str",
-              "Inference device: auto (CUDA if available, else CPU), cpu, cuda or cuda:N.",
-              constraints="auto | cpu | cuda | cuda:N"),
-    ParamSpec("backend", defaults.NODE_BACKEND, "str",
-              "What runs the network: auto (OpenVINO on the CPU when installed, torch on CUDA; docs/cpu.md), "
-              "torch, onnxruntime (weights: a .onnx from `yolact export`) or openvino (weights: a .pth converted "
-              "at configure and cached, a .onnx, or an OpenVINO .xml from `yolact quantize`).",
-              choices=defaults.BACKENDS),
-    ParamSpec("precision", defaults.NODE_PRECISION, "str",
-              "Network precision: auto (bf16 where the CPU has it natively, else fp32; int8 for a quantized "
-              "model), fp32, bf16, int8 (a `yolact quantize` model), tf32 / fp16 (CUDA). The one the backend "
-              "really compiled is logged and in diagnostics.", choices=defaults.PRECISIONS),
-    ParamSpec("cache_dir", "", "str",
-              "Where the OpenVINO backend keeps converted and compiled models; empty = $YOLACT_ROS_CACHE_DIR, "
-              "else ~/.cache/yolact_ros. Pre-build it with `yolact bench --weights W --variants auto:auto`."),
-    ParamSpec("cuda_graph", False, "bool",
-              "Replay the network body as a CUDA graph (fixed input size; CUDA only, eager fallback). Off "
-              "until measured faster on a GPU (BENCHMARKS.md)."),
-    ParamSpec("threads", 0, "int", "CPU threads of the backend (and PyTorch); 0 = the runtime's default (all cores).",
-              min=0, max=256),
+    ParamSpec(
+        "weights",
+        "",
+        "str",
+        "Path to the .pth weights (official YOLACT/YOLACT++ file or one written by yolact_ros). Required.",
+        constraints="an existing file",
+    ),
+    ParamSpec(
+        "config",
+        "",
+        "str",
+        "Model config name (e.g. yolact_base, yolact_plus_resnet50); empty = read it from the "
+        "checkpoint, else infer it from the weights file name as the original eval does.",
+    ),
+    ParamSpec(
+        "device",
+        defaults.DEVICE,
+        "str",
+        "Inference device: auto (CUDA if available, else CPU), cpu, cuda or cuda:N.",
+        constraints="auto | cpu | cuda | cuda:N",
+    ),
+    ParamSpec(
+        "backend",
+        defaults.NODE_BACKEND,
+        "str",
+        "What runs the network: auto (OpenVINO on the CPU when installed, torch on CUDA; docs/cpu.md), "
+        "torch, onnxruntime (weights: a .onnx from `yolact export`) or openvino (weights: a .pth converted "
+        "at configure and cached, a .onnx, or an OpenVINO .xml from `yolact quantize`).",
+        choices=defaults.BACKENDS,
+    ),
+    ParamSpec(
+        "precision",
+        defaults.NODE_PRECISION,
+        "str",
+        "Network precision: auto (bf16 where the CPU has it natively, else fp32; int8 for a quantized "
+        "model), fp32, bf16, int8 (a `yolact quantize` model), tf32 / fp16 (CUDA). The one the backend "
+        "really compiled is logged and in diagnostics.",
+        choices=defaults.PRECISIONS,
+    ),
+    ParamSpec(
+        "cache_dir",
+        "",
+        "str",
+        "Where the OpenVINO backend keeps converted and compiled models; empty = $YOLACT_ROS_CACHE_DIR, "
+        "else ~/.cache/yolact_ros. Pre-build it with `yolact bench --weights W --variants auto:auto`.",
+    ),
+    ParamSpec(
+        "cuda_graph",
+        False,
+        "bool",
+        "Replay the network body as a CUDA graph (fixed input size; CUDA only, eager fallback). Off "
+        "until measured faster on a GPU (BENCHMARKS.md).",
+    ),
+    ParamSpec(
+        "threads",
+        0,
+        "int",
+        "CPU threads of the backend (and PyTorch); 0 = the runtime's default (all cores).",
+        min=0,
+        max=256,
+    ),
     ParamSpec("warmup", True, "bool", "Run one dummy frame at configure so the first real frame is not slow."),
     # --- cameras (applied at configure) -------------------------------------------------------
-    ParamSpec("cameras", [], "str_list",
-              "Camera names served by this node with one batched model, e.g. [front, left, 'right:compressed']: "
-              "inputs <camera>/image (or <camera>/image/compressed), outputs <camera>/detections, "
-              "<camera>/masks, <camera>/visualization. Empty = one camera on image -> detections.",
-              constraints="names of letters, digits, _ and /, each optionally :raw or :compressed, no repeats"),
+    ParamSpec(
+        "cameras",
+        [],
+        "str_list",
+        "Camera names served by this node with one batched model, e.g. [front, left, 'right:compressed']: "
+        "inputs <camera>/image (or <camera>/image/compressed), outputs <camera>/detections, "
+        "<camera>/masks, <camera>/visualization. Empty = one camera on image -> detections.",
+        constraints="names of letters, digits, _ and /, each optionally :raw or :compressed, no repeats",
+    ),
     # --- input (applied at activate) ----------------------------------------------------------
-    ParamSpec("image_transport", "raw", "str",
-              "Input: raw subscribes to `image` (sensor_msgs/Image), compressed to `image/compressed` "
-              "(sensor_msgs/CompressedImage, JPEG/PNG); for every camera without its own :raw/:compressed.",
-              choices=("raw", "compressed"), read_at="activate"),
-    ParamSpec("max_image_pixels", 50_000_000, "int",
-              "Frames with more pixels (width x height) are rejected before conversion; a compressed frame's "
-              "size is read from its header before it is decoded.", runtime=True, min=1, max=2**31 - 1),
+    ParamSpec(
+        "image_transport",
+        "raw",
+        "str",
+        "Input: raw subscribes to `image` (sensor_msgs/Image), compressed to `image/compressed` "
+        "(sensor_msgs/CompressedImage, JPEG/PNG); for every camera without its own :raw/:compressed.",
+        choices=("raw", "compressed"),
+        read_at="activate",
+    ),
+    ParamSpec(
+        "max_image_pixels",
+        50_000_000,
+        "int",
+        "Frames with more pixels (width x height) are rejected before conversion; a compressed frame's "
+        "size is read from its header before it is decoded.",
+        runtime=True,
+        min=1,
+        max=2**31 - 1,
+    ),
     # --- detection (change at run time) -------------------------------------------------------
-    ParamSpec("score_threshold", defaults.SCORE_THRESHOLD, "float", "Publish instances whose score is above this.",
-              runtime=True, min=0.0, max=1.0),
-    ParamSpec("top_k", defaults.TOP_K, "int", "At most this many instances per frame (highest scores first).",
-              runtime=True, min=1, max=defaults.TOP_K_MAX),
-    ParamSpec("nms_threshold", 0.0, "float",
-              "Box IoU above which NMS suppresses the lower-scored detection; 0 = the model config's value.",
-              runtime=True, min=0.0, max=1.0),
-    ParamSpec("cross_class_nms", defaults.CROSS_CLASS_NMS, "bool",
-              "One detection per object whatever its class (NMS across classes); recommended with tracking.",
-              runtime=True),
-    ParamSpec("classes", [], "str_list",
-              "Class names to keep (e.g. [person, car]); empty = all classes.", runtime=True),
+    ParamSpec(
+        "score_threshold",
+        defaults.SCORE_THRESHOLD,
+        "float",
+        "Publish instances whose score is above this.",
+        runtime=True,
+        min=0.0,
+        max=1.0,
+    ),
+    ParamSpec(
+        "top_k",
+        defaults.TOP_K,
+        "int",
+        "At most this many instances per frame (highest scores first).",
+        runtime=True,
+        min=1,
+        max=defaults.TOP_K_MAX,
+    ),
+    ParamSpec(
+        "nms_threshold",
+        0.0,
+        "float",
+        "Box IoU above which NMS suppresses the lower-scored detection; 0 = the model config's value.",
+        runtime=True,
+        min=0.0,
+        max=1.0,
+    ),
+    ParamSpec(
+        "cross_class_nms",
+        defaults.CROSS_CLASS_NMS,
+        "bool",
+        "One detection per object whatever its class (NMS across classes); recommended with tracking.",
+        runtime=True,
+    ),
+    ParamSpec(
+        "classes", [], "str_list", "Class names to keep (e.g. [person, car]); empty = all classes.", runtime=True
+    ),
     # --- 3D from depth, tracking -----------------------------------------------------------------
-    ParamSpec("use_depth", False, "bool",
-              "Subscribe to depth (16UC1 mm or 32FC1 m, registered to the colour image) and camera_info and "
-              "publish detections_3d (vision_msgs/Detection3DArray) in the depth camera's optical frame."),
-    ParamSpec("depth_tolerance", 0.05, "float",
-              "Seconds between a colour frame's stamp and its depth frame's; no depth that close: 2D only "
-              "(counted in diagnostics).", runtime=True, min=0.0, max=5.0),
-    ParamSpec("depth_min_points", 20, "int",
-              "Instances with fewer valid depth pixels in their mask are left out of detections_3d (counted).",
-              runtime=True, min=1, max=1_000_000),
-    ParamSpec("publish_points", False, "bool",
-              "With use_depth: publish `points` (sensor_msgs/PointCloud2, x y z float32 + instance id uint32) "
-              "of the masked pixels.", runtime=True),
-    ParamSpec("points_step", 4, "int", "Keep every n-th pixel (in x and y) of each mask in `points`.",
-              runtime=True, min=1, max=64),
-    ParamSpec("tracking", False, "bool",
-              "Persistent ids: Detection2D.id, InstanceMask.id and the 3D ids become track ids (optimal "
-              "assignment by mask IoU, then containment, then box IoU; within a class; per camera)."),
-    ParamSpec("tracking_class_change_iou", 0.0, "float",
-              "0 = a track id keeps its class; > 0 = a detection of another class continues a track it overlaps "
-              "by this mask IoU (the model flipped the class; at about equal overlap the track's own class wins). "
-              "Recommended 0.3 with cross_class_nms.", min=0.0, max=1.0),
-    ParamSpec("tracking_max_age", 10, "int",
-              "Frames a track survives without a match (an object that leaves for fewer frames keeps its id).",
-              min=1, max=1000),
+    ParamSpec(
+        "use_depth",
+        False,
+        "bool",
+        "Subscribe to depth (16UC1 mm or 32FC1 m, registered to the colour image) and camera_info and "
+        "publish detections_3d (vision_msgs/Detection3DArray) in the depth camera's optical frame.",
+    ),
+    ParamSpec(
+        "depth_tolerance",
+        0.05,
+        "float",
+        "Seconds between a colour frame's stamp and its depth frame's; no depth that close: 2D only "
+        "(counted in diagnostics).",
+        runtime=True,
+        min=0.0,
+        max=5.0,
+    ),
+    ParamSpec(
+        "depth_min_points",
+        20,
+        "int",
+        "Instances with fewer valid depth pixels in their mask are left out of detections_3d (counted).",
+        runtime=True,
+        min=1,
+        max=1_000_000,
+    ),
+    ParamSpec(
+        "publish_points",
+        False,
+        "bool",
+        "With use_depth: publish `points` (sensor_msgs/PointCloud2, x y z float32 + instance id uint32) "
+        "of the masked pixels.",
+        runtime=True,
+    ),
+    ParamSpec(
+        "points_step",
+        4,
+        "int",
+        "Keep every n-th pixel (in x and y) of each mask in `points`.",
+        runtime=True,
+        min=1,
+        max=64,
+    ),
+    ParamSpec(
+        "tracking",
+        False,
+        "bool",
+        "Persistent ids: Detection2D.id, InstanceMask.id and the 3D ids become track ids (optimal "
+        "assignment by mask IoU, then containment, then box IoU; within a class; per camera).",
+    ),
+    ParamSpec(
+        "tracking_class_change_iou",
+        0.0,
+        "float",
+        "0 = a track id keeps its class; > 0 = a detection of another class continues a track it overlaps "
+        "by this mask IoU (the model flipped the class; at about equal overlap the track's own class wins). "
+        "Recommended 0.3 with cross_class_nms.",
+        min=0.0,
+        max=1.0,
+    ),
+    ParamSpec(
+        "tracking_max_age",
+        10,
+        "int",
+        "Frames a track survives without a match (an object that leaves for fewer frames keeps its id).",
+        min=1,
+        max=1000,
+    ),
     # --- outputs (change at run time) -----------------------------------------------------------
     ParamSpec("publish_masks", True, "bool", "Publish `masks` (InstanceMaskArray).", runtime=True),
-    ParamSpec("class_id_format", "name", "str",
-              "What Detection2D results[].hypothesis.class_id carries: name = the class name, id = the class "
-              "index as a decimal string (the key of the class map published on label_info).",
-              runtime=True, choices=("name", "id")),
-    ParamSpec("publish_visualization", True, "bool",
-              "Publish `visualization` (bgr8 overlay); it is only drawn while someone subscribes.",
-              runtime=True),
-    ParamSpec("visualization.mask_alpha", defaults.MASK_ALPHA, "float", "Opacity of the mask overlay.",
-              runtime=True, min=0.0, max=1.0),
+    ParamSpec(
+        "class_id_format",
+        "name",
+        "str",
+        "What Detection2D results[].hypothesis.class_id carries: name = the class name, id = the class "
+        "index as a decimal string (the key of the class map published on label_info).",
+        runtime=True,
+        choices=("name", "id"),
+    ),
+    ParamSpec(
+        "publish_visualization",
+        True,
+        "bool",
+        "Publish `visualization` (bgr8 overlay); it is only drawn while someone subscribes.",
+        runtime=True,
+    ),
+    ParamSpec(
+        "visualization.mask_alpha",
+        defaults.MASK_ALPHA,
+        "float",
+        "Opacity of the mask overlay.",
+        runtime=True,
+        min=0.0,
+        max=1.0,
+    ),
     ParamSpec("visualization.show_boxes", True, "bool", "Draw bounding boxes.", runtime=True),
     ParamSpec("visualization.show_labels", True, "bool", "Draw class names and scores.", runtime=True),
-    ParamSpec("diagnostics_period", 1.0, "float", "Seconds between /diagnostics messages.",
-              min=0.1, max=60.0),
+    ParamSpec("diagnostics_period", 1.0, "float", "Seconds between /diagnostics messages.", min=0.1, max=60.0),
     # --- lifecycle ------------------------------------------------------------------------------
-    ParamSpec("autostart", True, "bool",
-              "Configure and activate on start (a plain `ros2 run`/launch just works); false = wait for "
-              "lifecycle transitions."),
+    ParamSpec(
+        "autostart",
+        True,
+        "bool",
+        "Configure and activate on start (a plain `ros2 run`/launch just works); false = wait for "
+        "lifecycle transitions.",
+    ),
 )
 
 PARAM_NAMES = tuple(p.name for p in PARAMS)
@@ -157,8 +309,13 @@ def spec(name: str) -> ParamSpec:
     return _BY_NAME[name]
 
 
-_KIND_TEXT = {"bool": "true or false", "int": "an integer", "float": "a number", "str": "a string",
-              "str_list": "a list of strings"}
+_KIND_TEXT = {
+    "bool": "true or false",
+    "int": "an integer",
+    "float": "a number",
+    "str": "a string",
+    "str_list": "a list of strings",
+}
 
 
 def accepted(p: ParamSpec) -> str:
@@ -223,8 +380,9 @@ def check(name: str, value: Any, class_names: Sequence[str] | None = None) -> tu
     if name == "classes" and class_names is not None:
         unknown = [v for v in typed if v not in class_names]
         if unknown:
-            return refused(f"unknown class name(s) {', '.join(map(repr, unknown))}; "
-                           f"this model knows: {', '.join(class_names)}")
+            return refused(
+                f"unknown class name(s) {', '.join(map(repr, unknown))}; this model knows: {', '.join(class_names)}"
+            )
     return typed, None
 
 

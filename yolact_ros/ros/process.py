@@ -20,6 +20,7 @@ Standard library only: the generated ``yolact_node`` script runs
 :func:`yolact_ros.ros.main.run_node`, which installs these handlers before rclpy and torch
 are imported, so they are in place a few milliseconds after exec.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -30,8 +31,14 @@ import sys
 from .. import signals
 from ..signals import finish
 
-__all__ = ["EXIT_GRACE_S", "install_signal_handlers", "mark_started", "shutdown_requested", "exit_with_parent",
-           "finish"]
+__all__ = [
+    "EXIT_GRACE_S",
+    "install_signal_handlers",
+    "mark_started",
+    "shutdown_requested",
+    "exit_with_parent",
+    "finish",
+]
 
 #: After the first SIGINT/SIGTERM the process is gone within this many seconds.
 EXIT_GRACE_S = 0.9

@@ -1,4 +1,5 @@
 """At most one log line per kind of problem per period, with bounded memory."""
+
 from __future__ import annotations
 
 import threading

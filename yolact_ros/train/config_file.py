@@ -22,11 +22,13 @@ does nothing.  ``class_names`` may be omitted: ``yolact train`` then takes the n
 from the training JSON.  Only this module reads YAML; the model layer receives a
 plain :class:`~yolact_ros.model.config.YolactConfig`.
 """
+
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from ..model.config import OFFICIAL_CONFIGS, BackboneConfig, TrainConfig, YolactConfig, get_config
 from ..model.mobilenet import DEFAULT_STAGE_ENDS, IMAGENET_FILE
@@ -35,12 +37,30 @@ DEFAULT_BASE = "yolact_resnet50"
 
 #: What a backbone kind starts from when a file switches to it.
 BACKBONE_DEFAULTS: dict[str, dict[str, Any]] = {
-    "resnet": dict(layers=(3, 4, 6, 3), selected_layers=(1, 2, 3), dcn_layers=(), dcn_interval=1,
-                   input_transform="mean_std", pretrained_init_file="resnet50-19c8e357.pth"),
-    "darknet": dict(layers=(1, 2, 8, 8, 4), selected_layers=(2, 3, 4), dcn_layers=(), dcn_interval=1,
-                    input_transform="unit", pretrained_init_file="darknet53.pth"),
-    "mobilenetv2": dict(layers=DEFAULT_STAGE_ENDS, selected_layers=(1, 2, 3), dcn_layers=(), dcn_interval=1,
-                        input_transform="mean_std", pretrained_init_file=IMAGENET_FILE),
+    "resnet": dict(
+        layers=(3, 4, 6, 3),
+        selected_layers=(1, 2, 3),
+        dcn_layers=(),
+        dcn_interval=1,
+        input_transform="mean_std",
+        pretrained_init_file="resnet50-19c8e357.pth",
+    ),
+    "darknet": dict(
+        layers=(1, 2, 8, 8, 4),
+        selected_layers=(2, 3, 4),
+        dcn_layers=(),
+        dcn_interval=1,
+        input_transform="unit",
+        pretrained_init_file="darknet53.pth",
+    ),
+    "mobilenetv2": dict(
+        layers=DEFAULT_STAGE_ENDS,
+        selected_layers=(1, 2, 3),
+        dcn_layers=(),
+        dcn_interval=1,
+        input_transform="mean_std",
+        pretrained_init_file=IMAGENET_FILE,
+    ),
 }
 
 
@@ -61,7 +81,9 @@ def _tuples(value):
 def _check_keys(section: str, data: Mapping, allowed, source: str) -> None:
     unknown = sorted(set(data) - set(allowed))
     if unknown:
-        raise ConfigFileError(f"{source}: unknown key(s) {unknown} in {section}; valid keys: {', '.join(sorted(allowed))}")
+        raise ConfigFileError(
+            f"{source}: unknown key(s) {unknown} in {section}; valid keys: {', '.join(sorted(allowed))}"
+        )
 
 
 def _coerce(section: str, name: str, value, default, source: str):
@@ -100,7 +122,9 @@ def config_from_mapping(data: Mapping, source: str = "config", default_name: str
     try:
         base = get_config(str(base_name))
     except KeyError:
-        raise ConfigFileError(f"{source}: unknown base {base_name!r}; official configs: {', '.join(OFFICIAL_CONFIGS)}") from None
+        raise ConfigFileError(
+            f"{source}: unknown base {base_name!r}; official configs: {', '.join(OFFICIAL_CONFIGS)}"
+        ) from None
 
     changes: dict[str, Any] = {"name": str(data.pop("name", default_name)), "official_checkpoint": ""}
     if "class_names" in data and "num_classes" in data:
@@ -155,7 +179,8 @@ def _backbone(base: YolactConfig, data: Mapping, max_size: int, source: str) -> 
         changes["pred_scales"] = tuple(tuple(float(s) * f for s in level) for level in bb.pred_scales)
     if "pred_scales" in changes:
         changes["pred_scales"] = tuple(
-            tuple(float(s) for s in (level if isinstance(level, tuple) else (level,))) for level in changes["pred_scales"]
+            tuple(float(s) for s in (level if isinstance(level, tuple) else (level,)))
+            for level in changes["pred_scales"]
         )
     if "pred_aspect_ratios" in changes:
         changes["pred_aspect_ratios"] = tuple(float(r) for r in changes["pred_aspect_ratios"])

@@ -17,13 +17,15 @@ What makes N ranks train like one process with the same global batch:
   ranks; each rank's loss is its share of the global loss, scaled by W because
   DistributedDataParallel averages gradients.
 """
+
 from __future__ import annotations
 
 import datetime
 import logging
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 
@@ -99,8 +101,10 @@ def split_batch(global_batch: int, world_size: int) -> int:
     if global_batch % world_size:
         lower = global_batch - global_batch % world_size
         fits = " or ".join(str(b) for b in (lower, lower + world_size) if b > 0)
-        raise ValueError(f"--batch-size {global_batch} is the global batch and must divide evenly over "
-                         f"{world_size} processes (e.g. {fits})")
+        raise ValueError(
+            f"--batch-size {global_batch} is the global batch and must divide evenly over "
+            f"{world_size} processes (e.g. {fits})"
+        )
     return global_batch // world_size
 
 
@@ -127,14 +131,18 @@ def setup(device: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> tuple[Dist, str]
     local = int(os.environ["LOCAL_RANK"])
     name = str(device).strip().lower()
     if name.startswith("cuda:"):
-        raise ValueError(f"--device {device} under torchrun: use 'cuda' (each rank takes its local GPU, cuda:LOCAL_RANK) or 'cpu'")
+        raise ValueError(
+            f"--device {device} under torchrun: use 'cuda' (each rank takes its local GPU, cuda:LOCAL_RANK) or 'cpu'"
+        )
     use_cuda = name == "cuda" or (name in ("", "auto") and torch.cuda.is_available())
     if use_cuda:
         if not torch.cuda.is_available():
             raise ValueError("--device cuda under torchrun, but no CUDA device is available")
         if local >= torch.cuda.device_count():
-            raise ValueError(f"local rank {local} has no GPU: this machine has {torch.cuda.device_count()} "
-                             "(--nproc-per-node must not exceed the GPU count)")
+            raise ValueError(
+                f"local rank {local} has no GPU: this machine has {torch.cuda.device_count()} "
+                "(--nproc-per-node must not exceed the GPU count)"
+            )
         torch.cuda.set_device(local)
         backend, dev = "nccl", f"cuda:{local}"
     elif name in ("", "auto", "cpu"):
@@ -144,7 +152,8 @@ def setup(device: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> tuple[Dist, str]
     if not torch.distributed.is_available():
         raise RuntimeError("this PyTorch build has no torch.distributed")
     torch.distributed.init_process_group(
-        backend=backend, timeout=datetime.timedelta(seconds=float(timeout_s)),
+        backend=backend,
+        timeout=datetime.timedelta(seconds=float(timeout_s)),
         **({"device_id": torch.device(dev)} if backend == "nccl" else {}),
     )
     return Dist(rank=rank, local_rank=local, world_size=world, backend=backend), dev
@@ -165,8 +174,16 @@ class GlobalBatchSampler(torch.utils.data.Sampler):
     counts iterations; :attr:`batches_per_epoch` turns them into epochs.
     """
 
-    def __init__(self, size: int, global_batch: int, seed: int, rank: int = 0, world_size: int = 1,
-                 start_epoch: int = 0, start_batch: int = 0):
+    def __init__(
+        self,
+        size: int,
+        global_batch: int,
+        seed: int,
+        rank: int = 0,
+        world_size: int = 1,
+        start_epoch: int = 0,
+        start_batch: int = 0,
+    ):
         if size < 1:
             raise ValueError("the training set is empty")
         split_batch(global_batch, world_size)
@@ -190,9 +207,20 @@ class GlobalBatchSampler(torch.utils.data.Sampler):
         while True:
             order = self.epoch_order(epoch)
             for k in range(first, self.batches_per_epoch):
-                batch = order[k * self.global_batch: (k + 1) * self.global_batch]
-                yield batch[self.rank:: self.world_size]
+                batch = order[k * self.global_batch : (k + 1) * self.global_batch]
+                yield batch[self.rank :: self.world_size]
             epoch, first = epoch + 1, 0
 
 
-__all__ = ["Dist", "SINGLE", "DEFAULT_TIMEOUT_S", "setup", "teardown", "split_batch", "environment_rank", "environment_world_size", "launched_by_torchrun", "GlobalBatchSampler"]
+__all__ = [
+    "Dist",
+    "SINGLE",
+    "DEFAULT_TIMEOUT_S",
+    "setup",
+    "teardown",
+    "split_batch",
+    "environment_rank",
+    "environment_world_size",
+    "launched_by_torchrun",
+    "GlobalBatchSampler",
+]

@@ -21,16 +21,17 @@ the batch is the global one: ``sum_counts`` sums those two counts over the ranks
 each rank's terms are its share of the global loss.  All arithmetic runs in
 float32 even under autocast.
 """
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..model.config import YolactConfig
 from ..model.boxes import crop_masks
+from ..model.config import YolactConfig
 from .match import match
 
 LOSS_NAMES = ("box", "conf", "mask", "segm", "maskiou")
@@ -87,8 +88,12 @@ class YolactLoss(nn.Module):
     None for one process.
     """
 
-    def __init__(self, cfg: YolactConfig, generator: torch.Generator | None = None,
-                 sum_counts: Callable[[torch.Tensor], torch.Tensor] | None = None):
+    def __init__(
+        self,
+        cfg: YolactConfig,
+        generator: torch.Generator | None = None,
+        sum_counts: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ):
         super().__init__()
         self.cfg = cfg
         self.t = cfg.train
@@ -117,11 +122,22 @@ class YolactLoss(nn.Module):
             labels = target["labels"].to(device=device, dtype=torch.long).reshape(-1)
             masks = target["masks"].to(device=device)
             crowd = target.get("iscrowd")
-            crowd = crowd.to(device=device, dtype=torch.bool).reshape(-1) if crowd is not None else torch.zeros_like(labels, dtype=torch.bool)
+            crowd = (
+                crowd.to(device=device, dtype=torch.bool).reshape(-1)
+                if crowd is not None
+                else torch.zeros_like(labels, dtype=torch.bool)
+            )
             if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= self.num_classes - 1):
                 raise ValueError(f"label out of range [0, {self.num_classes - 2}] in target {b}: {labels.tolist()}")
-            m = match(priors, boxes[~crowd], labels[~crowd], boxes[crowd],
-                      t.positive_iou_threshold, t.negative_iou_threshold, t.crowd_iou_threshold)
+            m = match(
+                priors,
+                boxes[~crowd],
+                labels[~crowd],
+                boxes[crowd],
+                t.positive_iou_threshold,
+                t.negative_iou_threshold,
+                t.crowd_iou_threshold,
+            )
             conf_t[b] = m.conf
             loc_t[b] = m.loc
             matches.append(m)
@@ -167,7 +183,9 @@ class YolactLoss(nn.Module):
                 pos_idx = pos_idx[perm]
             gt_idx = m.gt_index[pos_idx]
             with torch.no_grad():
-                gt_small = F.interpolate(masks[None].float(), (h, w), mode="bilinear", align_corners=False)[0].gt(0.5).float()
+                gt_small = (
+                    F.interpolate(masks[None].float(), (h, w), mode="bilinear", align_corners=False)[0].gt(0.5).float()
+                )
                 mask_t = gt_small[gt_idx]  # [n,h,w]
                 gt_boxes = boxes[gt_idx]
                 crop = crop_masks(torch.ones_like(mask_t), gt_boxes)

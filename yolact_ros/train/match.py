@@ -5,6 +5,7 @@ Coordinates: priors are (cx, cy, w, h) relative to the square network input (as
 relative x1, y1, x2, y2.  The regression targets are :func:`yolact_ros.model.boxes.encode`,
 which :func:`yolact_ros.model.boxes.decode` undoes at inference time.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -12,6 +12,7 @@ wrapped in DistributedDataParallel, each rank trains on its share of every globa
 batch, and rank 0 alone writes checkpoints, ``metrics.jsonl``, the log and the
 progress bar.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -21,9 +22,9 @@ import logging
 import re
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch import nn
@@ -136,7 +137,7 @@ def init_backbone(model: Yolact, path: "str | Path") -> tuple[int, int]:
         raise FileNotFoundError(f"backbone weights not found: {path}")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - torch.load fails in many ways on a foreign file
         raise ValueError(f"{path}: not a readable PyTorch file ({str(exc).splitlines()[0][:200]})") from None
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
@@ -151,8 +152,12 @@ def init_backbone(model: Yolact, path: "str | Path") -> tuple[int, int]:
     own = backbone.state_dict()
     mapped = {}
     for key, value in state.items():
-        new = re.sub(r"^layer(\d+)\.", lambda m: f"layers.{int(m.group(1)) - 1}.", key) if bb_cfg.kind == "resnet" else key
-        new = new[len("backbone."):] if new.startswith("backbone.") else new
+        new = (
+            re.sub(r"^layer(\d+)\.", lambda m: f"layers.{int(m.group(1)) - 1}.", key)
+            if bb_cfg.kind == "resnet"
+            else key
+        )
+        new = new[len("backbone.") :] if new.startswith("backbone.") else new
         if new in own and own[new].shape == value.shape:
             mapped[new] = value
     if not mapped:
@@ -234,9 +239,15 @@ class Trainer:
     ``dataset`` must yield what :class:`yolact_ros.data.augment.TrainAugment` yields.
     """
 
-    def __init__(self, cfg: YolactConfig, dataset, options: TrainOptions,
-                 backbone_weights: "str | Path | None" = None, resume: "str | Path | None" = None,
-                 dist: Dist = SINGLE):
+    def __init__(
+        self,
+        cfg: YolactConfig,
+        dataset,
+        options: TrainOptions,
+        backbone_weights: "str | Path | None" = None,
+        resume: "str | Path | None" = None,
+        dist: Dist = SINGLE,
+    ):
         self.cfg = cfg
         self.opt = options
         self.dataset = dataset
@@ -256,8 +267,7 @@ class Trainer:
             log.info("backbone initialised from %s: %d tensors loaded, %d left at init", backbone_weights, loaded, left)
         self.model.to(self.device)
         self.schedule = make_schedule(cfg, options.batch_size, options.max_iter, options.lr)
-        self.freeze_bn = (options.freeze_bn if options.freeze_bn is not None
-                          else self.device_batch < FREEZE_BN_BELOW)
+        self.freeze_bn = options.freeze_bn if options.freeze_bn is not None else self.device_batch < FREEZE_BN_BELOW
         self._frozen_params = set()
         for i in range(min(options.frozen_stages, len(self.model.backbone.layers))):
             for p in self.model.backbone.layers[i].parameters():
@@ -269,7 +279,9 @@ class Trainer:
                     p.requires_grad_(False)
         params = [p for p in self.model.parameters() if p.requires_grad]
         t = cfg.train
-        self.optimizer = torch.optim.SGD(params, lr=self.schedule.lr_at(0), momentum=t.momentum, weight_decay=t.weight_decay)
+        self.optimizer = torch.optim.SGD(
+            params, lr=self.schedule.lr_at(0), momentum=t.momentum, weight_decay=t.weight_decay
+        )
         if self.freeze_bn:  # before DDP, which must know which parameters take no gradient
             freeze_batchnorm(self.model)
         self.use_amp = bool(options.amp) and self.device.type == "cuda"
@@ -294,14 +306,18 @@ class Trainer:
 
         if sync_bn:
             if self.freeze_bn:
-                log.warning("--sync-bn has no effect: BatchNorm is frozen (%d images per device; --freeze-bn no trains it)",
-                            self.device_batch)
+                log.warning(
+                    "--sync-bn has no effect: BatchNorm is frozen (%d images per device; --freeze-bn no trains it)",
+                    self.device_batch,
+                )
             elif self.device.type != "cuda":
                 raise ValueError("--sync-bn needs CUDA devices (PyTorch's SyncBatchNorm has no CPU kernel)")
             else:
                 self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
         # DDP copies rank 0's parameters and buffers to every rank here
-        return DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        return DistributedDataParallel(
+            self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None
+        )
 
     # -- state ------------------------------------------------------------------------------------
     def _resume(self, path: Path) -> None:
@@ -317,10 +333,17 @@ class Trainer:
         self.start_iter = int(payload["iteration"])
         trained_batch = payload.get("batch_size")
         if trained_batch is not None and int(trained_batch) != self.opt.batch_size:
-            raise ValueError(f"{path} was trained with global batch {trained_batch}; resume with --batch-size {trained_batch} "
-                             "(the schedule and the data order depend on it; any world size that divides it works)")
-        log.info("resumed from %s at iteration %d (written by %s process%s)", path, self.start_iter,
-                 payload.get("world_size", 1), "" if payload.get("world_size", 1) == 1 else "es")
+            raise ValueError(
+                f"{path} was trained with global batch {trained_batch}; resume with --batch-size {trained_batch} "
+                "(the schedule and the data order depend on it; any world size that divides it works)"
+            )
+        log.info(
+            "resumed from %s at iteration %d (written by %s process%s)",
+            path,
+            self.start_iter,
+            payload.get("world_size", 1),
+            "" if payload.get("world_size", 1) == 1 else "es",
+        )
 
     def _read_resume(self, path: Path) -> dict:
         meta = load_into(self.model, path)
@@ -333,8 +356,12 @@ class Trainer:
         else:
             m = re.search(r"_(\d+)_(\d+)(?:_interrupt)?\.pth$", path.name)
             payload["iteration"] = int(m.group(2)) if m else int(meta.get("iteration", 0))
-            log.warning("%s: no %s next to it; optimizer state starts fresh at iteration %d", path, STATE_SUFFIX,
-                        payload["iteration"])
+            log.warning(
+                "%s: no %s next to it; optimizer state starts fresh at iteration %d",
+                path,
+                STATE_SUFFIX,
+                payload["iteration"],
+            )
         if self.dist.enabled:
             payload["model"] = {k: v.cpu() for k, v in self.model.state_dict().items()}
         return payload
@@ -342,13 +369,20 @@ class Trainer:
     def save(self, iteration: int, epoch: int, name: str | None = None) -> Path:
         """Rank 0: write the checkpoint (official layout) and its ``_state.pth``; both atomically."""
         path = self.out_dir / (name or f"{self.cfg.name}_{epoch}_{iteration}.pth")
-        run = {"iteration": iteration, "epoch": epoch, "batch_size": self.opt.batch_size, "world_size": self.dist.world_size}
+        run = {
+            "iteration": iteration,
+            "epoch": epoch,
+            "batch_size": self.opt.batch_size,
+            "world_size": self.dist.world_size,
+        }
         save_checkpoint(self.model, path, {**run, "trainer": "yolact_ros"})
         state = {"optimizer": self.optimizer.state_dict(), **run}
         if self.use_amp:
             state["scaler"] = self.scaler.state_dict()
         state_path = path.with_name(path.stem + STATE_SUFFIX)
-        tmp = state_path.with_name(state_path.name + ".tmp")  # atomic, as save_checkpoint: a stop mid-write leaves no broken file
+        tmp = state_path.with_name(
+            state_path.name + ".tmp"
+        )  # atomic, as save_checkpoint: a stop mid-write leaves no broken file
         torch.save(state, tmp)
         tmp.replace(state_path)
         return path
@@ -370,11 +404,13 @@ class Trainer:
         ids = eval_image_ids(coco, self.opt.val_max_images)
         module = copy.deepcopy(self.model)  # the Segmenter's own eval-mode copy; SyncBatchNorm acts as BatchNorm there
         seg = Segmenter(model=module, device=str(self.device))
-        mine = predict(seg, coco, self.opt.val_images, ids[self.dist.rank:: self.dist.world_size], progress=False)
+        mine = predict(seg, coco, self.opt.val_images, ids[self.dist.rank :: self.dist.world_size], progress=False)
         parts = self.dist.gather(mine)
         stats = None
         if parts is not None:
-            stats = score(coco, sum(parts, Predictions()), f"{self.opt.val_json} in {self.opt.val_images}", verbose=False)
+            stats = score(
+                coco, sum(parts, Predictions()), f"{self.opt.val_json} in {self.opt.val_images}", verbose=False
+            )
         return self.dist.broadcast(stats)
 
     # -- training ---------------------------------------------------------------------------------
@@ -392,15 +428,19 @@ class Trainer:
         for g in self.optimizer.param_groups:
             g["lr"] = lr
         images = images.to(self.device, non_blocking=True)
-        targets = [{k: (v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v) for k, v in tg.items()}
-                   for tg in targets]
+        targets = [
+            {k: (v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v) for k, v in tg.items()}
+            for tg in targets
+        ]
         self.optimizer.zero_grad(set_to_none=True)
         with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=self.use_amp):
             out = self.net(images)
         losses = self.criterion(out, targets, getattr(self.model, "maskiou_net", None))
         names = list(losses)
         # one all-reduce: the global loss terms (each rank holds its share) and the stop requests
-        local = torch.stack([losses[k].detach().float() for k in names] + [torch.tensor(float(signals.requested()), device=self.device)])
+        local = torch.stack(
+            [losses[k].detach().float() for k in names] + [torch.tensor(float(signals.requested()), device=self.device)]
+        )
         summed = self.dist.sum(local)
         stop = bool(summed[-1] > 0) and self.dist.enabled
         values = {k: float(v) for k, v in zip(names, summed[:-1].tolist())}
@@ -423,9 +463,11 @@ class Trainer:
         self._checked_gradients = True
         unused = [n for n, p in self.model.named_parameters() if p.requires_grad and p.grad is None]
         if unused:
-            raise RuntimeError(f"{len(unused)} trainable parameters get no gradient in training "
-                               f"({', '.join(unused[:5])}{', ...' if len(unused) > 5 else ''}): a model change left them "
-                               "out of the loss; DistributedDataParallel cannot train such a model")
+            raise RuntimeError(
+                f"{len(unused)} trainable parameters get no gradient in training "
+                f"({', '.join(unused[:5])}{', ...' if len(unused) > 5 else ''}): a model change left them "
+                "out of the loss; DistributedDataParallel cannot train such a model"
+            )
 
     @contextlib.contextmanager
     def _seeded(self, seed: int):
@@ -450,7 +492,10 @@ class Trainer:
         iters_per_epoch = sampler.batches_per_epoch
         sampler.start_epoch, sampler.start_batch = divmod(self.start_iter, iters_per_epoch)
         loader = torch.utils.data.DataLoader(
-            self.dataset, batch_sampler=sampler, num_workers=opt.num_workers, collate_fn=collate,
+            self.dataset,
+            batch_sampler=sampler,
+            num_workers=opt.num_workers,
+            collate_fn=collate,
             generator=torch.Generator().manual_seed(opt.seed + self.start_iter + 7919 * self.dist.rank),
         )
         max_iter = self.schedule.max_iter
@@ -458,7 +503,9 @@ class Trainer:
         if opt.progress and main:
             from tqdm import tqdm
 
-            bar = tqdm(total=max_iter, initial=self.start_iter, desc="train", unit="it", file=sys.stderr, dynamic_ncols=True)
+            bar = tqdm(
+                total=max_iter, initial=self.start_iter, desc="train", unit="it", file=sys.stderr, dynamic_ncols=True
+            )
         metrics_path = self.out_dir / "metrics.jsonl"
         self._train_mode()
         iteration = self.start_iter
@@ -491,9 +538,14 @@ class Trainer:
                     for k, v in losses.items():
                         smooth[k] = v if k not in smooth else 0.9 * smooth[k] + 0.1 * v
                     if main and (iteration % max(1, opt.log_every) == 0 or iteration == max_iter):
-                        record = {"iteration": iteration, "epoch": epoch, "lr": lr,
-                                  "seconds": round(time.perf_counter() - t0, 2), "world_size": self.dist.world_size,
-                                  **{k: round(v, 5) for k, v in losses.items()}}
+                        record = {
+                            "iteration": iteration,
+                            "epoch": epoch,
+                            "lr": lr,
+                            "seconds": round(time.perf_counter() - t0, 2),
+                            "world_size": self.dist.world_size,
+                            **{k: round(v, 5) for k, v in losses.items()},
+                        }
                         result.loss_history.append(record)
                         with metrics_path.open("a") as f:
                             f.write(json.dumps(record) + "\n")
@@ -515,9 +567,15 @@ class Trainer:
                     if do_val:
                         stats = self.validate()
                         self._train_mode()
-                        record = {"iteration": iteration, "box_AP": stats.get("box_AP"), "mask_AP": stats.get("mask_AP"),
-                                  "mask_AP50": stats.get("mask_AP50"), "num_images": stats.get("num_images"),
-                                  "world_size": self.dist.world_size, "seconds": round(time.perf_counter() - t0, 2)}
+                        record = {
+                            "iteration": iteration,
+                            "box_AP": stats.get("box_AP"),
+                            "mask_AP": stats.get("mask_AP"),
+                            "mask_AP50": stats.get("mask_AP50"),
+                            "num_images": stats.get("num_images"),
+                            "world_size": self.dist.world_size,
+                            "seconds": round(time.perf_counter() - t0, 2),
+                        }
                         result.val_history.append(record)
                         if main:
                             with metrics_path.open("a") as f:
@@ -548,5 +606,17 @@ class Trainer:
         return result
 
 
-__all__ = ["Schedule", "make_schedule", "init_head_weights", "init_backbone", "find_pretrained", "freeze_batchnorm",
-           "TrainOptions", "TrainResult", "Trainer", "STATE_SUFFIX", "FREEZE_BN_BELOW", "latest_checkpoint"]
+__all__ = [
+    "Schedule",
+    "make_schedule",
+    "init_head_weights",
+    "init_backbone",
+    "find_pretrained",
+    "freeze_batchnorm",
+    "TrainOptions",
+    "TrainResult",
+    "Trainer",
+    "STATE_SUFFIX",
+    "FREEZE_BN_BELOW",
+    "latest_checkpoint",
+]

@@ -12,6 +12,7 @@ the measurements behind it.
 | CPU | ``.pth`` | no | no native bf16 | torch, fp32 |
 | CPU | ``.onnx`` | no | any | onnxruntime, fp32 |
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -20,6 +21,7 @@ from pathlib import Path
 
 from ..capabilities import CpuCapabilities, detect_cpu
 from ..defaults import BACKENDS, PRECISIONS
+
 #: precisions per backend (``auto`` aside); tf32 / fp16 are CUDA precisions of the torch backend
 BACKEND_PRECISIONS = {
     "torch": ("fp32", "tf32", "fp16", "bf16"),
@@ -51,8 +53,15 @@ def weights_kind(weights) -> str:
     return {".onnx": "onnx", ".xml": "ir"}.get(suffix, "pth")
 
 
-def choose(backend: str, precision: str, device_type: str, weights, cpu: "CpuCapabilities | None" = None,
-           ir_is_int8: bool = False, openvino: "bool | None" = None) -> Choice:
+def choose(
+    backend: str,
+    precision: str,
+    device_type: str,
+    weights,
+    cpu: "CpuCapabilities | None" = None,
+    ir_is_int8: bool = False,
+    openvino: "bool | None" = None,
+) -> Choice:
     """Resolve ``auto`` backend and / or precision; explicit values are checked and kept.
 
     ``ir_is_int8``: the weights are a quantized OpenVINO model; ``openvino``: whether it is
@@ -95,8 +104,10 @@ def choose(backend: str, precision: str, device_type: str, weights, cpu: "CpuCap
     else:
         pwhy = f"precision {precision} asked for"
         if precision not in BACKEND_PRECISIONS[backend]:
-            raise ValueError(f"backend {backend!r} runs precision {', '.join(BACKEND_PRECISIONS[backend])}, not "
-                             f"{precision!r}" + (f"; int8: {QUANTIZE_HINT}" if precision == "int8" else ""))
+            raise ValueError(
+                f"backend {backend!r} runs precision {', '.join(BACKEND_PRECISIONS[backend])}, not "
+                f"{precision!r}" + (f"; int8: {QUANTIZE_HINT}" if precision == "int8" else "")
+            )
         if precision == "int8" and not ir_is_int8:
             raise ValueError(f"precision int8 needs a quantized OpenVINO model: {QUANTIZE_HINT}")
     return Choice(backend, precision, f"{why}; {pwhy}")

@@ -9,6 +9,7 @@ leaves no entry, only a ``.tmp-*`` folder that the next write removes), holding 
 manifest (truncated, edited, half-deleted) counts as absent and is rebuilt; a cache that
 cannot be written is skipped with one warning.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -18,8 +19,8 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +97,9 @@ class ModelCache:
             self._sweep()
             tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{key}-", dir=self.root))
         except OSError as exc:
-            log.warning("model cache %s is not writable (%s); converting without a cache", self.root, exc.strerror or exc)
+            log.warning(
+                "model cache %s is not writable (%s); converting without a cache", self.root, exc.strerror or exc
+            )
             return None
         try:
             write(tmp)
@@ -109,8 +112,11 @@ class ModelCache:
             return entry
         except OSError as exc:
             shutil.rmtree(tmp, ignore_errors=True)
-            log.warning("model cache %s: could not write an entry (%s); converting without a cache", self.root,
-                        exc.strerror or exc)
+            log.warning(
+                "model cache %s: could not write an entry (%s); converting without a cache",
+                self.root,
+                exc.strerror or exc,
+            )
             return None
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)

@@ -5,6 +5,7 @@ returns ``Yolact.forward``'s dict of torch tensors (on the Segmenter's device), 
 post-processing that follows is the torch backend's own; ``maskiou_net`` / ``mask_iou`` run
 YOLACT++'s embedded mask-IoU graph.  onnxruntime is imported only here, when a session is made.
 """
+
 from __future__ import annotations
 
 import logging
@@ -14,7 +15,15 @@ import numpy as np
 import torch
 
 from ...model.heads import gather_mask_iou
-from ..onnx_format import INPUT_NAME, MASKIOU_INPUT, MASKIOU_OUTPUT, OUTPUT_NAMES, ExportInfo, OnnxBackendError, OnnxModelError
+from ..onnx_format import (
+    INPUT_NAME,
+    MASKIOU_INPUT,
+    MASKIOU_OUTPUT,
+    OUTPUT_NAMES,
+    ExportInfo,
+    OnnxBackendError,
+    OnnxModelError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -23,8 +32,9 @@ def import_onnxruntime():
     try:
         import onnxruntime
     except ImportError:
-        raise OnnxBackendError("backend 'onnxruntime' needs the onnxruntime package: pip install onnxruntime "
-                               "(or onnxruntime-gpu for CUDA)") from None
+        raise OnnxBackendError(
+            "backend 'onnxruntime' needs the onnxruntime package: pip install onnxruntime (or onnxruntime-gpu for CUDA)"
+        ) from None
     return onnxruntime
 
 
@@ -36,7 +46,8 @@ def providers_for(device: torch.device, available: "list[str] | tuple[str, ...]"
         if "CUDAExecutionProvider" not in available:
             raise OnnxBackendError(
                 f"device {device} requested but this onnxruntime has no CUDAExecutionProvider (available: "
-                f"{', '.join(available) or 'none'}); install onnxruntime-gpu or use device='cpu'")
+                f"{', '.join(available) or 'none'}); install onnxruntime-gpu or use device='cpu'"
+            )
         return [("CUDAExecutionProvider", {"device_id": device.index or 0}), "CPUExecutionProvider"]
     return ["CPUExecutionProvider"]
 
@@ -72,7 +83,9 @@ class OnnxRuntimeNet:
         self.info = ExportInfo.from_metadata(meta, str(self.path))
         self.cfg = self.info.config
         self.input_size = self.info.input_size
-        self.maskiou_session = self._session(self.info.maskiou_onnx, "mask-IoU graph") if self.info.maskiou_onnx else None
+        self.maskiou_session = (
+            self._session(self.info.maskiou_onnx, "mask-IoU graph") if self.info.maskiou_onnx else None
+        )
         #: the export's precision (fp32 or fp16 weights and compute)
         self.precision = self.info.precision
 
@@ -84,8 +97,9 @@ class OnnxRuntimeNet:
         return {k: v.float() for k, v in self(x).items()}
 
     @classmethod
-    def for_segmenter(cls, weights, device: torch.device, requested_device: str, num_threads: int | None,
-                      config=None) -> "OnnxRuntimeNet":
+    def for_segmenter(
+        cls, weights, device: torch.device, requested_device: str, num_threads: int | None, config=None
+    ) -> "OnnxRuntimeNet":
         """The backend as the Segmenter opens it: ``device`` 'auto' that resolved to CUDA falls
         back to the CPU when this onnxruntime has no CUDA provider; ``config``, if given, must
         be the export's."""
@@ -108,14 +122,18 @@ class OnnxRuntimeNet:
         ort = import_onnxruntime()
         try:
             return ort.InferenceSession(model, self._options, providers=self.providers)
-        except Exception as exc:  # onnxruntime raises its own exception types (Fail, InvalidProtobuf, ...)
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types (Fail, InvalidProtobuf, ...)
             text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             if "DeformConv" in text:
                 raise OnnxBackendError(
                     f"{self.path}: this onnxruntime ({ort.__version__}) cannot run DeformConv (an export with "
                     f"--dcn native); re-export with --dcn grid_sample (the default) or use a newer onnxruntime"
                 ) from None
-            if "INVALID_PROTOBUF" in text or "Protobuf parsing failed" in text or "InvalidProtobuf" in type(exc).__name__:
+            if (
+                "INVALID_PROTOBUF" in text
+                or "Protobuf parsing failed" in text
+                or "InvalidProtobuf" in type(exc).__name__
+            ):
                 raise OnnxModelError(f"{self.path}: not a readable ONNX model ({text[:200]})") from None
             raise OnnxBackendError(f"{self.path}: onnxruntime cannot load the {what}: {text[:300]}") from None
 
@@ -131,8 +149,9 @@ class OnnxRuntimeNet:
         """Network input [N,3,S,S] (S = the export's input size) -> ``Yolact.forward``'s dict."""
         s = self.input_size
         if x.ndim != 4 or tuple(x.shape[1:]) != (3, s, s):
-            raise OnnxModelError(f"{self.path}: the export takes input [N,3,{s},{s}] (it was exported at "
-                                 f"{s}x{s}), got {list(x.shape)}")
+            raise OnnxModelError(
+                f"{self.path}: the export takes input [N,3,{s},{s}] (it was exported at {s}x{s}), got {list(x.shape)}"
+            )
         n = x.shape[0]
         step = self.info.batch or n  # a static batch: run in chunks of it, the last one zero-padded
         parts = []

@@ -13,6 +13,7 @@ Precision: ``fp32`` compiles with ``INFERENCE_PRECISION_HINT=f32``, ``bf16`` wit
 f32).  The precision actually compiled is read back from the compiled model and reported: a
 bf16 request on a CPU without native bf16 reports ``fp32``, never ``bf16``.
 """
+
 from __future__ import annotations
 
 import logging
@@ -26,7 +27,12 @@ import torch
 from ... import __version__
 from ...model.heads import gather_mask_iou
 from ..onnx_format import (
-    FORMAT_VERSION, INPUT_NAME, OUTPUT_NAMES, ExportInfo, OnnxBackendError, OnnxModelError,
+    FORMAT_VERSION,
+    INPUT_NAME,
+    OUTPUT_NAMES,
+    ExportInfo,
+    OnnxBackendError,
+    OnnxModelError,
 )
 from .model_cache import ModelCache, cache_key, file_digest
 
@@ -49,8 +55,10 @@ def import_openvino():
 def read_metadata(ov_model, source: str) -> dict[str, str]:
     """The ``yolact_ros`` metadata stored in an OpenVINO model's ``rt_info``."""
     if not ov_model.has_rt_info([RT_INFO_KEY, "exporter"]):
-        raise OnnxModelError(f"{source}: not a yolact_ros model (no '{RT_INFO_KEY}' metadata in its rt_info); "
-                             f"convert a checkpoint with backend 'openvino' or 'yolact quantize'")
+        raise OnnxModelError(
+            f"{source}: not a yolact_ros model (no '{RT_INFO_KEY}' metadata in its rt_info); "
+            f"convert a checkpoint with backend 'openvino' or 'yolact quantize'"
+        )
     info = ov_model.get_rt_info()[RT_INFO_KEY]
     return {str(k): str(v.astype(str) if hasattr(v, "astype") else v) for k, v in info.items()}
 
@@ -97,8 +105,17 @@ class OpenVinoBackend:
     name = "openvino"
     channels_last = False
 
-    def __init__(self, weights=None, config=None, precision: str = "fp32", num_threads: int | None = None,
-                 cache_dir=None, model=None, native_bf16: bool = False, progress=None):
+    def __init__(
+        self,
+        weights=None,
+        config=None,
+        precision: str = "fp32",
+        num_threads: int | None = None,
+        cache_dir=None,
+        model=None,
+        native_bf16: bool = False,
+        progress=None,
+    ):
         if precision not in PRECISIONS:
             raise ValueError(f"backend 'openvino' runs precision fp32, bf16 or int8, not {precision!r}")
         ov = import_openvino()
@@ -119,8 +136,10 @@ class OpenVinoBackend:
                 raise ValueError(f"config {name!r} does not match the model's config {self.cfg.name!r} ({source})")
         self.quantized = self.info.precision == "int8"
         if precision == "int8" and not self.quantized:
-            raise ValueError(f"precision int8 needs a quantized model; {source} is not one: make one with "
-                             f"'yolact quantize --weights W --images DIR --out F.xml'")
+            raise ValueError(
+                f"precision int8 needs a quantized model; {source} is not one: make one with "
+                f"'yolact quantize --weights W --images DIR --out F.xml'"
+            )
         if self.quantized and precision != "int8":
             raise ValueError(f"{source} is an int8-quantized model: run it with precision 'int8' or 'auto'")
         hint = _HINTS.get(precision) or ("bf16" if native_bf16 else "f32")
@@ -132,8 +151,10 @@ class OpenVinoBackend:
         #: what the compiled model runs: int8 (quantized), bf16 or fp32, read back from OpenVINO
         self.precision = "int8" if self.quantized else ("bf16" if compiled_hint == "bf16" else "fp32")
         if precision == "bf16" and self.precision != "bf16":
-            log.warning("precision bf16 requested but OpenVINO compiled %s on this CPU (no native bf16); running fp32",
-                        compiled_hint)
+            log.warning(
+                "precision bf16 requested but OpenVINO compiled %s on this CPU (no native bf16); running fp32",
+                compiled_hint,
+            )
         self.compiled_hint = compiled_hint
         self._request = self.compiled.create_infer_request()
         self._outputs = self._output_index(self.compiled, source)
@@ -141,8 +162,14 @@ class OpenVinoBackend:
         self.maskiou = None
         if self.info.maskiou_onnx is not None:
             mi = self.core.read_model(self.info.maskiou_onnx, ov.Tensor(np.empty(0, np.uint8)))
-            self.maskiou = self.core.compile_model(mi, "CPU", {"INFERENCE_PRECISION_HINT": "f32", **(
-                {"INFERENCE_NUM_THREADS": int(num_threads)} if num_threads else {})}).create_infer_request()
+            self.maskiou = self.core.compile_model(
+                mi,
+                "CPU",
+                {
+                    "INFERENCE_PRECISION_HINT": "f32",
+                    **({"INFERENCE_NUM_THREADS": int(num_threads)} if num_threads else {}),
+                },
+            ).create_infer_request()
         self.model = model
         self.source = source
         self.load_seconds = time.perf_counter() - t0
@@ -151,8 +178,14 @@ class OpenVinoBackend:
     def _read(self, weights, config, model, progress):
         ov = import_openvino()
         if model is not None:
-            key = cache_key(kind="module", state=_state_digest(model), config=model.cfg.to_dict(),
-                            yolact_ros=__version__, format=FORMAT_VERSION, openvino=ov.__version__)
+            key = cache_key(
+                kind="module",
+                state=_state_digest(model),
+                config=model.cfg.to_dict(),
+                yolact_ros=__version__,
+                format=FORMAT_VERSION,
+                openvino=ov.__version__,
+            )
             return self._cached(key, lambda: model, progress), f"{model.cfg.name} (in-memory model)"
         if weights in (None, ""):
             raise ValueError("backend 'openvino' needs weights= (a .pth, .onnx or OpenVINO .xml file) or model=")
@@ -177,8 +210,14 @@ class OpenVinoBackend:
 
             return load_model(config, path)
 
-        key = cache_key(kind="checkpoint", weights=file_digest(path), config=None if config in (None, "") else str(
-            getattr(config, "name", config)), yolact_ros=__version__, format=FORMAT_VERSION, openvino=ov.__version__)
+        key = cache_key(
+            kind="checkpoint",
+            weights=file_digest(path),
+            config=None if config in (None, "") else str(getattr(config, "name", config)),
+            yolact_ros=__version__,
+            format=FORMAT_VERSION,
+            openvino=ov.__version__,
+        )
         return self._cached(key, build, progress), str(path)
 
     def _cached(self, key: str, build, progress):
@@ -209,8 +248,11 @@ class OpenVinoBackend:
         except OSError:
             pass  # unwritable: compile without the blob cache
         except Exception as exc:  # noqa: BLE001 - e.g. a damaged compiled blob
-            log.warning("OpenVINO could not use its compiled-model cache in %s (%s); compiling without it",
-                        compiled_dir, _first_line(exc))
+            log.warning(
+                "OpenVINO could not use its compiled-model cache in %s (%s); compiling without it",
+                compiled_dir,
+                _first_line(exc),
+            )
         try:
             return self.core.compile_model(ov_model, "CPU", props)
         except Exception as exc:  # noqa: BLE001
@@ -280,4 +322,3 @@ def _type_name(element_type) -> str:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return (text.splitlines()[0] if text else type(exc).__name__)[:300]
-

@@ -6,6 +6,7 @@ the inference copy (BatchNorm folded, merged heads, channels-last), the precisio
 graph capture.  Only the network runs in reduced precision: its outputs are cast to float32
 before decoding, NMS and mask assembly.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -15,7 +16,11 @@ from pathlib import Path
 import torch
 
 from ...model.checkpoint import (
-    CheckpointError, config_from_metadata, config_name_from_filename, load_state_into, read_checkpoint,
+    CheckpointError,
+    config_from_metadata,
+    config_name_from_filename,
+    load_state_into,
+    read_checkpoint,
 )
 from ...model.config import YolactConfig, get_config
 from ...model.fuse import optimize_for_inference
@@ -54,9 +59,11 @@ def load_model(config: "str | YolactConfig | None", weights: "str | Path") -> Yo
     :func:`resolve_config` finds it)."""
     suffix = Path(str(weights)).suffix.lower()
     if suffix in (".onnx", ".xml"):
-        raise CheckpointError(f"{weights}: an {'ONNX export' if suffix == '.onnx' else 'OpenVINO model'}, not a .pth "
-                              f"checkpoint; run it with backend 'auto' or 'openvino'"
-                              + (" (or 'onnxruntime')" if suffix == ".onnx" else ""))
+        raise CheckpointError(
+            f"{weights}: an {'ONNX export' if suffix == '.onnx' else 'OpenVINO model'}, not a .pth "
+            f"checkpoint; run it with backend 'auto' or 'openvino'"
+            + (" (or 'onnxruntime')" if suffix == ".onnx" else "")
+        )
     cfg, (state, meta) = resolve_config(config, weights)
     model = Yolact(cfg).eval()
     load_state_into(model, state, meta, weights)
@@ -104,8 +111,14 @@ class TorchBackend:
 
     name = "torch"
 
-    def __init__(self, model: Yolact, device: torch.device, precision: str = "fp32", optimize: bool = True,
-                 cuda_graph: bool = False):
+    def __init__(
+        self,
+        model: Yolact,
+        device: torch.device,
+        precision: str = "fp32",
+        optimize: bool = True,
+        cuda_graph: bool = False,
+    ):
         self.device = device
         self.cfg = model.cfg
         #: the square size preprocessing resizes to (the network input)
@@ -137,8 +150,10 @@ class TorchBackend:
         the flags are process-wide), autocast for ``fp16`` / ``bf16``. Written for any device:
         the CPU dry run of the device check sets fp16 to run CUDA's dtype handling on the CPU."""
         dtype = _AUTOCAST.get(self.precision)
-        with (tf32(self.precision == "tf32") if self.device.type == "cuda" else contextlib.nullcontext(),
-              torch.autocast(self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None)):
+        with (
+            tf32(self.precision == "tf32") if self.device.type == "cuda" else contextlib.nullcontext(),
+            torch.autocast(self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None),
+        ):
             yield
 
     def forward(self, x: torch.Tensor, mark=None) -> dict[str, torch.Tensor]:
