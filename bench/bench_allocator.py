@@ -42,7 +42,7 @@ def worker(args) -> None:
 
     from yolact_ros.cli.bench import SETTINGS, load_image
     from yolact_ros.inference.segmenter import Segmenter
-    from yolact_ros.model.golden_weights import reference_model
+    from yolact_ros.testing.reference_weights import reference_model
 
     w, h = map(int, args.size.split("x"))
     image = cv2.resize(load_image("astronaut"), (w, h))
@@ -82,7 +82,7 @@ def soak(calls: int, config: str) -> None:
 
     from yolact_ros.cli.bench import load_image
     from yolact_ros.inference.segmenter import Segmenter
-    from yolact_ros.model.golden_weights import reference_model
+    from yolact_ros.testing.reference_weights import reference_model
 
     def rss_mb() -> float:
         with open("/proc/self/status") as f:

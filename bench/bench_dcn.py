@@ -14,7 +14,7 @@ import torch
 
 from yolact_ros.model import build_yolact
 from yolact_ros.model.dcn import DCN
-from yolact_ros.model.golden_weights import apply_golden_weights
+from yolact_ros.testing.reference_weights import apply_golden_weights
 
 
 def main():

@@ -1,6 +1,6 @@
 """What 3D and tracking add to a frame: instances_in_3d (+ points) + Tracker.update (+ the ROS messages).
 
-A synthetic RGB-D sequence (``yolact_ros.data.rgbd``): ``--instances`` solids (spheres, boxes,
+A synthetic RGB-D sequence (``yolact_ros.testing.rgbd``): ``--instances`` solids (spheres, boxes,
 cylinders) in front of a tilted plane, moving a few pixels a frame, rendered at ``--size``
 with the defects of a real sensor (holes, flying pixels, noise). Instances are the ground-truth
 masks as box-sized windows, the form the Segmenter returns. Every stage runs on the same
@@ -30,7 +30,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from yolact_ros.data.rgbd import Solid, random_solids, render_rgbd  # noqa: E402
+from yolact_ros.testing.rgbd import Solid, random_solids, render_rgbd  # noqa: E402
 from yolact_ros.inference.depth import PinholeCamera, depth_to_metres, instances_in_3d  # noqa: E402
 from yolact_ros.inference.tracking import Tracker  # noqa: E402
 

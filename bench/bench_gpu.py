@@ -34,7 +34,7 @@ import torch
 
 from yolact_ros.cli.bench import SETTINGS, load_image
 from yolact_ros.inference.segmenter import STAGES, Segmenter
-from yolact_ros.model.golden_weights import reference_model
+from yolact_ros.testing.reference_weights import reference_model
 
 PRESETS = {
     # the full matrix of issue 13

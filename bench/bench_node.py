@@ -56,7 +56,7 @@ def make_weights(directory: Path, max_size: int) -> Path:
 
     from yolact_ros.model import OFFICIAL_CONFIGS, build_yolact
     from yolact_ros.model.checkpoint import save_checkpoint
-    from yolact_ros.model.golden_weights import apply_golden_weights
+    from yolact_ros.testing.reference_weights import apply_golden_weights
 
     torch.set_num_threads(1)
     cfg = OFFICIAL_CONFIGS["yolact_resnet50"]

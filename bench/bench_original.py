@@ -279,7 +279,7 @@ def make_segmenter(weights: Path, backend: str, precision: str, threads: int, wo
     onnx = workdir / f"{config}.onnx"
     if not onnx.exists():
         from yolact_ros.inference.onnx_export import export_onnx
-        from yolact_ros.model.golden_weights import reference_model
+        from yolact_ros.testing.reference_weights import reference_model
 
         export_onnx(reference_model(config), onnx)
     return Segmenter(weights=onnx, **kw)
@@ -288,7 +288,7 @@ def make_segmenter(weights: Path, backend: str, precision: str, threads: int, wo
 def bench_config(a, mods, config: str, bgr: np.ndarray, workdir: Path, out=print) -> list[dict]:
     from yolact_ros.cli.bench import SETTINGS
     from yolact_ros.model.checkpoint import save_checkpoint
-    from yolact_ros.model.golden_weights import reference_model
+    from yolact_ros.testing.reference_weights import reference_model
 
     weights = save_checkpoint(reference_model(config), workdir / f"{config}_54_800000.pth")
     orig = Original(mods, config, weights)

@@ -30,7 +30,7 @@ import torch
 
 from yolact_ros.cli.bench import SETTINGS, load_image
 from yolact_ros.inference.segmenter import Segmenter
-from yolact_ros.model.golden_weights import reference_model
+from yolact_ros.testing.reference_weights import reference_model
 
 REPO = Path(__file__).resolve().parents[1]
 ALIAS = "yolact_ros_rev"

@@ -98,7 +98,7 @@ def main(argv=None) -> int:
             models["demo"] = DEMO
         if "resnet50" in args.models:
             from yolact_ros.model.checkpoint import save_checkpoint
-            from yolact_ros.model.golden_weights import reference_model
+            from yolact_ros.testing.reference_weights import reference_model
 
             models["resnet50"] = save_checkpoint(
                 reference_model("yolact_resnet50"), tmp / "yolact_resnet50_54_800000.pth"

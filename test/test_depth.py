@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from yolact_ros.data.rgbd import RGBDFrame, Solid, random_solids, render_rgbd
+from yolact_ros.testing.rgbd import RGBDFrame, Solid, random_solids, render_rgbd
 from yolact_ros.inference.depth import (
     POINT_DTYPE,
     PinholeCamera,

@@ -149,7 +149,7 @@ def _small_config():
 
 
 def _small_model():
-    from yolact_ros.model.golden_weights import reference_model
+    from yolact_ros.testing.reference_weights import reference_model
 
     return reference_model(_small_config())
 
@@ -172,7 +172,7 @@ def test_evaluate_runs_a_real_segmenter(data, tmp_path):
 
 def test_cli_prints_ap_lines_last(data, tmp_path, capsys):
     from yolact_ros.model.checkpoint import save_checkpoint
-    from yolact_ros.model.golden_weights import apply_golden_weights
+    from yolact_ros.testing.reference_weights import apply_golden_weights
     from yolact_ros.model.yolact import Yolact
 
     ann, images, _ = data

@@ -17,7 +17,7 @@ from golden_compare import (
 )
 
 from yolact_ros.inference.postprocess import assemble_masks, fast_nms
-from yolact_ros.model.golden_weights import reference_model
+from yolact_ros.testing.reference_weights import reference_model
 from yolact_ros.segmenter import Segmenter
 
 FILES = golden_files()

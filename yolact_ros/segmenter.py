@@ -1,4 +1,4 @@
-"""The public import path of the Segmenter (DESIGN.md): it lives in :mod:`yolact_ros.inference.segmenter`."""
+"""The public import path of the Segmenter: it lives in :mod:`yolact_ros.inference.segmenter`."""
 
 from .inference.segmenter import STAGES, Segmenter, resolve_config, resolve_device
 

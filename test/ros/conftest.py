@@ -52,7 +52,7 @@ def small_weights(tmp_path_factory, ros_runtime):
 
     from yolact_ros.model import OFFICIAL_CONFIGS, build_yolact
     from yolact_ros.model.checkpoint import save_checkpoint
-    from yolact_ros.model.golden_weights import apply_golden_weights
+    from yolact_ros.testing.reference_weights import apply_golden_weights
 
     torch.set_num_threads(1)
     path = tmp_path_factory.mktemp("weights") / "test_small.pth"

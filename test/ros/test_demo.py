@@ -177,7 +177,7 @@ def demo_weights(ros_runtime, tmp_path_factory):
     from yolact_ros.data.synth import DEFAULT_CLASSES
     from yolact_ros.model import OFFICIAL_CONFIGS, build_yolact
     from yolact_ros.model.checkpoint import save_checkpoint
-    from yolact_ros.model.golden_weights import apply_golden_weights
+    from yolact_ros.testing.reference_weights import apply_golden_weights
 
     torch.set_num_threads(1)
     path = tmp_path_factory.mktemp("demo_weights") / "demo_standin.pth"

@@ -24,7 +24,6 @@ import torch
 from ..inference import defaults
 from ..inference.capabilities import detect_cpu
 from ..inference.segmenter import STAGES, Segmenter
-from ..model.golden_weights import reference_model
 
 SETTINGS = {
     # the original's end-to-end measurement: every kept detection (up to 100) gets a full-size mask
@@ -41,6 +40,13 @@ def load_image(name: str) -> np.ndarray:
     if rgb.ndim == 2:
         rgb = np.stack([rgb] * 3, axis=-1)
     return np.ascontiguousarray(rgb[:, :, :3][:, :, ::-1])
+
+
+def _reference_model(cfg: str):
+    """The reference weights (test support, imported only here and only when benchmarked)."""
+    from ..testing.reference_weights import reference_model
+
+    return reference_model(cfg)
 
 
 def reference_segmenter(
@@ -65,9 +71,9 @@ def reference_segmenter(
         from ..inference.onnx_export import export_onnx
 
         path = Path(workdir) / f"{cfg}.onnx"
-        export_onnx(reference_model(cfg), path)
+        export_onnx(_reference_model(cfg), path)
         return Segmenter(backend=backend, weights=path, **common)
-    return Segmenter(model=reference_model(cfg), backend=backend, optimize=optimize, **common)
+    return Segmenter(model=_reference_model(cfg), backend=backend, optimize=optimize, **common)
 
 
 #: scikit-image photos the int8 variants of the reference weights are calibrated on (the
@@ -87,7 +93,7 @@ def quantized_reference(cfg: str, workdir: Path) -> Path:
         calib.mkdir(exist_ok=True)
         for name in CALIBRATION_PHOTOS:
             cv2.imwrite(str(calib / f"{name}.png"), load_image(name))
-        quantize(reference_model(cfg), calib, out, len(CALIBRATION_PHOTOS))
+        quantize(_reference_model(cfg), calib, out, len(CALIBRATION_PHOTOS))
     return out
 
 

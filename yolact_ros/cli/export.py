@@ -14,7 +14,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--weights",
         required=True,
-        help="a .pth checkpoint (official or from 'yolact train'); 'reference' = untrained deterministic test weights",
+        help="a .pth checkpoint (official or from 'yolact train')",
     )
     p.add_argument("--config", default=None, help="config name; default: from the checkpoint or its file name")
     p.add_argument("--out", required=True, help="the .onnx file to write")
@@ -58,12 +58,7 @@ def main(argv=None) -> int:
         print("yolact export: error: needs the onnx package: pip install onnx", file=sys.stderr)
         return 2
     try:
-        if a.weights == "reference":  # explicit only: untrained test weights
-            from ..model.golden_weights import reference_model
-
-            model = reference_model(a.config or "yolact_resnet50")
-        else:
-            model = load_model(a.config, a.weights)
+        model = load_model(a.config, a.weights)
         export_onnx(
             model,
             a.out,

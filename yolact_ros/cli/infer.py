@@ -55,8 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--weights",
         required=True,
         help="a .pth checkpoint (official or from 'yolact train'); with --backend onnxruntime/openvino/"
-        "auto also a .onnx file from 'yolact export' or an OpenVINO .xml from 'yolact quantize'; "
-        "'reference' = untrained deterministic test weights",
+        "auto also a .onnx file from 'yolact export' or an OpenVINO .xml from 'yolact quantize'",
     )
     p.add_argument("--config", default=None, help="config name; default: from the checkpoint or its file name")
     p.add_argument("--out", required=True, help="output folder (overlays, results.json)")
@@ -92,12 +91,7 @@ def main(argv=None) -> int:
 
     try:
         inputs = collect_inputs(a.inputs)
-        if a.weights == "reference" and a.backend != "onnxruntime":  # explicit only: untrained test weights
-            from ..model.golden_weights import reference_model
-
-            source = {"model": reference_model(a.config or "yolact_resnet50")}
-        else:
-            source = {"weights": a.weights, "config": a.config}
+        source = {"weights": a.weights, "config": a.config}
         if a.half:
             a.precision = "fp16"
         seg = Segmenter(

@@ -13,7 +13,7 @@ from collections import OrderedDict
 
 import torch
 
-from .yolact import build_yolact
+from ..model.yolact import build_yolact
 
 _BOOSTED_CLASSES = (1, 16, 42)  # COCO person / cat / cup (channel 0 is background)
 
