@@ -1,6 +1,6 @@
 # Two commands on a fresh Debian/Ubuntu machine (Python 3.11): `make demo` and `make test`.
 # Each installs what it needs into .venv/ on first use; re-runs reuse it.
-.PHONY: demo test test-core setup setup-ros build bench clean
+.PHONY: demo test test-core lint setup setup-ros build bench clean
 
 demo:
 	bash scripts/demo.sh
@@ -11,6 +11,10 @@ test:
 # the model / inference / training stack only (no ROS needed)
 test-core: setup
 	.venv/bin/python -m pytest -q test --ignore=test/ros
+
+# ruff (lint + format check, ruff.toml), mypy (setup.cfg), import-linter (.importlinter)
+lint:
+	bash scripts/lint.sh
 
 setup:
 	bash scripts/setup_env.sh
