@@ -37,7 +37,7 @@ from yolact_ros.inference.segmenter import STAGES, Segmenter
 from yolact_ros.testing.reference_weights import reference_model
 
 PRESETS = {
-    # the full matrix of issue 13
+    # the full matrix: every size, batch, precision and graph mode
     "full": dict(
         configs=["yolact_resnet50", "yolact_base", "yolact_plus_resnet50", "yolact_plus_base"],
         precisions=["fp32", "tf32", "fp16"],
@@ -127,14 +127,14 @@ def run_group(segs: dict, image: np.ndarray, batch: int, frames: int, warmup: in
     return rows
 
 
-#: issue 13's targets on an H200-class GPU: end to end host->host, batch 1, top 15, fp16 (frames/s)
+#: the GPU targets on an H200-class GPU: end to end host->host, batch 1, top 15, fp16 (frames/s)
 TARGET_FPS = {"yolact_resnet50": 300.0, "yolact_plus_resnet50": 200.0}
 TARGET_POST_SHARE = 0.15
 TARGET_FP32_OVER_FP16 = 2.0
 
 
 def target_lines(rows: list[dict]) -> list[str]:
-    """Issue 13's targets, read off the rows (batch 1, top 15, each size): fp16 frames/s,
+    """The GPU targets, read off the rows (batch 1, top 15, each size): fp16 frames/s,
     post-processing share, fp32 time / fp16 time (alternated, so a fair ratio), and what the
     CUDA graph gains per precision. Rows that are missing (the CPU runs fp32 only) say so.
     On CUDA also the GPU memory: one network's weights, and each call's peak above what was
@@ -303,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
         del nets
         if device.type == "cuda":
             torch.cuda.empty_cache()
-    print("# targets (issue 13)")
+    print("# targets")
     for line in target_lines(rows):
         print(line)
     if a.json:
