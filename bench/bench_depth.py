@@ -30,9 +30,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from yolact_ros.testing.rgbd import Solid, random_solids, render_rgbd  # noqa: E402
 from yolact_ros.inference.depth import PinholeCamera, depth_to_metres, instances_in_3d  # noqa: E402
 from yolact_ros.inference.tracking import Tracker  # noqa: E402
+from yolact_ros.testing.rgbd import Solid, random_solids, render_rgbd  # noqa: E402
 
 
 def sequence(n: int, frames: int, width: int, height: int, seed: int = 0):

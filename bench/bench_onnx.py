@@ -28,8 +28,8 @@ import torch
 
 from yolact_ros.cli.bench import SETTINGS, load_image
 from yolact_ros.inference.onnx_export import export_onnx
-from yolact_ros.testing.reference_weights import reference_model
 from yolact_ros.segmenter import Segmenter
+from yolact_ros.testing.reference_weights import reference_model
 
 COLUMNS = ("preprocess", "forward", "postprocess", "total")
 

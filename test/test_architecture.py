@@ -62,11 +62,18 @@ def test_fails_on_an_upward_import_inside_a_function(lint_available, tmp_path):
 def test_fails_when_the_product_imports_test_support(lint_available, tmp_path):
     root = _copy_package(tmp_path)
     _append(root / "yolact_ros/cli/infer.py", "def _planted():\n    from ..testing import rgbd\n    return rgbd")
-    _append(root / "yolact_ros/data/synth.py", "def _planted():\n    from ..inference import defaults\n    return defaults")
+    _append(
+        root / "yolact_ros/data/synth.py", "def _planted():\n    from ..inference import defaults\n    return defaults"
+    )
     res = _lint(root)
     assert res.returncode != 0
-    assert "The product never imports the test support" in res.stdout and "yolact_ros.cli.infer -> yolact_ros.testing.rgbd" in res.stdout
-    assert "yolact_ros.data.synth -> yolact_ros.inference.defaults" in res.stdout, res.stdout  # data and inference: independent
+    assert (
+        "The product never imports the test support" in res.stdout
+        and "yolact_ros.cli.infer -> yolact_ros.testing.rgbd" in res.stdout
+    )
+    assert "yolact_ros.data.synth -> yolact_ros.inference.defaults" in res.stdout, (
+        res.stdout
+    )  # data and inference: independent
 
 
 def test_fails_on_rclpy_outside_the_ros_face_and_on_a_cycle(lint_available, tmp_path):

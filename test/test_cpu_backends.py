@@ -26,8 +26,8 @@ from yolact_ros.cli.bench import load_image  # noqa: E402
 from yolact_ros.inference.backends.choice import choose  # noqa: E402
 from yolact_ros.inference.backends.model_cache import ModelCache  # noqa: E402
 from yolact_ros.inference.capabilities import CpuCapabilities, _read_cpuinfo, detect_cpu  # noqa: E402
-from yolact_ros.testing.reference_weights import reference_model  # noqa: E402
 from yolact_ros.segmenter import Segmenter  # noqa: E402
+from yolact_ros.testing.reference_weights import reference_model  # noqa: E402
 
 FILES = golden_files()
 DEMO = Path(__file__).resolve().parents[1] / "models" / "demo" / "yolact_synth_demo.pth"

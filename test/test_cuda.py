@@ -42,8 +42,8 @@ from yolact_ros.inference.postprocess import paste_mask_windows, paste_masks
 from yolact_ros.inference.segmenter import tf32
 from yolact_ros.model.boxes import crop_masks
 from yolact_ros.model.dcn import DCN
-from yolact_ros.testing.reference_weights import reference_model
 from yolact_ros.segmenter import Segmenter
+from yolact_ros.testing.reference_weights import reference_model
 
 pytestmark = pytest.mark.cuda
 DEVICE = os.environ.get("YOLACT_TEST_DEVICE", "cuda")

@@ -8,7 +8,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from yolact_ros.testing.rgbd import RGBDFrame, Solid, random_solids, render_rgbd
 from yolact_ros.inference.depth import (
     POINT_DTYPE,
     PinholeCamera,
@@ -17,6 +16,7 @@ from yolact_ros.inference.depth import (
     instances_in_3d,
 )
 from yolact_ros.inference.instances import Instances
+from yolact_ros.testing.rgbd import RGBDFrame, Solid, random_solids, render_rgbd
 
 CAM = PinholeCamera(525.0, 523.0, 319.3, 241.2, 640, 480)
 

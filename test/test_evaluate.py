@@ -172,8 +172,8 @@ def test_evaluate_runs_a_real_segmenter(data, tmp_path):
 
 def test_cli_prints_ap_lines_last(data, tmp_path, capsys):
     from yolact_ros.model.checkpoint import save_checkpoint
-    from yolact_ros.testing.reference_weights import apply_golden_weights
     from yolact_ros.model.yolact import Yolact
+    from yolact_ros.testing.reference_weights import apply_golden_weights
 
     ann, images, _ = data
     model = Yolact(_small_config()).eval()

@@ -17,8 +17,8 @@ from golden_compare import (
 )
 
 from yolact_ros.inference.postprocess import assemble_masks, fast_nms
-from yolact_ros.testing.reference_weights import reference_model
 from yolact_ros.segmenter import Segmenter
+from yolact_ros.testing.reference_weights import reference_model
 
 FILES = golden_files()
 

@@ -15,8 +15,8 @@ import torch
 from yolact_ros.model import OFFICIAL_CONFIGS, CheckpointError, build_yolact, config_name_from_filename
 from yolact_ros.model.checkpoint import official_signature, read_checkpoint, save_checkpoint
 from yolact_ros.model.dcn import DCN, deform_conv2d_cpu
-from yolact_ros.testing.reference_weights import apply_golden_weights, golden_state_dict
 from yolact_ros.model.yolact import Yolact
+from yolact_ros.testing.reference_weights import apply_golden_weights, golden_state_dict
 
 GOLDEN = Path(__file__).resolve().parent / "fixtures" / "golden"
 DESIGN_CONFIGS = [

@@ -37,8 +37,8 @@ from yolact_ros.inference.onnx_export import ExportError, export_onnx  # noqa: E
 from yolact_ros.inference.onnx_format import OUTPUT_NAMES, OnnxBackendError, OnnxModelError  # noqa: E402
 from yolact_ros.model import OFFICIAL_CONFIGS  # noqa: E402
 from yolact_ros.model.checkpoint import CheckpointError  # noqa: E402
-from yolact_ros.testing.reference_weights import reference_model  # noqa: E402
 from yolact_ros.segmenter import Segmenter  # noqa: E402
+from yolact_ros.testing.reference_weights import reference_model  # noqa: E402
 
 DEMO = os.path.join(os.path.dirname(__file__), "..", "models", "demo", "yolact_synth_demo.pth")
 THREADS = 2

@@ -16,8 +16,8 @@ from test_golden_parity import (  # noqa: E402,F401  (re-collected here with the
     test_raw_outputs,
 )
 
-from yolact_ros.testing.reference_weights import reference_model  # noqa: E402
 from yolact_ros.segmenter import Segmenter  # noqa: E402
+from yolact_ros.testing.reference_weights import reference_model  # noqa: E402
 
 FILES = golden_files()
 

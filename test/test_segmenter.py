@@ -18,8 +18,8 @@ from yolact_ros.inference.visualize import draw_instances
 from yolact_ros.model import OFFICIAL_CONFIGS, build_yolact
 from yolact_ros.model.boxes import crop_masks, decode
 from yolact_ros.model.checkpoint import save_checkpoint
-from yolact_ros.testing.reference_weights import apply_golden_weights, reference_model
 from yolact_ros.segmenter import Segmenter, resolve_device
+from yolact_ros.testing.reference_weights import apply_golden_weights, reference_model
 
 SMALL = OFFICIAL_CONFIGS["yolact_plus_resnet50"].replace(name="small_plus", max_size=256)
 

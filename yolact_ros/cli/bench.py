@@ -64,12 +64,14 @@ def reference_segmenter(
     they are exported (fp32, default options) to ``workdir`` first."""
     common = dict(device="cpu", num_threads=threads, precision=precision, cache_dir=cache_dir, **settings)
     if weights is None and precision == "int8":
+        assert workdir is not None  # the int8 and onnxruntime variants write files there
         weights = quantized_reference(cfg, Path(workdir))
     if weights is not None:
         return Segmenter(weights=weights, backend=backend, optimize=optimize, **common)
     if backend == "onnxruntime":
         from ..inference.onnx_export import export_onnx
 
+        assert workdir is not None  # the int8 and onnxruntime variants write files there
         path = Path(workdir) / f"{cfg}.onnx"
         export_onnx(_reference_model(cfg), path)
         return Segmenter(backend=backend, weights=path, **common)
@@ -141,7 +143,7 @@ def run(
                 for s in settings:
                     segs[(cfg, s, f"{be}:{prec}")] = seg = base.with_settings(**SETTINGS[s])
                     seg(bgr)  # warm-up
-    samples = {k: {st: [] for st in STAGES} for k in segs}
+    samples: dict[tuple[str, str, str], dict[str, list[float]]] = {k: {st: [] for st in STAGES} for k in segs}
     counts = {}
     keys = list(segs)
     # alternate the variants call by call, rotating the order each round, so machine noise hits them alike

@@ -134,7 +134,10 @@ def main(argv=None) -> int:
                         if writer is None:
                             h, w = frame.shape[:2]
                             writer = cv2.VideoWriter(
-                                str(out_dir / f"{path.stem}_overlay.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h)
+                                str(out_dir / f"{path.stem}_overlay.mp4"),
+                                cv2.VideoWriter_fourcc(*"mp4v"),  # type: ignore[attr-defined]  # OpenCV's legacy name, kept for 4.x: not in the 5.x stubs
+                                fps,
+                                (w, h),
                             )
                         writer.write(draw_instances(frame, inst))
                     bar.update(1)

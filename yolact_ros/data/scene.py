@@ -192,7 +192,7 @@ class DemoScene:
         cx = win_w / 2 + ax * (pw - win_w)
         cy = win_h / 2 + ay * (ph - win_h)
         s = win_w / self.width  # photo pixels per output pixel
-        m = np.float32([[s, 0, cx - s * self.width / 2], [0, s, cy - s * self.height / 2]])
+        m = np.array([[s, 0, cx - s * self.width / 2], [0, s, cy - s * self.height / 2]], dtype=np.float32)
         return cv2.warpAffine(
             photo,
             m,

@@ -187,7 +187,7 @@ def rasterize(polygon: np.ndarray, width: int, height: int) -> np.ndarray:
 
 # -- textures -----------------------------------------------------------------------------------
 def _random_colour(rng: np.random.Generator) -> np.ndarray:
-    hsv = np.uint8([[[rng.integers(0, 180), rng.integers(40, 256), rng.integers(50, 256)]]])
+    hsv = np.array([[[rng.integers(0, 180), rng.integers(40, 256), rng.integers(50, 256)]]], dtype=np.uint8)
     return cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)[0, 0].astype(np.float32)
 
 
@@ -274,16 +274,21 @@ def render_image(
 
 
 def _annotation(obj: _Object, ann_id: int, image_id: int, category_id: int, width: int, height: int) -> dict:
-    unoccluded = obj.polygon is not None and bool((obj.visible == obj.full).all())
-    in_frame = unoccluded and bool(
-        (obj.polygon[:, 0] >= 0).all()
-        and (obj.polygon[:, 0] <= width).all()
-        and (obj.polygon[:, 1] >= 0).all()
-        and (obj.polygon[:, 1] <= height).all()
+    polygon = obj.polygon
+    in_frame = (
+        polygon is not None
+        and bool((obj.visible == obj.full).all())  # unoccluded
+        and bool(
+            (polygon[:, 0] >= 0).all()
+            and (polygon[:, 0] <= width).all()
+            and (polygon[:, 1] >= 0).all()
+            and (polygon[:, 1] <= height).all()
+        )
     )
     rle = mask_utils.encode(np.asfortranarray(obj.visible.astype(np.uint8)))
     if in_frame:
-        segmentation: list | dict = [[float(v) for v in obj.polygon.reshape(-1)]]
+        assert polygon is not None  # in_frame implies a polygon
+        segmentation: list | dict = [[float(v) for v in polygon.reshape(-1)]]
         rle = mask_utils.merge(mask_utils.frPyObjects(segmentation, height, width))
     else:
         segmentation = {"size": [height, width], "counts": rle["counts"].decode("ascii")}
@@ -326,7 +331,8 @@ def make_synthetic_dataset(
     photos = load_background_photos()
     width, height = options.size
     categories = [{"id": i + 1, "name": name, "supercategory": "shape"} for i, name in enumerate(options.classes)]
-    images, annotations = [], []
+    images: list[dict] = []
+    annotations: list[dict] = []
     indices = range(int(n))
     if progress:
         from tqdm import tqdm

@@ -291,7 +291,8 @@ def summarise(
     if frames_processed + frames_dropped != frames_in or len(processed_idx) != frames_processed:
         problems.insert(0, "frame accounting does not add up")
 
-    latencies, per_frame, class_counts, n_inst = [], [], {}, []
+    latencies, per_frame, n_inst = [], [], []
+    class_counts: dict[str, int] = {}
     gt_total = 0
     scored: list[tuple[float, bool, bool, float]] = []
     with_objects = with_objects_processed = with_objects_detected = 0

@@ -74,7 +74,7 @@ class CpuCapabilities:
 
 
 def _read_cpuinfo(path: str = "/proc/cpuinfo") -> tuple[str, frozenset]:
-    model, flags = "", frozenset()
+    model, flags = "", frozenset[str]()
     try:
         with open(path, encoding="utf-8", errors="replace") as f:
             text = f.read()

@@ -155,7 +155,7 @@ class PinholeCamera:
             self.fx * sx, self.fy * sy, (self.cx + 0.5) * sx - 0.5, (self.cy + 0.5) * sy - 0.5, width, height
         )
 
-    def slopes(self, start: int, stop: int, step: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    def slopes(self, start: tuple[int, int], stop: tuple[int, int], step: int = 1) -> tuple[np.ndarray, np.ndarray]:
         """x / z and y / z (float32) of the pixel columns and rows ``start..stop`` by ``step``
         (``start``, ``stop``: (u, v) pairs): a pixel (u, v) at depth z is the point
         (slope_x[u] z, slope_y[v] z, z)."""
@@ -216,7 +216,7 @@ def _depth_image(depth: np.ndarray, encoding: str | None) -> tuple[np.ndarray, f
 class Instance3D(NamedTuple):
     """One instance placed in 3D (optical frame, metres)."""
 
-    index: int  # into the Instances it came from
+    index: int  # type: ignore[assignment]  # the field shadows tuple.index on purpose: its public name
     centre: np.ndarray  # float32 [3] median of the kept points: a point of the visible surface
     box_centre: np.ndarray  # float32 [3] middle of the percentile box
     box_size: np.ndarray  # float32 [3] x, y extents of the object, z extent of its visible surface
@@ -429,7 +429,7 @@ def instances_in_3d(
     whole = np.ones(len(crops), bool)  # no interior point outside the band (on the median pixels)
     for k, c in enumerate(crops):
         s_ = atlas.slots[k]
-        on_grid = np.count_nonzero(sel[s_])
+        on_grid = int(np.count_nonzero(sel[s_]))
         count = on_grid if c.st == 1 else np.count_nonzero(c.m & _valid(c.metres(depth, scale), (min_m, max_m)))
         out.num_valid[c.index] = count
         if count < min_points:
@@ -593,7 +593,8 @@ def _thinned(slot: tuple[slice, slice], count: int, samples: int | None) -> tupl
 
 def _local(sub: tuple[slice, slice], slot: tuple[slice, slice]) -> tuple[slice, slice]:
     """``sub`` (a thinned ``slot`` of the atlas) relative to the slot's own origin."""
-    return tuple(slice(a.start - b.start, a.stop - b.start, a.step) for a, b in zip(sub, slot))
+    (r, c), (r0, c0) = sub, slot
+    return slice(r.start - r0.start, r.stop - r0.start, r.step), slice(c.start - c0.start, c.stop - c0.start, c.step)
 
 
 def _valid(z: np.ndarray, valid_range: tuple[float, float]) -> np.ndarray:
@@ -641,4 +642,6 @@ def instance_points(
     index into ``instances``), ready for a PointCloud2 (``.tobytes()`` is its data,
     point_step 16). A pixel inside two masks appears once for each. ``options``: those of
     :func:`instances_in_3d`; call that with ``points_step`` to get the centres too in one pass."""
-    return instances_in_3d(instances, depth, camera, points_step=step, **options).points
+    points = instances_in_3d(instances, depth, camera, points_step=step, **options).points
+    assert points is not None  # points_step given: instances_in_3d always fills them
+    return points

@@ -124,7 +124,7 @@ def _trace_to_onnx(
             torch.onnx.export(
                 module.eval(),
                 (example,),
-                buf,
+                buf,  # type: ignore[arg-type]  # the legacy (dynamo=False) exporter writes to a file object too
                 dynamo=False,
                 opset_version=opset,
                 input_names=[input_name],
@@ -151,7 +151,7 @@ def _priors_and_proto_size(cfg, size: int) -> tuple[torch.Tensor, tuple[int, int
         with torch.no_grad():
             feats = shaper.features(torch.empty(1, 3, size, size))
             proto = shaper.heads(feats)["proto"]
-    return shaper.priors([tuple(f.shape[-2:]) for f in feats], "cpu").clone(), tuple(proto.shape[1:3])
+    return shaper.priors([(f.shape[-2], f.shape[-1]) for f in feats], "cpu").clone(), (proto.shape[1], proto.shape[2])
 
 
 def _check(onnx, proto, what: str) -> None:

@@ -132,8 +132,8 @@ class ExportInfo:
             size = int(meta["input_size"])
             batch = None if meta["batch"] == "dynamic" else int(meta["batch"])
             opset = int(meta.get("opset", 0))
-            maskiou = meta.get("maskiou_onnx_base64")
-            maskiou = base64.b64decode(maskiou) if maskiou else None
+            maskiou_b64 = meta.get("maskiou_onnx_base64")
+            maskiou = base64.b64decode(maskiou_b64) if maskiou_b64 else None
         except (TypeError, ValueError, KeyError) as exc:
             raise OnnxModelError(f"{source}: unreadable yolact_ros metadata ({exc})") from None
         if meta["input_name"] != INPUT_NAME or outputs != OUTPUT_NAMES:

@@ -136,20 +136,20 @@ def to_instances(
     scores, box_scores = scores[order], box_scores[order]
     if len(dets):
         low_res = dets.masks if dets.masks is not None else assemble_masks(proto, dets.coeffs, dets.boxes)
-        windows = [None] * len(dets)
+        windows: list[np.ndarray | None] = [None] * len(dets)  # every slot is filled below
         origins = np.zeros((len(dets), 2), np.int64)
-        for idx, group, group_origins in paste_mask_windows(low_res, height, width, dets.boxes):
+        for idx, group_t, group_origins_t in paste_mask_windows(low_res, height, width, dets.boxes):
             # sync: the final copy of the windows to the host
-            group, group_origins = group.cpu().numpy(), group_origins.cpu().numpy()
+            group, group_origins = group_t.cpu().numpy(), group_origins_t.cpu().numpy()
             for k, i in enumerate(idx):
                 windows[i] = group[k]
             origins[idx] = group_origins
     else:
         windows, origins = [], np.zeros((0, 2), np.int64)
     boxes = boxes_to_pixels(dets.boxes, height, width).float()
-    table = torch.cat((boxes, scores.float()[:, None], box_scores.float()[:, None], dets.classes.float()[:, None]), 1)
+    table_t = torch.cat((boxes, scores.float()[:, None], box_scores.float()[:, None], dets.classes.float()[:, None]), 1)
     # sync: the final copy of the per-detection numbers, in one transfer (class ids < 2**24: exact in float32)
-    table = table.cpu().numpy()
+    table = table_t.cpu().numpy()
     return Instances(  # only the box-sized windows cross to the host
         boxes=np.ascontiguousarray(table[:, :4]),
         scores=np.ascontiguousarray(table[:, 4]),

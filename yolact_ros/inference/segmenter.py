@@ -16,6 +16,7 @@ import logging
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, cast, overload
 
 import numpy as np
 import torch
@@ -29,6 +30,10 @@ from .backends.torch_backend import TorchBackend, load_model, resolve_config, tf
 from .capabilities import detect_cpu
 from .instances import Instances
 from .postprocess import PostprocessSettings, select_detections, to_instances
+
+if TYPE_CHECKING:
+    from .backends.onnxruntime_backend import OnnxRuntimeNet
+    from .backends.openvino_backend import OpenVinoBackend
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +137,7 @@ class Segmenter:
             backend, requested, self.device.type, None if model is not None else weights, ir_is_int8=ir_int8
         )
         self.backend = self.choice.backend
+        self.runtime: TorchBackend | OnnxRuntimeNet | OpenVinoBackend
         if self.backend == "onnxruntime":
             from .backends.onnxruntime_backend import OnnxRuntimeNet
 
@@ -157,6 +163,7 @@ class Segmenter:
                     raise ValueError(f"config {config!r} does not match the given model's config {model.cfg.name!r}")
                 model = model.eval()
             else:
+                assert weights is not None  # checked above: model= or weights= is given
                 model = load_model(config, weights)
             self.runtime = TorchBackend(model, self.device, self.choice.precision, optimize, cuda_graph)
         if cuda_graph and self.backend != "torch":
@@ -184,7 +191,7 @@ class Segmenter:
     def inference_model(self):
         """What actually runs: for torch the (optimized) module, otherwise the backend object
         (:class:`~.backends.onnxruntime_backend.OnnxRuntimeNet`, :class:`~.backends.openvino_backend.OpenVinoBackend`)."""
-        return self.runtime.net if self.backend == "torch" else self.runtime
+        return cast(TorchBackend, self.runtime).net if self.backend == "torch" else self.runtime
 
     @property
     def precision(self) -> str:
@@ -203,7 +210,7 @@ class Segmenter:
     def cuda_graph(self, value: bool) -> None:
         if self.backend != "torch":
             raise ValueError(f"cuda_graph needs the torch backend, not {self.backend}")
-        self.runtime.cuda_graph = bool(value)
+        cast(TorchBackend, self.runtime).cuda_graph = bool(value)
 
     def describe(self) -> str:
         """One line: what runs the network, in which precision, chosen why, on which CPU/GPU."""
@@ -311,9 +318,15 @@ class Segmenter:
         """One forward on a dummy image so the first real frame does not pay for allocation."""
         self(np.zeros((size[0], size[1], 3), np.uint8))
 
+    @overload
+    def __call__(self, images: np.ndarray) -> Instances: ...
+
+    @overload
+    def __call__(self, images: Sequence[np.ndarray]) -> list[Instances]: ...
+
     def __call__(self, images: "np.ndarray | Sequence[np.ndarray]") -> "Instances | list[Instances]":
         single = isinstance(images, np.ndarray)
-        batch = [images] if single else list(images)
+        batch = [images] if isinstance(images, np.ndarray) else list(images)
         if not batch:
             return []
         for img in batch:
@@ -349,7 +362,10 @@ class Segmenter:
         for i, img in enumerate(batch):
             a = clock.mark()
             dets = select_detections(out, i, settings, with_masks=rescore)
-            mask_iou = self.runtime.mask_iou(dets.masks, dets.classes) if rescore else None
+            mask_iou = None
+            if rescore:
+                assert dets.masks is not None  # select_detections(with_masks=True) assembles them
+                mask_iou = self.runtime.mask_iou(dets.masks, dets.classes)
             b = clock.mark()
             results.append(
                 to_instances(dets, out["proto"][i], img.shape[0], img.shape[1], settings, self.class_names, mask_iou)
@@ -387,7 +403,7 @@ class Segmenter:
         """BGR uint8 HxWx3 (or HxW mono) images -> network input [N,3,S,S] on the device
         (S = :attr:`input_size`)."""
         s = self.input_size
-        tensors = []
+        tensors: list[torch.Tensor] = []
         for img in batch:
             if img.ndim == 3 and img.shape[2] == 1:
                 img = img[:, :, 0]

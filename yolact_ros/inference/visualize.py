@@ -12,7 +12,7 @@ from .instances import Instances
 def class_color(class_id: int) -> tuple[int, int, int]:
     """A stable, well-separated BGR colour per class (golden-ratio hue walk)."""
     hue = (int(class_id) * 0.618033988749895) % 1.0
-    hsv = np.uint8([[[int(hue * 179), 200, 255]]])
+    hsv = np.array([[[int(hue * 179), 200, 255]]], dtype=np.uint8)
     b, g, r = cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)[0, 0]
     return int(b), int(g), int(r)
 
@@ -41,8 +41,8 @@ def draw_instances(
             x0, y0, m = inst.mask_window(i)  # box-sized: only the window is touched
             region = tint[y0 : y0 + m.shape[0], x0 : x0 + m.shape[1]]
             m = m[: region.shape[0], : region.shape[1]]
-            color = np.array(class_color(inst.class_ids[i]), np.float32)
-            region[m] = region[m] * (1.0 - alpha) + color * alpha
+            tint_color = np.array(class_color(inst.class_ids[i]), np.float32)
+            region[m] = region[m] * (1.0 - alpha) + tint_color * alpha
         out = tint.astype(np.uint8)
     h, w = out.shape[:2]
     scale = max(0.4, min(h, w) / 900.0)

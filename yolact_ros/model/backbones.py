@@ -8,11 +8,21 @@ the checkpoint.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
 
 from .config import BackboneConfig
 from .dcn import DCN
+
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    from .mobilenet import MobileNetV2Backbone
+
+    #: what :func:`build_backbone` returns: each has ``layers`` (its stages) and ``channels``
+    Backbone: TypeAlias = "ResNetBackbone | DarkNetBackbone | MobileNetV2Backbone"
 
 
 class Bottleneck(nn.Module):
@@ -128,7 +138,7 @@ class DarkNetBackbone(nn.Module):
         return outs
 
 
-def build_backbone(cfg: BackboneConfig) -> nn.Module:
+def build_backbone(cfg: BackboneConfig) -> Backbone:
     if cfg.kind == "resnet":
         return ResNetBackbone(cfg.layers, cfg.dcn_layers, cfg.dcn_interval)
     if cfg.kind == "darknet":

@@ -180,7 +180,7 @@ def save_checkpoint(model, path: "str | Path", extra_meta: dict | None = None) -
     meta = {"config_json": json.dumps(model.cfg.to_dict()), "format": 1}
     if extra_meta:
         meta.update(extra_meta)
-    state._metadata[META_KEY] = meta  # type: ignore[attr-defined]
+    state._metadata[META_KEY] = meta
     tmp = path.with_name(path.name + ".tmp")
     torch.save(state, tmp)
     tmp.replace(path)

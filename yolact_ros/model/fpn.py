@@ -33,7 +33,7 @@ class FPN(nn.Module):
             if x is not None:
                 y = y + F.interpolate(x, size=y.shape[-2:], mode="bilinear", align_corners=False)
             lateral[j] = x = y
-        outs = [None] * n
+        outs: list[torch.Tensor] = [None] * n  # type: ignore[list-item]  # every slot is filled below
         for i, pred_layer in enumerate(self.pred_layers):
             j = n - 1 - i
             outs[j] = F.relu(pred_layer(lateral[j]), inplace=True)

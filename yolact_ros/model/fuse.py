@@ -12,6 +12,7 @@ differ only by float32 rounding (well inside the reference tolerances).
 from __future__ import annotations
 
 import copy
+from typing import TYPE_CHECKING, cast
 
 import torch
 from torch import nn
@@ -20,8 +21,12 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 from .dcn import DCN
 from .heads import PredictionModule
 
+if TYPE_CHECKING:
+    from .yolact import Yolact
+
 
 def _fold_bn_into_dcn(dcn: DCN, bn: nn.BatchNorm2d) -> DCN:
+    assert bn.running_var is not None and bn.running_mean is not None  # track_running_stats: see _fold
     scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
     with torch.no_grad():
         dcn.weight.mul_(scale.view(-1, 1, 1, 1))
@@ -71,6 +76,7 @@ class FusedPredictionModule(nn.Module):
         self.splits = (a * 4, a * head.num_classes, a * head.mask_dim)
         layers = (head.bbox_layer, head.conf_layer, head.mask_layer)
         merged = nn.Conv2d(head.bbox_layer.in_channels, sum(self.splits), 3, padding=1)
+        assert merged.bias is not None  # nn.Conv2d's default bias=True
         with torch.no_grad():
             merged.weight.copy_(torch.cat([layer.weight for layer in layers]))
             merged.bias.copy_(torch.cat([layer.bias for layer in layers]))
@@ -86,13 +92,13 @@ class FusedPredictionModule(nn.Module):
         return loc, conf, coeff
 
 
-def optimize_for_inference(model: nn.Module, channels_last: bool = True) -> nn.Module:
+def optimize_for_inference(model: Yolact, channels_last: bool = True) -> Yolact:
     """A faster eval-only copy of ``model`` (a Yolact); the original is not modified."""
     net = copy.deepcopy(model).eval()
     for p in net.parameters():
         p.requires_grad_(False)
     fold_batchnorm(net.backbone)
-    net.prediction_layers[0] = FusedPredictionModule(net.prediction_layers[0])
+    net.prediction_layers[0] = FusedPredictionModule(cast(PredictionModule, net.prediction_layers[0]))
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
     net.channels_last = channels_last

@@ -14,6 +14,8 @@ onto them so ImageNet weights (``mobilenet_v2-b0353104.pth``) load directly.
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import nn
 
@@ -99,6 +101,7 @@ class MobileNetV2Backbone(nn.Module):
 
 def _out_channels(block: nn.Module) -> int:
     if hasattr(block, "out_channels"):
-        return int(block.out_channels)
+        # an int attribute, which nn.Module.__getattr__ types as Tensor | Module
+        return int(cast(int, block.out_channels))
     convs = [m for m in block.modules() if isinstance(m, nn.Conv2d)]
     return int(convs[-1].out_channels)

@@ -31,6 +31,11 @@ class Yolact(nn.Module):
     The state_dict layout equals the original's ``Yolact.save_weights`` files.
     """
 
+    #: YOLACT++ only (``cfg.use_maskiou``); absent otherwise
+    maskiou_net: MaskIoUNet
+    #: set only on the copies that :func:`yolact_ros.model.fuse.optimize_for_inference` makes
+    channels_last: bool
+
     def __init__(self, cfg: YolactConfig):
         super().__init__()
         if cfg.use_maskiou and cfg.max_size < 256:
@@ -86,7 +91,7 @@ class Yolact(nn.Module):
             "loc": torch.cat(locs, 1),
             "conf": torch.cat(confs, 1),
             "mask": torch.cat(coeffs, 1),
-            "priors": self.priors([tuple(p.shape[-2:]) for p in feats], device or feats[0].device),
+            "priors": self.priors([(p.shape[-2], p.shape[-1]) for p in feats], device or feats[0].device),
             "proto": proto,
         }
         if self.training:

@@ -11,8 +11,12 @@ from __future__ import annotations
 import threading
 from collections import deque
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from .diagnostics import FrameStats
+
+if TYPE_CHECKING:
+    from ..inference.tracking import Tracker
 
 __all__ = ["CameraIO", "DEPTH_QUEUE"]
 
@@ -29,7 +33,7 @@ class CameraIO:
     pubs: dict = field(default_factory=dict)
     depth_subs: list = field(default_factory=list)
     input_topic: str = ""
-    tracker: object = None
+    tracker: Tracker | None = None
     diag_counts: tuple = (0, 0)
     info: object = None  # the newest sensor_msgs/CameraInfo
     _depths: deque = field(default_factory=lambda: deque(maxlen=DEPTH_QUEUE))

@@ -154,10 +154,11 @@ def _write_video(frames_dir: Path, out: Path, fps: float) -> dict:
     if not files:
         return {"video": None, "video_frames": 0}
     first = cv2.imread(str(files[0]))
+    assert first is not None  # a frame this run wrote
     h, w = first.shape[:2]
     # MPEG-4 part 2: the pip OpenCV wheels carry no H.264 encoder (asking for one only prints errors)
     fourcc = "mp4v"
-    writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*fourcc), fps, (w, h))
+    writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*fourcc), fps, (w, h))  # type: ignore[attr-defined]  # OpenCV's legacy name, kept for 4.x: not in the 5.x stubs
     if not writer.isOpened():
         writer.release()
         return {"video": None, "video_frames": 0, "video_error": "OpenCV cannot write mp4 here"}
@@ -178,8 +179,8 @@ def _write_preview(frames_dir: Path, out: Path, prefer: list[int], tiles: int = 
     if not pool:
         return None
     picks = [pool[int(round(k * (len(pool) - 1) / max(tiles - 1, 1)))] for k in range(min(tiles, len(pool)))]
-    imgs = [cv2.imread(str(files[i])) for i in dict.fromkeys(picks)]
-    imgs = [cv2.resize(im, (480, 360), interpolation=cv2.INTER_AREA) for im in imgs if im is not None]
+    read = [cv2.imread(str(files[i])) for i in dict.fromkeys(picks)]
+    imgs = [cv2.resize(im, (480, 360), interpolation=cv2.INTER_AREA) for im in read if im is not None]
     while len(imgs) % 3:
         imgs.append(np.zeros_like(imgs[0]))
     rows = [np.hstack(imgs[i : i + 3]) for i in range(0, len(imgs), 3)]

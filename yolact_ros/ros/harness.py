@@ -87,8 +87,9 @@ def ros_problem() -> str | None:
         return "yolact_ros.msg not importable (workspace not built or install/setup.bash not sourced)"
     if node_executable() is None:
         return "no yolact_node on AMENT_PREFIX_PATH (bash scripts/build_ws.sh && source scripts/ros_env.sh)"
-    if not params_file().is_file():
-        return f"{params_file()} not found: rebuild the workspace (bash scripts/build_ws.sh)"
+    params = params_file()
+    if params is None or not params.is_file():
+        return f"{params} not found: rebuild the workspace (bash scripts/build_ws.sh)"
     return None
 
 
@@ -155,6 +156,7 @@ class NodeProcess:
         return cmd + list(ros_args)
 
     def _read(self) -> None:
+        assert self.proc.stdout is not None  # started with stdout=PIPE
         for line in self.proc.stdout:
             line = line.rstrip("\n")
             with self._lock:

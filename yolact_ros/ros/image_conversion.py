@@ -23,6 +23,7 @@ import struct
 import sys
 import tempfile
 import threading
+from typing import Literal
 
 import cv2
 import numpy as np
@@ -141,7 +142,7 @@ def depth_image_to_array(msg: Image, max_pixels: int | None = None) -> np.ndarra
             f"depth data has {buf.size} bytes, {width}x{height} {msg.encoding} with step {step} needs {needed}",
             kind="layout",
         )
-    order = ">" if msg.is_bigendian else "<"
+    order: Literal[">", "<"] = ">" if msg.is_bigendian else "<"
     rows = np.ndarray((height, width), dtype=np.dtype(dtype).newbyteorder(order), buffer=buf, strides=(step, item))
     return rows if rows.dtype == np.dtype(dtype) else rows.astype(dtype)  # native byte order
 

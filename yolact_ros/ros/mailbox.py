@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = ["Frame", "LatestFrames"]
 
@@ -18,7 +19,7 @@ __all__ = ["Frame", "LatestFrames"]
 class Frame:
     """A received message and when it arrived."""
 
-    msg: object
+    msg: Any  # the received message (sensor_msgs Image or CompressedImage)
     received: float  # time.monotonic() at arrival
 
 
@@ -53,7 +54,7 @@ class LatestFrames:
             if not self._items and not self._closed:
                 self._cv.wait(timeout)
             n = len(self._keys)
-            taken = []
+            taken: list[tuple[object, Frame]] = []
             for i in range(n):
                 key = self._keys[(self._start + i) % n]
                 if key in self._items and (limit is None or len(taken) < limit):

@@ -25,6 +25,7 @@ import os
 import sys
 import threading
 import time
+from typing import TYPE_CHECKING
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
@@ -45,6 +46,12 @@ from .params import PARAMS, RUNTIME_PARAMS, check, parse_cameras
 from .process import shutdown_requested
 from .qos import input_qos, latched_qos, output_qos
 from .throttle import Throttle
+
+if TYPE_CHECKING:
+    from rclpy.publisher import Publisher
+    from rclpy.timer import Timer
+
+    from ..inference.segmenter import Segmenter
 
 RCLError = _rclpy.RCLError
 
@@ -95,7 +102,7 @@ class YolactNode(LifecycleNode):
         self._start_errors = declare_all(self, sys.argv if argv is None else argv)
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self._guard_change_state_service()
-        self._segmenter = None
+        self._segmenter: Segmenter | None = None
         self._model_name = ""
         self._settings_lock = threading.Lock()
         self._pending: dict = {}  # runtime parameter changes, applied by the worker
@@ -105,9 +112,9 @@ class YolactNode(LifecycleNode):
         self._worker: threading.Thread | None = None
         self._stop = threading.Event()
         self._active = threading.Event()
-        self._label_pub = None
-        self._diag_pub = None
-        self._diag_timer = None
+        self._label_pub: Publisher | None = None
+        self._diag_pub: Publisher | None = None
+        self._diag_timer: Timer | None = None
         self._throttle = Throttle(_WARN_PERIOD_S)
         self.finalized = threading.Event()  # set by the shutdown transition: main() then exits 0
 
@@ -299,7 +306,7 @@ class YolactNode(LifecycleNode):
         self._worker.start()
         return super().on_configure(state)
 
-    def _load_segmenter(self, weights: str, device: str):
+    def _load_segmenter(self, weights: str, device: str) -> Segmenter:
         from ..inference.segmenter import Segmenter  # torch import deferred to configure
 
         if not os.path.isfile(weights):
@@ -445,7 +452,7 @@ class YolactNode(LifecycleNode):
 
     def _work(self) -> None:
         """Inference worker thread: every waiting frame (one per camera) in one batched forward."""
-        by_name = {}
+        by_name: dict[str, CameraIO] = {}
         while not self._stop.is_set():
             frames = self._mailbox.take_all(timeout=0.2)
             if not frames or not self._active.is_set():
@@ -528,6 +535,7 @@ class YolactNode(LifecycleNode):
 
     def _publish(self, cam: CameraIO, header, image, inst) -> tuple[float, float]:
         """All outputs of one camera's frame (:func:`yolact_ros.ros.outputs.publish_frame`)."""
+        assert self._segmenter is not None  # called by _process, which has checked it
         return publish_frame(cam, header, image, inst, self._outputs, self._segmenter.class_names, self._warn_throttled)
 
     def _publish_label_info(self, threshold: float | None = None) -> None:

@@ -49,10 +49,12 @@ def descriptor(p: ParamSpec) -> ParameterDescriptor:
     if not p.runtime:
         extra.append(f"read at {p.read_at}; change it while the node is {changeable_in(p)}")
     desc.additional_constraints = "; ".join(extra)
-    if p.kind == "float" and p.min is not None:
-        desc.floating_point_range = [FloatingPointRange(from_value=float(p.min), to_value=float(p.max), step=0.0)]
-    elif p.kind == "int" and p.min is not None:
-        desc.integer_range = [IntegerRange(from_value=int(p.min), to_value=int(p.max), step=1)]
+    if p.min is not None:
+        assert p.max is not None  # every ranged parameter in PARAMS has both bounds
+        if p.kind == "float":
+            desc.floating_point_range = [FloatingPointRange(from_value=float(p.min), to_value=float(p.max), step=0.0)]
+        elif p.kind == "int":
+            desc.integer_range = [IntegerRange(from_value=int(p.min), to_value=int(p.max), step=1)]
     if p.kind == "str_list":
         desc.type = ParameterType.PARAMETER_NOT_SET
         desc.dynamic_typing = True

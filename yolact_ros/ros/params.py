@@ -326,6 +326,7 @@ def accepted(p: ParamSpec) -> str:
         return p.constraints
     text = _KIND_TEXT[p.kind]
     if p.min is not None:
+        assert p.max is not None  # every ranged parameter in PARAMS has both bounds
         lo, hi = (int(p.min), int(p.max)) if p.kind == "int" else (p.min, p.max)
         text += f" in [{lo}, {hi}]"
     return text

@@ -13,7 +13,7 @@ from collections import OrderedDict
 
 import torch
 
-from ..model.yolact import build_yolact
+from ..model.yolact import Yolact, build_yolact
 
 _BOOSTED_CLASSES = (1, 16, 42)  # COCO person / cat / cup (channel 0 is background)
 
@@ -56,7 +56,7 @@ def golden_state_dict(shapes: "dict[str, tuple[int, ...]]", num_classes: int = 8
     return OrderedDict((k, golden_tensor(k, s, shapes, num_classes)) for k, s in shapes.items())
 
 
-def apply_golden_weights(model: torch.nn.Module) -> torch.nn.Module:
+def apply_golden_weights(model: Yolact) -> Yolact:
     """Fill ``model`` (a Yolact) with the deterministic reference weights, in place."""
     shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     model.load_state_dict(golden_state_dict(shapes, model.cfg.num_classes), strict=True)

@@ -151,10 +151,11 @@ def setup(device: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> tuple[Dist, str]
         raise ValueError(f"invalid device {device!r}: use 'auto', 'cpu' or 'cuda'")
     if not torch.distributed.is_available():
         raise RuntimeError("this PyTorch build has no torch.distributed")
+    device_id: dict[str, Any] = {"device_id": torch.device(dev)} if backend == "nccl" else {}
     torch.distributed.init_process_group(
         backend=backend,
         timeout=datetime.timedelta(seconds=float(timeout_s)),
-        **({"device_id": torch.device(dev)} if backend == "nccl" else {}),
+        **device_id,
     )
     return Dist(rank=rank, local_rank=local, world_size=world, backend=backend), dev
 

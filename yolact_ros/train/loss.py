@@ -25,6 +25,7 @@ float32 even under autocast.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -165,7 +166,7 @@ class YolactLoss(nn.Module):
             losses["segm"] = self._semantic_loss(out["segm"].float(), gts) / total_batch * t.semantic_segmentation_alpha
         else:
             losses["segm"] = loc.sum() * 0.0
-        losses["total"] = sum(losses[k] for k in LOSS_NAMES)
+        losses["total"] = cast(torch.Tensor, sum(losses[k] for k in LOSS_NAMES))  # never empty: not the int 0
         return losses
 
     def _mask_losses(self, proto, coeffs, matches, gts, maskiou_net):

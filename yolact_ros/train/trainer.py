@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import torch
 from torch import nn
@@ -39,6 +40,9 @@ from ..model.config import YolactConfig
 from ..model.yolact import Yolact
 from .distributed import SINGLE, Dist, GlobalBatchSampler, split_batch
 from .loss import LOSS_NAMES, YolactLoss
+
+if TYPE_CHECKING:
+    from ..model.mobilenet import MobileNetV2Backbone
 
 #: after SIGINT / SIGTERM under ``yolact train``: time allowed to finish the step and save the interrupt checkpoint
 INTERRUPT_GRACE_S = 60.0
@@ -146,7 +150,7 @@ def init_backbone(model: Yolact, path: "str | Path") -> tuple[int, int]:
     backbone = model.backbone
     if bb_cfg.kind == "mobilenetv2":
         try:
-            return backbone.load_imagenet(state)
+            return cast("MobileNetV2Backbone", backbone).load_imagenet(state)
         except ValueError as exc:
             raise ValueError(f"{path}: {exc}") from None
     own = backbone.state_dict()
@@ -400,6 +404,8 @@ class Trainer:
         evaluates the gathered results once and every rank returns its figures.  One
         process gives what ``yolact eval`` gives for the checkpoint of this iteration.
         """
+        # called when validation is configured: both set (the CLI checks they come together)
+        assert self.opt.val_json is not None and self.opt.val_images is not None
         coco = load_coco(self.opt.val_json)
         ids = eval_image_ids(coco, self.opt.val_max_images)
         module = copy.deepcopy(self.model)  # the Segmenter's own eval-mode copy; SyncBatchNorm acts as BatchNorm there
@@ -538,7 +544,7 @@ class Trainer:
                     for k, v in losses.items():
                         smooth[k] = v if k not in smooth else 0.9 * smooth[k] + 0.1 * v
                     if main and (iteration % max(1, opt.log_every) == 0 or iteration == max_iter):
-                        record = {
+                        record: dict = {
                             "iteration": iteration,
                             "epoch": epoch,
                             "lr": lr,

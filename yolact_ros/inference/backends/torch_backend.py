@@ -91,7 +91,7 @@ def tf32(enabled: bool):
         finally:
             cudnn.allow_tf32, matmul.allow_tf32 = saved
         return
-    conv = cudnn.conv
+    conv = cudnn.conv  # type: ignore[attr-defined]  # CudnnModule replaces the module at import: its per-op settings have no stub
     saved = (conv.fp32_precision, matmul.fp32_precision)
     conv.fp32_precision = matmul.fp32_precision = "tf32" if enabled else "ieee"
     try:
