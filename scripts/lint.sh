@@ -3,7 +3,7 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-bash scripts/setup_env.sh
+bash scripts/setup_env.sh --ros  # the same environment as make test: mypy sees rclpy's types
 .venv/bin/pip install -q --disable-pip-version-check -r requirements-lint.txt 2>&1 | { grep -v '^WARNING: Location' || true; }
 PATHS=(yolact_ros bench test scripts)
 echo "[lint] ruff check"; .venv/bin/ruff check "${PATHS[@]}"

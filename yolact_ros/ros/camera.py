@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from collections import deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .diagnostics import FrameStats
 
@@ -29,7 +29,7 @@ class CameraIO:
     name: str  # "" = the single-camera mode
     transport: str | None = None  # raw | compressed; None = the image_transport parameter
     stats: FrameStats = field(default_factory=FrameStats)
-    sub: object = None
+    sub: Any = None  # rclpy Subscription
     pubs: dict = field(default_factory=dict)
     depth_subs: list = field(default_factory=list)
     input_topic: str = ""
