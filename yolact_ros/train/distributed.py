@@ -152,12 +152,34 @@ def setup(device: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> tuple[Dist, str]
     if not torch.distributed.is_available():
         raise RuntimeError("this PyTorch build has no torch.distributed")
     device_id: dict[str, Any] = {"device_id": torch.device(dev)} if backend == "nccl" else {}
+    timeout = datetime.timedelta(seconds=float(timeout_s))
     torch.distributed.init_process_group(
         backend=backend,
-        timeout=datetime.timedelta(seconds=float(timeout_s)),
+        timeout=timeout,
+        store=_attempt_store(rank, world, timeout),
+        rank=rank,
+        world_size=world,
         **device_id,
     )
     return Dist(rank=rank, local_rank=local, world_size=world, backend=backend), dev
+
+
+def _attempt_store(rank: int, world: int, timeout: datetime.timedelta) -> torch.distributed.Store:
+    """The rendezvous store, with keys private to this restart attempt.
+
+    Under torchrun the agent's store (``MASTER_ADDR:MASTER_PORT``) outlives a restart
+    (``--max-restarts``): without a per-attempt prefix a restarted rank can read the
+    address a dead rank of the previous attempt published and fail with "connection
+    refused" while connecting to it.
+    """
+    host, port = os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"])
+    agent_store = os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True"
+    store = torch.distributed.TCPStore(
+        host, port, world, is_master=not agent_store and rank == 0, timeout=timeout, wait_for_workers=False
+    )
+    return torch.distributed.PrefixStore(
+        f"yolact_ros/attempt_{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}", store
+    )
 
 
 def teardown(dist: Dist) -> None:
