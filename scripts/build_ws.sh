@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build the ROS 2 workspace of this repository with colcon: the yolact_ros package (messages,
 # Python package, node, launch, config) plus, for tests/CI, the vision_msgs stand-in in
-# test/ros_deps/ (the real vision_msgs is not on PyPI; on a real ROS install use the apt one).
+# test/ros_deps/ and the foxglove_msgs one (neither is on PyPI; on a real ROS install use the apt ones).
 # Idempotent: a re-run rebuilds only what changed (a few seconds).
 #   bash scripts/build_ws.sh                 build into ./build ./install ./log
 #   YOLACT_ROS_NO_STANDIN=1 bash scripts/build_ws.sh   build yolact_ros only (real vision_msgs)
@@ -38,6 +38,7 @@ fi
 BASE_PATHS=("$ROOT")
 if [ "${YOLACT_ROS_NO_STANDIN:-0}" != 1 ]; then
   BASE_PATHS+=("$ROOT/test/ros_deps/vision_msgs")
+  BASE_PATHS+=("$ROOT/test/ros_deps/foxglove_msgs")
 fi
 
 "$VENV/bin/colcon" --log-base "$ROOT/log" build \
