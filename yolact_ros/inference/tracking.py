@@ -57,6 +57,9 @@ import numpy as np
 
 from .instances import Instances
 
+#: Frames a track survives without a match: an object hidden for fewer frames keeps its id.
+MAX_AGE = 10
+
 __all__ = ["CropMask", "Tracker", "TrackState", "box_iou_np", "crop_intersection", "crop_iou", "mask_iou"]
 
 
@@ -222,7 +225,7 @@ class Tracker:
 
     def __init__(
         self,
-        max_age: int = 10,
+        max_age: int = MAX_AGE,
         min_iou: float = 0.3,
         use_masks: bool = True,
         mask_stride: int = 2,

@@ -80,21 +80,22 @@ LAUNCH_ARGUMENTS: tuple[LaunchArgument, ...] = (
     LaunchArgument(
         "image",
         "/camera/image_raw",
-        "Input image topic (raw); the compressed input is <image>/compressed. Single-camera mode.",
+        "Input image topic (raw), remapped from `image`; the compressed input is `<image>/compressed`. "
+        "Single-camera mode.",
         role="launch",
     ),
     LaunchArgument(
         "cameras",
         "",
         "Cameras served by one node and one model, as a YAML list, e.g. \"[front, left, 'right:compressed']\"; "
-        "their inputs are <namespace>/<camera>/image unless camera_images maps them. Not given: the "
+        "their inputs are `<namespace>/<camera>/image` unless camera_images maps them. Not given: the "
         "params file's value (one camera).",
     ),
     LaunchArgument(
         "camera_images",
         "{}",
         'Input topic per camera, as a YAML map, e.g. "{front: /cam_front/image_raw, left: /cam_left/image_raw}" '
-        "(the compressed input is <topic>/compressed).",
+        "(the compressed input is `<topic>/compressed`).",
         role="launch",
     ),
     LaunchArgument(
