@@ -37,3 +37,5 @@ PRECISIONS = ("auto", "fp32", "tf32", "fp16", "bf16", "int8")
 MASK_ALPHA = 0.45
 #: Soft mask values above this are inside the instance.
 MASK_THRESHOLD = 0.5
+#: An instance needs at least this many valid depth pixels in its mask to be placed in 3D.
+DEPTH_MIN_POINTS = 20
