@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -32,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from yolact_ros.inference.depth import PinholeCamera, depth_to_metres, instances_in_3d  # noqa: E402
 from yolact_ros.inference.tracking import Tracker  # noqa: E402
+from yolact_ros.testing.revisions import import_revision  # noqa: E402
 from yolact_ros.testing.rgbd import Solid, random_solids, render_rgbd  # noqa: E402
 
 
@@ -155,55 +157,54 @@ def accuracy(seeds: range) -> dict:
     }
 
 
-def _module_at(rev: str, path: str, name: str):
-    """``path`` of the repository at git revision ``rev``, imported as module ``name``."""
-    import importlib.util
-    import subprocess
-    import tempfile
+def _revision_modules(rev: str, into: Path):
+    """``rev``'s depth and tracking modules, imported beside this tree's (the depth module is
+    ``inference/depth`` or, in a flat package, ``depth``)."""
+    import importlib
 
-    src = subprocess.run(
-        ["git", "show", f"{rev}:{path}"],
-        cwd=Path(__file__).resolve().parents[1],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
-        f.write(src)
-    spec = importlib.util.spec_from_file_location(name, f.name)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    pkg = import_revision(rev, into).__name__
+    for prefix in (f"{pkg}.inference", pkg):
+        try:
+            return importlib.import_module(f"{prefix}.depth"), importlib.import_module(f"{prefix}.tracking")
+        except ModuleNotFoundError:
+            continue
+    raise ModuleNotFoundError(f"no depth module in {rev}")
 
 
 def against(rev: str, n: int = 15, frames: int = 10, size: tuple[int, int] = (640, 480), repeat: int = 5) -> dict:
     """instances_in_3d (16UC1 depth, as the node gets it) and Tracker.update of this tree and of
-    ``rev``'s ``yolact_ros/inference/depth.py`` and ``tracking.py`` (imported from git into this
-    process), alternated frame by frame on the same frames. A revision whose instances_in_3d
-    needs metres gets depth_to_metres inside its timing, as its node did."""
-    old = _module_at(rev, "yolact_ros/inference/depth.py", "yolact_ros.inference._depth_rev")
-    old_tracking = _module_at(rev, "yolact_ros/inference/tracking.py", "yolact_ros.inference._tracking_rev")
+    ``rev``'s depth and tracking modules (imported from git beside this tree's), alternated
+    frame by frame on the same frames. A revision whose instances_in_3d needs metres gets
+    depth_to_metres inside its timing, as its node did."""
+    tmp = tempfile.TemporaryDirectory(prefix="bench_depth_rev_")  # the exported revision, until the process ends
+    old, old_tracking = _revision_modules(rev, Path(tmp.name))
     takes_raw = "encoding" in old.instances_in_3d.__code__.co_varnames
     seq = sequence(n, frames, *size)
     t = {"3d": [], "3d_rev": [], "tracker": [], "tracker_rev": []}
-    for _ in range(repeat):
+
+    def old_3d(inst, depth_mm, cam):
+        if takes_raw:
+            return old.instances_in_3d(inst, depth_mm, cam, encoding="16UC1")
+        return old.instances_in_3d(inst, old.depth_to_metres(depth_mm, "16UC1"), cam)
+
+    for r in range(repeat):
         trackers = Tracker(max_age=10), old_tracking.Tracker(max_age=10)
-        for inst, depth_mm, cam in seq:
-            t0 = time.perf_counter()
-            instances_in_3d(inst, depth_mm, cam, encoding="16UC1")
-            t1 = time.perf_counter()
-            if takes_raw:
-                old.instances_in_3d(inst, depth_mm, cam, encoding="16UC1")
-            else:
-                old.instances_in_3d(inst, old.depth_to_metres(depth_mm, "16UC1"), cam)
-            t2 = time.perf_counter()
-            trackers[0].update(inst)
-            t3 = time.perf_counter()
-            trackers[1].update(inst)
-            t4 = time.perf_counter()
-            for k, dt in zip(t, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
-                t[k].append(dt)
+        for j, (inst, depth_mm, cam) in enumerate(seq):
+            calls = {
+                "3d": (instances_in_3d, (inst, depth_mm, cam), {"encoding": "16UC1"}),
+                "3d_rev": (old_3d, (inst, depth_mm, cam), {}),
+                "tracker": (trackers[0].update, (inst,), {}),
+                "tracker_rev": (trackers[1].update, (inst,), {}),
+            }
+            # each pair in both orders, every other frame: the second call of a pair runs on warmer caches
+            first = (r + j) % 2 == 0
+            for k in (
+                ("3d", "3d_rev", "tracker", "tracker_rev") if first else ("3d_rev", "3d", "tracker_rev", "tracker")
+            ):
+                fn, args, kwargs = calls[k]
+                t0 = time.perf_counter()
+                fn(*args, **kwargs)
+                t[k].append(time.perf_counter() - t0)
     med = {k: 1000 * float(np.median(v)) for k, v in t.items()}
     return {
         "rev": rev,

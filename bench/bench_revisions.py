@@ -3,22 +3,17 @@
     .venv/bin/python bench/bench_revisions.py --rev HEAD~1 [--configs yolact_resnet50 ...] [--runs 7] \
         [--size 1920x1080] [--stages total masks]
 
-The other revision's ``yolact_ros`` package is exported with ``git archive`` into a temporary
-folder under another name (``yolact_ros_rev``), so both versions are imported side by side and
-called in turn on the same image with the same reference weights: machine noise hits both
-alike and the ratio is a fair speed comparison.  Prints per-config medians (ms) and the ratio
-this/rev; asserts nothing.
+The other revision's ``yolact_ros`` package is imported beside this tree's
+(:mod:`yolact_ros.testing.revisions`), and both are called in turn on the same image with the
+same reference weights: machine noise hits both alike and the ratio is a fair speed comparison.
+Prints per-config medians (ms) and the ratio this/rev; asserts nothing.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
-import io
 import statistics
-import subprocess
-import sys
-import tarfile
 import tempfile
 from pathlib import Path
 
@@ -31,32 +26,23 @@ import torch
 from yolact_ros.cli.bench import SETTINGS, load_image
 from yolact_ros.inference.segmenter import Segmenter
 from yolact_ros.testing.reference_weights import reference_model
-
-REPO = Path(__file__).resolve().parents[1]
-ALIAS = "yolact_ros_rev"
-
-
-def import_revision(rev: str, into: Path):
-    """Import ``rev``'s yolact_ros package as :data:`ALIAS` (relative imports keep it self-contained)."""
-    blob = subprocess.run(
-        ["git", "-C", str(REPO), "archive", "--format=tar", rev, "yolact_ros"], check=True, capture_output=True
-    ).stdout
-    with tarfile.open(fileobj=io.BytesIO(blob)) as tar:
-        tar.extractall(into, filter="data")
-    (into / "yolact_ros").rename(into / ALIAS)
-    sys.path.insert(0, str(into))
-    return importlib.import_module(ALIAS)
+from yolact_ros.testing.revisions import import_revision, short_name
 
 
 def revision_segmenter(pkg, config: str, settings: dict):
     """A Segmenter of the other revision with the reference weights, whichever API it has."""
     try:
         module = importlib.import_module(f"{pkg.__name__}.inference.segmenter")
-        weights = importlib.import_module(f"{pkg.__name__}.model.golden_weights")
-        return module.Segmenter(model=weights.reference_model(config), device="cpu", **settings)
-    except ModuleNotFoundError:  # before the layered layout: weights=None meant the reference weights
+    except ModuleNotFoundError:  # a flat package: weights=None meant the reference weights
         module = importlib.import_module(f"{pkg.__name__}.segmenter")
         return module.Segmenter(config=config, weights=None, device="cpu", **settings)
+    for where in ("testing.reference_weights", "model.golden_weights"):  # the weights' home by revision
+        try:
+            weights = importlib.import_module(f"{pkg.__name__}.{where}")
+        except ModuleNotFoundError:
+            continue
+        return module.Segmenter(model=weights.reference_model(config), device="cpu", **settings)
+    raise ModuleNotFoundError(f"no reference weights in {pkg.__name__}")
 
 
 def main(argv=None) -> int:
@@ -77,9 +63,7 @@ def main(argv=None) -> int:
 
         w, h = (int(v) for v in a.size.lower().split("x"))
         bgr = cv2.resize(bgr, (w, h), interpolation=cv2.INTER_LINEAR)
-    rev = subprocess.run(
-        ["git", "-C", str(REPO), "rev-parse", "--short", a.rev], check=True, capture_output=True, text=True
-    ).stdout.strip()
+    rev = short_name(a.rev)
     with tempfile.TemporaryDirectory() as tmp:
         pkg = import_revision(a.rev, Path(tmp))
         variants = {}
