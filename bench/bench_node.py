@@ -45,9 +45,10 @@ import numpy as np
 
 from yolact_ros.ros.diagnostics import Key, stamp_text
 from yolact_ros.ros.harness import Client, NodeProcess, image_message, ros_problem, stamp_to_ns
+from yolact_ros.ros.names import NODE_NAME
 
 NS = "/yolact_bench"
-NODE = "yolact_node"
+NODE = NODE_NAME
 CAMERA = "/bench_camera/image_raw"
 
 

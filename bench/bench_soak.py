@@ -25,9 +25,10 @@ import numpy as np
 
 from yolact_ros.ros.diagnostics import Key
 from yolact_ros.ros.harness import NodeProcess, StampRecorder, image_message, ros_problem
+from yolact_ros.ros.names import NODE_NAME
 
 NS = "/yolact_soak"
-NODE = "yolact_node"
+NODE = NODE_NAME
 CAMERA = "/soak_camera/image_raw"
 REPO = Path(__file__).resolve().parents[1]
 

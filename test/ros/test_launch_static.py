@@ -34,6 +34,7 @@ from yolact_ros.ros.launch_args import (
     node_parameters,
     ros_arguments,
 )
+from yolact_ros.ros.names import EXECUTABLE
 from yolact_ros.ros.params import PARAM_NAMES, PARAMS
 
 REPO = Path(__file__).resolve().parents[2]
@@ -137,7 +138,7 @@ def test_launch_configuration_names_used_are_declared(tree):
 def test_node_call(tree):
     node = _node_call(tree)
     assert _kw(node, "package").value == "yolact_ros"
-    assert _kw(node, "executable").value == "yolact_node"
+    assert _kw(node, "executable").value == EXECUTABLE
     remaps = _kw(node, "remappings")  # computed by launch_args.image_remappings (tested below)
     assert isinstance(remaps, ast.Call) and remaps.func.id == "image_remappings"
 

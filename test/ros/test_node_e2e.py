@@ -14,9 +14,10 @@ import ros_helpers as rh
 
 from yolact_ros.ros.diagnostics import Key
 from yolact_ros.ros.harness import Client, NodeProcess
+from yolact_ros.ros.names import NODE_NAME
 
 NS = "/yolact_e2e"
-NODE = "yolact_node"
+NODE = NODE_NAME
 FQN = f"{NS}/{NODE}"
 CAMERA = "/e2e_camera/image_raw"
 

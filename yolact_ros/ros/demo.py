@@ -47,13 +47,13 @@ from ..data.scene import SCENE_PHOTOS, DemoScene
 from ..evaluation.stream import Detection, NodeCounts, StreamStats, summarise
 from .diagnostics import Key
 from .harness import Client, NodeProcess, image_message, ns_to_stamp, ros_problem, stamp_to_ns
+from .names import NODE_NAME
 
 __all__ = ["DemoError", "main", "run_demo"]
 
 DEFAULT_WEIGHTS = "models/demo/yolact_synth_demo.pth"
 DEFAULT_OUT = "out/demo"
 NAMESPACE = "/yolact"
-NODE_NAME = "yolact_node"
 CAMERA_TOPIC = "/camera/image_raw"  # the launch file's default `image`
 FRAME_ID = "demo_camera"
 

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from .diagnostics import stamp_to_ns, status_name
+from .names import EXECUTABLE, PACKAGE
 
 __all__ = [
     "Client",
@@ -45,8 +46,6 @@ __all__ = [
     "stamp_to_ns",
 ]
 
-PACKAGE = "yolact_ros"
-EXECUTABLE = "yolact_node"
 _client_ids = itertools.count()
 
 

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .names import NODE_NAME
 from .params import PARAMS, validate_value
 
 __all__ = [
@@ -34,9 +35,6 @@ __all__ = [
     "node_parameters",
     "ros_arguments",
 ]
-
-#: The node's name in the launch file (its namespace is the ``namespace`` argument).
-NODE_NAME = "yolact_node"
 
 #: Parameters every rclpy node declares itself (not in :data:`yolact_ros.ros.params.PARAMS`).
 BUILTIN_PARAMS: dict[str, str] = {"use_sim_time": "bool"}

@@ -2,7 +2,7 @@
 
 Kept apart from :mod:`yolact_ros.ros.node` so the generated script installs the signal
 handlers of :mod:`yolact_ros.ros.process` before rclpy, numpy or torch is imported: this
-module imports only the standard library and ``process`` at the top.
+module imports only the standard library, ``names`` and ``process`` at the top.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import os
 import sys
 import time
 
+from .names import NODE_NAME
 from .process import exit_with_parent, finish, install_signal_handlers, mark_started, shutdown_requested
 
 __all__ = ["main", "run_node"]
@@ -72,13 +73,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     except Exception as exc:  # noqa: BLE001 - e.g. malformed --ros-args: one line, no traceback
-        print(f"[ERROR] [yolact_node]: cannot start: {_one_line(exc)}", file=sys.stderr)
+        print(f"[ERROR] [{NODE_NAME}]: cannot start: {_one_line(exc)}", file=sys.stderr)
         return 2
     node = None
     try:
         problem = _check_imports()
         if problem:
-            rclpy.logging.get_logger("yolact_node").error(problem)
+            rclpy.logging.get_logger(NODE_NAME).error(problem)
             return 1
         node = YolactNode(argv=args)
         executor = SingleThreadedExecutor()
@@ -107,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001
         if shutdown_requested() or not rclpy.ok():  # a signal arrived mid-transition
             return 0
-        rclpy.logging.get_logger("yolact_node").fatal(f"unexpected {type(exc).__name__}: {_one_line(exc)}")
+        rclpy.logging.get_logger(NODE_NAME).fatal(f"unexpected {type(exc).__name__}: {_one_line(exc)}")
         return 1
     finally:
         if node is not None:

@@ -40,9 +40,10 @@ from .camera import DEPTH_QUEUE, CameraIO
 from .diagnostics import Key, build_status, stamp_text, stamp_to_ns
 from .image_conversion import ImageConversionError, compressed_to_bgr, image_to_bgr
 from .mailbox import Frame, LatestFrames
+from .names import NODE_NAME
 from .node_params import change_refusal, declare_all, read
 from .outputs import publish_frame
-from .params import PARAMS, RUNTIME_PARAMS, check, parse_cameras
+from .params import PARAMS, RUNTIME_PARAMS, check, parse_cameras, segmenter_nms_threshold
 from .process import shutdown_requested
 from .qos import input_qos, latched_qos, output_qos
 from .throttle import Throttle
@@ -97,7 +98,7 @@ def _transition(name: str):
 class YolactNode(LifecycleNode):
     """See the module docstring; parameters are listed in :mod:`yolact_ros.ros.params`."""
 
-    def __init__(self, node_name: str = "yolact_node", *, argv: list[str] | None = None, **kwargs):
+    def __init__(self, node_name: str = NODE_NAME, *, argv: list[str] | None = None, **kwargs):
         super().__init__(node_name, **kwargs)
         self._start_errors = declare_all(self, sys.argv if argv is None else argv)
         self.add_on_set_parameters_callback(self._on_set_parameters)
@@ -183,7 +184,7 @@ class YolactNode(LifecycleNode):
                 elif name == "top_k":
                     seg.top_k = value
                 elif name == "nms_threshold":
-                    seg.nms_threshold = value if value > 0 else None
+                    seg.nms_threshold = segmenter_nms_threshold(value)
                 elif name == "classes":
                     seg.classes = value or None
                 elif name == "cross_class_nms":
@@ -311,14 +312,13 @@ class YolactNode(LifecycleNode):
 
         if not os.path.isfile(weights):
             raise FileNotFoundError("no such file" if not os.path.exists(weights) else "not a regular file")
-        nms = float(self._param("nms_threshold"))
         seg = Segmenter(
             config=str(self._param("config")).strip() or None,
             weights=weights,
             device=device,
             score_threshold=float(self._param("score_threshold")),
             top_k=int(self._param("top_k")),
-            nms_threshold=nms if nms > 0 else None,
+            nms_threshold=segmenter_nms_threshold(float(self._param("nms_threshold"))),
             precision=str(self._param("precision")),
             cuda_graph=bool(self._param("cuda_graph")),
             backend=str(self._param("backend")),
@@ -475,7 +475,7 @@ class YolactNode(LifecycleNode):
 
     def _convert(self, cam: CameraIO, msg):
         """The frame as the Segmenter's input, or None (rejected: counted and said once per kind)."""
-        max_pixels = int(self._outputs.get("max_image_pixels") or 0) or None
+        max_pixels = int(self._outputs["max_image_pixels"]) or None
         try:
             if isinstance(msg, CompressedImage):
                 image, decoder_messages = compressed_to_bgr(msg, max_pixels)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from ..inference.defaults import MASK_ALPHA
 from .camera import CameraIO
 from .diagnostics import stamp_to_ns
 from .image_conversion import ImageConversionError, bgr_to_image, depth_image_to_array, to_bgr3
@@ -25,21 +24,22 @@ Warn = Callable[[str, str], None]
 
 def publish_frame(cam: CameraIO, header, image, inst, outputs: dict, class_names, warn: Warn) -> tuple[float, float]:
     """All outputs of one camera's frame; returns the overlay's (wall, this thread's CPU)
-    milliseconds (0 when nobody watches it). ``outputs``: the node's run-time parameters."""
+    milliseconds (0 when nobody watches it). ``outputs``: the node's run-time parameters, every
+    one of :data:`yolact_ros.ros.params.RUNTIME_PARAMS` (their defaults live in that table only)."""
     from .messages import instances_to_detections, instances_to_masks
 
     pubs = cam.pubs
     ids = cam.tracker.update(inst) if cam.tracker is not None else None
-    class_id_format = outputs.get("class_id_format", "name")
+    class_id_format = outputs["class_id_format"]
     pubs["detections"].publish(
         instances_to_detections(inst, header, class_names, ids=ids, class_id_format=class_id_format)
     )
-    if outputs.get("publish_masks", True):
+    if outputs["publish_masks"]:
         pubs["masks"].publish(instances_to_masks(inst, header, ids=ids))
     if "detections_3d" in pubs:
         publish_3d(cam, header, inst, ids, outputs, class_names, warn)
     vis_pub = pubs["visualization"]
-    if not (outputs.get("publish_visualization", True) and vis_pub.get_subscription_count() > 0):
+    if not (outputs["publish_visualization"] and vis_pub.get_subscription_count() > 0):
         return 0.0, 0.0
     from ..inference.visualize import draw_instances  # only needed while someone watches
 
@@ -56,17 +56,17 @@ def publish_3d(cam: CameraIO, header, inst, ids, outputs: dict, class_names, war
     from ..inference.depth import PinholeCamera, instances_in_3d
     from .messages import instances_to_detections_3d, points_to_cloud
 
-    with_points = bool(outputs.get("publish_points", False)) and cam.pubs["points"].get_subscription_count() > 0
+    with_points = bool(outputs["publish_points"]) and cam.pubs["points"].get_subscription_count() > 0
     if not with_points and cam.pubs["detections_3d"].get_subscription_count() == 0:
         return  # nobody listens: nothing is computed
-    tolerance_ns = int(float(outputs.get("depth_tolerance", 0.05)) * 1e9)
+    tolerance_ns = int(float(outputs["depth_tolerance"]) * 1e9)
     paired = cam.depth_for(stamp_to_ns(header.stamp), tolerance_ns)
     if paired is None:
         cam.stats.on_without_depth()
         return
     depth_msg, info = paired
     try:
-        depth = depth_image_to_array(depth_msg, int(outputs.get("max_image_pixels") or 0) or None)
+        depth = depth_image_to_array(depth_msg, int(outputs["max_image_pixels"]) or None)
         camera = PinholeCamera.from_k(
             list(info.k), int(info.width) or depth.shape[1], int(info.height) or depth.shape[0]
         )
@@ -75,8 +75,8 @@ def publish_3d(cam: CameraIO, header, inst, ids, outputs: dict, class_names, war
             depth,
             camera,
             encoding=depth_msg.encoding,
-            min_points=int(outputs.get("depth_min_points", 20)),
-            points_step=int(outputs.get("points_step", 4)) if with_points else None,
+            min_points=int(outputs["depth_min_points"]),
+            points_step=int(outputs["points_step"]) if with_points else None,
         )
     except (ImageConversionError, ValueError) as exc:  # a bad depth image, camera_info or field of view
         cam.stats.on_without_depth()
@@ -89,7 +89,7 @@ def publish_3d(cam: CameraIO, header, inst, ids, outputs: dict, class_names, war
     header_3d = type(header)(stamp=header.stamp, frame_id=info.header.frame_id or depth_msg.header.frame_id)
     cam.pubs["detections_3d"].publish(
         instances_to_detections_3d(
-            inst, placed, header_3d, class_names, ids=ids, class_id_format=outputs.get("class_id_format", "name")
+            inst, placed, header_3d, class_names, ids=ids, class_id_format=outputs["class_id_format"]
         )
     )
     if with_points and placed.points is not None:
@@ -99,7 +99,7 @@ def publish_3d(cam: CameraIO, header, inst, ids, outputs: dict, class_names, war
 def draw_kwargs(outputs: dict) -> dict:
     """Visualization parameters -> draw_instances keyword arguments."""
     return {
-        "alpha": float(outputs.get("visualization.mask_alpha", MASK_ALPHA)),
-        "draw_boxes": bool(outputs.get("visualization.show_boxes", True)),
-        "draw_labels": bool(outputs.get("visualization.show_labels", True)),
+        "alpha": float(outputs["visualization.mask_alpha"]),
+        "draw_boxes": bool(outputs["visualization.show_boxes"]),
+        "draw_labels": bool(outputs["visualization.show_labels"]),
     }
