@@ -1,12 +1,17 @@
 # Two commands on a fresh Debian/Ubuntu machine (Python 3.11): `make demo` and `make test`.
 # Each installs what it needs into .venv/ on first use; re-runs reuse it.
-.PHONY: demo test test-core lint setup setup-ros build bench clean
+.PHONY: demo test test-kilted test-core lint setup setup-ros build bench clean
 
 demo:
 	bash scripts/demo.sh
 
 test:
 	bash scripts/test.sh
+
+# the ROS tests (node, lifecycle, launch statics, reliability) against ROS 2 Kilted, in their own
+# environment (.venv-kilted, install-kilted/): scripts/distro.sh
+test-kilted:
+	YOLACT_ROS_DISTRO=kilted YOLACT_ROS_TEST_PATHS=test/ros bash scripts/test.sh
 
 # the model / inference / training stack only (no ROS needed)
 test-core: setup
@@ -29,4 +34,4 @@ bench: setup
 	.venv/bin/yolact bench
 
 clean:
-	rm -rf build install log out .ros_log
+	rm -rf build install log build-kilted install-kilted log-kilted out .ros_log

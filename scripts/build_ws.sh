@@ -4,11 +4,15 @@
 # test/ros_deps/ and the foxglove_msgs one (neither is on PyPI; on a real ROS install use the apt ones).
 # Idempotent: a re-run rebuilds only what changed (a few seconds).
 #   bash scripts/build_ws.sh                 build into ./build ./install ./log
+#   YOLACT_ROS_DISTRO=kilted bash scripts/build_ws.sh   the same against Kilted, into
+#                                            ./build-kilted ./install-kilted ./log-kilted
 #   YOLACT_ROS_NO_STANDIN=1 bash scripts/build_ws.sh   build yolact_ros only (real vision_msgs)
 # Extra arguments are passed to `colcon build`.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-VENV="${YOLACT_ROS_VENV:-$ROOT/.venv}"
+# shellcheck disable=SC1091
+source "$ROOT/scripts/distro.sh"
+VENV="$YR_VENV"
 cd "$ROOT"
 
 if [ ! -x "$VENV/bin/colcon" ]; then
@@ -41,13 +45,13 @@ if [ "${YOLACT_ROS_NO_STANDIN:-0}" != 1 ]; then
   BASE_PATHS+=("$ROOT/test/ros_deps/foxglove_msgs")
 fi
 
-"$VENV/bin/colcon" --log-base "$ROOT/log" build \
+"$VENV/bin/colcon" --log-base "$YR_LOG" build \
   --base-paths "${BASE_PATHS[@]}" \
-  --build-base "$ROOT/build" --install-base "$ROOT/install" \
+  --build-base "$YR_BUILD" --install-base "$YR_INSTALL" \
   --merge-install --symlink-install \
   --event-handlers console_direct- summary+ \
   --cmake-args -DPython3_EXECUTABLE="$PY" -DBUILD_TESTING=OFF \
   "$@"
 
-test -x "$ROOT/install/lib/yolact_ros/yolact_node" || { echo "[build_ws] yolact_node was not installed" >&2; exit 1; }
-echo "[build_ws] done: source scripts/ros_env.sh to use it"
+test -x "$YR_INSTALL/lib/yolact_ros/yolact_node" || { echo "[build_ws] yolact_node was not installed" >&2; exit 1; }
+echo "[build_ws] done ($YR_DISTRO): source scripts/ros_env.sh to use it"

@@ -4,11 +4,14 @@
 # workspace (install/setup.bash), discovery limited to this host, a per-shell ROS_DOMAIN_ID
 # (concurrent test runs do not see each other), a writable ROS_LOG_DIR and the Fast DDS
 # shared-memory profile for images (config/fastdds_shm.xml).
-# Respected if already set: ROS_DOMAIN_ID, ROS_LOG_DIR, FASTRTPS_DEFAULT_PROFILES_FILE,
-# YOLACT_ROS_VENV (default: <repo>/.venv).
+# Respected if already set: ROS_DOMAIN_ID, ROS_LOG_DIR, FAST{RTPS,DDS}_DEFAULT_PROFILES_FILE,
+# YOLACT_ROS_VENV (default: <repo>/.venv), YOLACT_ROS_DISTRO (jazzy, the default, or kilted:
+# its own .venv-kilted and install-kilted/, see scripts/distro.sh).
 
 _yr_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-_yr_venv="${YOLACT_ROS_VENV:-$_yr_root/.venv}"
+# shellcheck disable=SC1091
+ROOT="$_yr_root" source "$_yr_root/scripts/distro.sh" || return 1
+_yr_venv="$YR_VENV"
 
 if [ -x "$_yr_venv/bin/python" ]; then
   case ":${PATH}:" in *":$_yr_venv/bin:"*) ;; *) export PATH="$_yr_venv/bin:$PATH" ;; esac
@@ -28,18 +31,22 @@ export ROS_DOMAIN_ID="${ROS_DOMAIN_ID:-$(( $$ % 100 + 1 ))}"
 export ROS_LOG_DIR="${ROS_LOG_DIR:-$_yr_root/.ros_log}"
 mkdir -p "$ROS_LOG_DIR" 2>/dev/null || true
 export RMW_IMPLEMENTATION="${RMW_IMPLEMENTATION:-rmw_fastrtps_cpp}"
-# Large shared-memory segments: without them best-effort images are mostly lost.
-export FASTRTPS_DEFAULT_PROFILES_FILE="${FASTRTPS_DEFAULT_PROFILES_FILE:-$_yr_root/config/fastdds_shm.xml}"
+# Large shared-memory segments: without them best-effort images are mostly lost. The variable's
+# name depends on the Fast DDS version (scripts/distro.sh).
+if [ -z "${!YR_FASTDDS_PROFILES_VAR:-}" ]; then
+  export "$YR_FASTDDS_PROFILES_VAR=$_yr_root/config/fastdds_shm.xml"
+fi
 
-if [ -f "$_yr_root/install/setup.bash" ]; then
+if [ -f "$YR_INSTALL/setup.bash" ]; then
   # colcon's setup scripts are not written for `set -u` shells.
   case $- in *u*) _yr_nounset=1; set +u ;; *) _yr_nounset=0 ;; esac
   # shellcheck disable=SC1091
-  source "$_yr_root/install/setup.bash"
+  source "$YR_INSTALL/setup.bash"
   [ "$_yr_nounset" = 1 ] && set -u
   unset _yr_nounset
 else
-  echo "ros_env.sh: $_yr_root/install/setup.bash not found (run: bash scripts/build_ws.sh)" >&2
+  echo "ros_env.sh: $YR_INSTALL/setup.bash not found (run: bash scripts/build_ws.sh)" >&2
 fi
 export YOLACT_ROS_WS="$_yr_root"
-unset _yr_root _yr_venv
+export YOLACT_ROS_DISTRO="$YR_DISTRO"
+unset _yr_root _yr_venv YR_DISTRO YR_VENV YR_BUILD YR_INSTALL YR_LOG YR_ROS_REQUIREMENTS YR_FASTDDS_PROFILES_VAR

@@ -23,7 +23,9 @@ from yolact_ros.ros import harness  # noqa: E402
 os.environ["ROS_DOMAIN_ID"] = os.environ.get("YOLACT_ROS_TEST_DOMAIN_ID") or str(random.randint(1, 100))
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-os.environ.setdefault("FASTRTPS_DEFAULT_PROFILES_FILE", str(ros_helpers.REPO / "config" / "fastdds_shm.xml"))
+if not (os.environ.get("FASTRTPS_DEFAULT_PROFILES_FILE") or os.environ.get("FASTDDS_DEFAULT_PROFILES_FILE")):
+    # scripts/ros_env.sh sets the one its Fast DDS reads; outside it, Jazzy's name
+    os.environ["FASTRTPS_DEFAULT_PROFILES_FILE"] = str(ros_helpers.REPO / "config" / "fastdds_shm.xml")
 
 
 @pytest.fixture(scope="session")
