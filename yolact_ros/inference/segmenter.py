@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
-import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, cast, overload
@@ -22,14 +21,16 @@ import numpy as np
 import torch
 
 from ..model.config import YolactConfig, get_config
-from ..model.transform import resize_and_normalize
 from ..model.yolact import Yolact
 from . import defaults
 from .backends.choice import Choice, choose, weights_kind
 from .backends.torch_backend import TorchBackend, load_model, resolve_config, tf32
 from .capabilities import detect_cpu
+from .device import resolve_device
 from .instances import Instances
 from .postprocess import PostprocessSettings, select_detections, to_instances
+from .preprocess import PinnedUpload, check_image, network_input
+from .stage_clock import STAGES, StageClock
 
 if TYPE_CHECKING:
     from .backends.onnxruntime_backend import OnnxRuntimeNet
@@ -38,34 +39,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 __all__ = ["STAGES", "Segmenter", "load_model", "resolve_config", "resolve_device", "tf32"]
-
-#: ``seg.timings`` keys (ms); ``forward`` = backbone_fpn + heads, the only network stage the
-#: onnxruntime backend can time (its backbone_fpn and heads are NaN)
-STAGES = ("preprocess", "backbone_fpn", "heads", "forward", "detect", "masks", "total")
-
-
-def resolve_device(device: "str | torch.device") -> torch.device:
-    """``auto`` -> first CUDA device if present else CPU; ``cuda[:N]`` must exist."""
-    name = str(device).strip().lower()
-    if name in ("", "auto"):
-        if torch.cuda.is_available():
-            return torch.device("cuda:0")
-        log.info("device 'auto': no CUDA device available, running on CPU")
-        return torch.device("cpu")
-    try:
-        dev = torch.device(name)
-    except RuntimeError:
-        raise ValueError(f"invalid device {device!r}: use 'auto', 'cpu', 'cuda' or 'cuda:N'") from None
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(f"device {device!r} requested but no CUDA device is available (use 'cpu' or 'auto')")
-        index = dev.index or 0
-        if index >= torch.cuda.device_count():
-            raise ValueError(f"device {device!r} requested but only {torch.cuda.device_count()} CUDA device(s) exist")
-        return torch.device("cuda", index)
-    if dev.type != "cpu":
-        raise ValueError(f"unsupported device {device!r}: use 'auto', 'cpu', 'cuda' or 'cuda:N'")
-    return dev
 
 
 class Segmenter:
@@ -84,8 +57,8 @@ class Segmenter:
     ``bf16`` (torch autocast on CPU or CUDA; OpenVINO on the CPU), ``int8`` (OpenVINO, a model
     made by ``yolact quantize``) or ``auto`` (bf16 where the CPU has it natively, else fp32);
     only the network runs in it, decoding, NMS and masks stay float32; :attr:`precision` is what
-    actually runs (a CUDA precision on the CPU runs fp32 with a warning); ``half=True`` is the
-    old spelling of fp16; ``cuda_graph`` (replay the network body as a CUDA graph per input
+    actually runs (a CUDA precision on the CPU runs fp32 with a warning); ``half=True`` means
+    precision fp16; ``cuda_graph`` (replay the network body as a CUDA graph per input
     shape; CUDA + torch only, eager fallback); ``warmup`` (run one dummy image at
     construction), ``num_threads`` (CPU threads of the backend; None = its default),
     ``optimize`` (torch: run an inference copy with BatchNorm folded, merged head convs and
@@ -172,7 +145,7 @@ class Segmenter:
         self.cfg = self.runtime.cfg
         #: the square size preprocessing resizes to (the network input)
         self.input_size = self.runtime.input_size
-        self._pinned: dict = {}
+        self._upload = PinnedUpload(self.device)
         self.score_threshold = score_threshold
         self.top_k = top_k
         self.nms_threshold = nms_threshold
@@ -330,7 +303,7 @@ class Segmenter:
         if not batch:
             return []
         for img in batch:
-            _check_image(img)
+            check_image(img)
         with torch.inference_mode():
             results = self._run(batch)
         return results[0] if single else results
@@ -346,10 +319,11 @@ class Segmenter:
         return ctx() if ctx is not None else contextlib.nullcontext()
 
     def _run(self, batch: list[np.ndarray]) -> list[Instances]:
-        """Stage times come from :class:`_StageClock`: CUDA events on a GPU, so timing adds no
-        host synchronisation; the only syncs on the CUDA path are the counts post-processing
-        needs (kept detections, the mask window size) and the final device->host copies."""
-        clock = _StageClock(self.device)
+        """Stage times come from :class:`~.stage_clock.StageClock`: CUDA events on a GPU, so
+        timing adds no host synchronisation; the only syncs on the CUDA path are the counts
+        post-processing needs (kept detections, the mask window size) and the final
+        device->host copies."""
+        clock = StageClock(self.device)
         start = clock.mark()
         x = self.preprocess(batch)
         pre = clock.mark()
@@ -384,74 +358,10 @@ class Segmenter:
         }
         return results
 
-    def _to_device(self, host: torch.Tensor, slot: int) -> torch.Tensor:
-        """A host uint8 image on the device. On CUDA it goes through a pinned buffer kept per
-        batch slot and shape (reused: the previous call's copies finished before its results
-        reached the host), so the copy is asynchronous."""
-        if self.device.type != "cuda":
-            return host
-        key = (slot, tuple(host.shape))
-        buf = self._pinned.get(key)
-        if buf is None:
-            if len(self._pinned) > 16:  # many sizes: keep the memory bounded
-                self._pinned.clear()
-            buf = self._pinned[key] = torch.empty(host.shape, dtype=host.dtype, pin_memory=True)
-        buf.copy_(host)
-        return buf.to(self.device, non_blocking=True)
-
     def preprocess(self, batch: list[np.ndarray]) -> torch.Tensor:
         """BGR uint8 HxWx3 (or HxW mono) images -> network input [N,3,S,S] on the device
         (S = :attr:`input_size`)."""
-        s = self.input_size
-        tensors: list[torch.Tensor] = []
-        for img in batch:
-            if img.ndim == 3 and img.shape[2] == 1:
-                img = img[:, :, 0]
-            if img.ndim == 2:
-                img = np.repeat(img[:, :, None], 3, axis=2)
-            elif img.shape[2] == 4:
-                img = img[:, :, :3]
-            if not img.flags.writeable or not img.flags.c_contiguous:
-                img = np.array(img, order="C")  # e.g. a read-only ROS message buffer: torch wants its own
-            x = self._to_device(torch.from_numpy(img), len(tensors))
-            x = x.permute(2, 0, 1).unsqueeze(0).float()
-            tensors.append(resize_and_normalize(x, s, self.cfg.backbone))
-        x = torch.cat(tensors, 0)
-        if self.runtime.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        return x
-
-
-class _StageClock:
-    """Stage boundaries of one call: ``time.perf_counter`` on the CPU, CUDA events on a GPU
-    (recorded in stream order; read after :meth:`finish`, so timing never syncs the host)."""
-
-    def __init__(self, device: torch.device):
-        self.cuda = device.type == "cuda"
-        self.marks: list = []
-
-    def mark(self) -> int:
-        if self.cuda:
-            event = torch.cuda.Event(enable_timing=True)
-            event.record()
-            self.marks.append(event)
-        else:
-            self.marks.append(time.perf_counter())
-        return len(self.marks) - 1
-
-    @property
-    def last(self) -> int:
-        return len(self.marks) - 1
-
-    def finish(self) -> None:
-        self.mark()
-        if self.cuda:
-            self.marks[-1].synchronize()  # the results are on the host already: nothing left to wait for
-
-    def ms(self, a: int, b: int) -> float:
-        if self.cuda:
-            return float(self.marks[a].elapsed_time(self.marks[b]))
-        return (self.marks[b] - self.marks[a]) * 1000.0
+        return network_input(batch, self.input_size, self.cfg.backbone, self.runtime.channels_last, self._upload)
 
 
 def _ir_precision(weights) -> str:
@@ -463,14 +373,3 @@ def _ir_precision(weights) -> str:
         return read_metadata(ov.Core().read_model(str(weights)), str(weights)).get("precision", "")
     except Exception:  # noqa: BLE001 - the backend reports an unreadable file with its own error
         return ""
-
-
-def _check_image(img) -> None:
-    if not isinstance(img, np.ndarray):
-        raise TypeError(f"expected a numpy array, got {type(img).__name__}")
-    if img.dtype != np.uint8:
-        raise ValueError(f"expected a uint8 image, got dtype {img.dtype}")
-    if img.ndim not in (2, 3) or (img.ndim == 3 and img.shape[2] not in (1, 3, 4)):
-        raise ValueError(f"expected an HxWx3 BGR image (or HxW / HxWx1 mono, HxWx4 BGRA), got shape {img.shape}")
-    if img.shape[0] < 1 or img.shape[1] < 1:
-        raise ValueError(f"empty image of shape {img.shape}")
