@@ -18,7 +18,7 @@ depthParam[2]`` = ``(depthQuantA, depthQuantB)``.
   truncation makes ``0 <= 1/z - 1/z' < 1/A``, so ``z <= z' < z / (1 - z / A)``: the decoded
   depth is never nearer and at most ``z**2 / (A - z)`` farther than the true one — with the
   defaults (A = 10100) under 0.1 mm at 1 m, 2.5 mm at 5 m and 9.9 mm at 10 m. Depths nearer than
-  ``A / (65535 - B)`` (0.154 m with the defaults) do not fit the 16-bit code.
+  ``A / (65535 - B)`` (0.152 m with the defaults) do not fit the 16-bit code.
 - ``rvl`` (the plugin's run-length codec) is refused with a clear message.
 
 No ROS import, so code that reads bags without a ROS install can use it too; malformed input
