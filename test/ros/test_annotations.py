@@ -30,7 +30,8 @@ UPSTREAM_BLOBS = {
     "Point2": "3f8e70982bb0ae18a282535bfb8582369ad04f0b",
     "Color": "c3e1ea15a34642fd81acc5f46af2169e7654eec8",
 }
-#: RIHS01 type hashes of those upstream definitions (rosidl_generator_type_description, Jazzy)
+#: RIHS01 type hashes of those upstream definitions (rosidl_generator_type_description, Jazzy); the
+#: same from foxglove/schemas dd8b4f38df88908e05f3ddee18ffddfa5ef7a4cd, whose .msg comments differ
 UPSTREAM_HASHES = {
     "ImageAnnotations": "RIHS01_47c6c0891ba263ec1b20d9b785c4261d4bc41051cbcc01668130e36aa2dcaee3",
     "PointsAnnotation": "RIHS01_61bd8dda01243d9c7232f00d9101577291b5a9bc1855b06ada4a29e0dc0496a7",
