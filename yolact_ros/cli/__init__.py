@@ -24,6 +24,7 @@ SUBCOMMANDS = {
     "synth": ("yolact_ros.cli.synth", "write a synthetic COCO-format instance dataset"),
     "export": ("yolact_ros.cli.export", "write a checkpoint as a self-describing ONNX file (docs/onnx.md)"),
     "quantize": ("yolact_ros.cli.quantize", "int8-quantize a checkpoint for the OpenVINO backend (docs/cpu.md)"),
+    "bag": ("yolact_ros.cli.bag", "segment a recorded rosbag2 offline into a new bag (docs/recorded_data.md)"),
 }
 
 

@@ -8,9 +8,8 @@ import json
 import sys
 from pathlib import Path
 
-from ..evaluation.coco_results import category_mapping, instances_to_coco_results
-from ..inference import defaults
-from .options import add_device_options, device_settings
+from ..evaluation.coco_results import category_mapping, merged_results
+from .options import add_device_options, add_postprocess_options, device_settings
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 VIDEO_EXTS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
@@ -29,25 +28,6 @@ def collect_inputs(paths: list[str]) -> list[Path]:
     return out
 
 
-def coco_results(inst, image_id: int, cat_ids, file_name: str) -> list[dict]:
-    """results.json entries of one image: the evaluation's COCO encoder, box and mask entry
-    merged per instance (``score`` = the final score, ``box_score`` = the class confidence),
-    plus ``file_name`` and ``category_name``."""
-    boxes, masks = instances_to_coco_results(inst, image_id, cat_ids)
-    out = []
-    for i, (b, m) in enumerate(zip(boxes, masks)):
-        out.append(
-            {
-                **m,
-                "bbox": b["bbox"],
-                "box_score": b["score"],
-                "file_name": file_name,
-                "category_name": inst.class_names[int(inst.class_ids[i])],
-            }
-        )
-    return out
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="yolact infer", description="Segment images, folders of images and video files.")
     p.add_argument("inputs", nargs="+", help="image files, folders, video files")
@@ -59,19 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--config", default=None, help="config name; default: from the checkpoint or its file name")
     p.add_argument("--out", required=True, help="output folder (overlays, results.json)")
-    p.add_argument(
-        "--score-threshold",
-        type=float,
-        default=defaults.SCORE_THRESHOLD,
-        help=f"keep instances scoring above this (default {defaults.SCORE_THRESHOLD})",
-    )
-    p.add_argument(
-        "--top-k",
-        type=int,
-        default=defaults.TOP_K,
-        help=f"at most this many instances per image (default {defaults.TOP_K}, max {defaults.TOP_K_MAX})",
-    )
-    p.add_argument("--classes", nargs="*", default=None, help="keep only these class names")
+    add_postprocess_options(p)
     add_device_options(p)
     p.add_argument("--half", action="store_true", help="the same as --precision fp16")
     p.add_argument("--no-overlay", action="store_true", help="write only results.json")
@@ -127,7 +95,7 @@ def main(argv=None) -> int:
                     if not ok:
                         break
                     inst = seg(frame)
-                    results += coco_results(inst, image_id, cat_ids, f"{path.name}#{frame_no}")
+                    results += merged_results(inst, image_id, cat_ids, f"{path.name}#{frame_no}")
                     image_id += 1
                     frame_no += 1
                     if not a.no_overlay:
@@ -151,7 +119,7 @@ def main(argv=None) -> int:
             failed += 1
             continue
         inst = seg(img)
-        results += coco_results(inst, image_id, cat_ids, path.name)
+        results += merged_results(inst, image_id, cat_ids, path.name)
         image_id += 1
         if not a.no_overlay:
             cv2.imwrite(str(out_dir / f"{path.stem}_overlay.jpg"), draw_instances(img, inst))

@@ -6,7 +6,7 @@ import argparse
 
 from ..inference import defaults
 
-__all__ = ["add_device_options", "device_settings"]
+__all__ = ["add_device_options", "add_postprocess_options", "device_settings"]
 
 
 def add_device_options(
@@ -66,3 +66,21 @@ def device_settings(args: argparse.Namespace) -> dict:
         num_threads=args.threads,
         cache_dir=args.cache_dir,
     )
+
+
+def add_postprocess_options(parser: argparse.ArgumentParser) -> None:
+    """``--score-threshold``, ``--top-k`` and ``--classes``: which instances the Segmenter keeps,
+    the same for every command that segments images."""
+    parser.add_argument(
+        "--score-threshold",
+        type=float,
+        default=defaults.SCORE_THRESHOLD,
+        help=f"keep instances scoring above this (default {defaults.SCORE_THRESHOLD})",
+    )
+    parser.add_argument(
+        "--top-k",
+        type=int,
+        default=defaults.TOP_K,
+        help=f"at most this many instances per image (default {defaults.TOP_K}, max {defaults.TOP_K_MAX})",
+    )
+    parser.add_argument("--classes", nargs="*", default=None, help="keep only these class names")

@@ -176,3 +176,24 @@ def instances_to_coco_results(inst, image_id: int, category_ids: np.ndarray) -> 
             }
         )
     return box_results, mask_results
+
+
+def merged_results(inst, image_id: int, category_ids: np.ndarray, file_name: str) -> list[dict]:
+    """One entry per instance with both results merged (the ``results.json`` of ``yolact infer``
+    and ``yolact bag --coco``): the mask entry's fields, ``bbox`` from the box entry,
+    ``score`` = the final score, ``box_score`` = the class confidence, plus ``file_name`` and
+    ``category_name``."""
+    boxes, masks = instances_to_coco_results(inst, image_id, category_ids)
+    keep = (
+        np.nonzero(category_ids[np.asarray(inst.class_ids, np.int64)] >= 0)[0] if len(inst) else np.zeros(0, np.int64)
+    )
+    return [
+        {
+            **m,
+            "bbox": b["bbox"],
+            "box_score": b["score"],
+            "file_name": file_name,
+            "category_name": inst.class_names[int(inst.class_ids[i])],
+        }
+        for i, b, m in zip(keep, boxes, masks)
+    ]
