@@ -8,10 +8,11 @@ import torch
 
 from yolact_ros.model.checkpoint import read_checkpoint
 from yolact_ros.model.config import OFFICIAL_CONFIGS, YolactConfig
+from yolact_ros.model.imagenet import find_pretrained, init_backbone
 from yolact_ros.model.mobilenet import MobileNetV2Backbone, torchvision_key_map
 from yolact_ros.model.yolact import Yolact
 from yolact_ros.train.config_file import ConfigFileError, load_config, resolve_config
-from yolact_ros.train.trainer import find_pretrained, init_backbone, make_schedule
+from yolact_ros.train.schedule import make_schedule
 
 REPO = Path(__file__).resolve().parents[1]
 GOLDEN_KEYS = Path(__file__).resolve().parent / "fixtures" / "golden" / "keys"

@@ -22,8 +22,8 @@ import torch
 
 from yolact_ros.data.synth import make_synthetic_dataset
 from yolact_ros.model.checkpoint import read_checkpoint
+from yolact_ros.train.checkpoints import latest_checkpoint
 from yolact_ros.train.distributed import GlobalBatchSampler, split_batch
-from yolact_ros.train.trainer import latest_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 PARAM_TOLERANCE = 1e-5

