@@ -40,12 +40,13 @@ def worker(args) -> None:
 
     import cv2
 
-    from yolact_ros.cli.bench import SETTINGS, load_image
+    from yolact_ros.cli.bench import SETTINGS
+    from yolact_ros.data.photos import load_photo
     from yolact_ros.inference.segmenter import Segmenter
     from yolact_ros.testing.reference_weights import reference_model
 
     w, h = map(int, args.size.split("x"))
-    image = cv2.resize(load_image("astronaut"), (w, h))
+    image = cv2.resize(load_photo("astronaut"), (w, h))
     result = {"mode": args.worker, "applied": applied, "batches": {}}
 
     def faults() -> int:
@@ -80,7 +81,7 @@ def soak(calls: int, config: str) -> None:
 
     import cv2
 
-    from yolact_ros.cli.bench import load_image
+    from yolact_ros.data.photos import load_photo
     from yolact_ros.inference.segmenter import Segmenter
     from yolact_ros.testing.reference_weights import reference_model
 
@@ -88,7 +89,7 @@ def soak(calls: int, config: str) -> None:
         with open("/proc/self/status") as f:
             return next(int(ln.split()[1]) for ln in f if ln.startswith("VmRSS")) / 1024
 
-    base = load_image("astronaut")
+    base = load_photo("astronaut")
     images = [cv2.resize(base, s) for s in ((640, 480), (1280, 720), (320, 240), (1920, 1080), (800, 600))]
     seg = Segmenter(model=reference_model(config), device="cpu", score_threshold=0.0)
     samples = []

@@ -66,7 +66,7 @@ def main(argv=None) -> int:
     from rclpy.serialization import serialize_message
     from std_msgs.msg import Header
 
-    from yolact_ros.cli.bench import load_image
+    from yolact_ros.data.photos import load_photo
     from yolact_ros.inference.visualize import draw_instances
     from yolact_ros.ros.annotations import instances_to_annotations, rclpy_classes
     from yolact_ros.ros.image_conversion import bgr_to_image, to_bgr3
@@ -85,7 +85,7 @@ def main(argv=None) -> int:
         source = f"demo model {DEMO_WEIGHTS.name}"
     else:
         seg = Segmenter(model=reference_model(a.config), device="cpu", **settings)
-        frames = [(n, cv2.resize(load_image(n), (width, height), interpolation=cv2.INTER_AREA)) for n in a.images]
+        frames = [(n, cv2.resize(load_photo(n), (width, height), interpolation=cv2.INTER_AREA)) for n in a.images]
         source = f"{a.config} reference weights"
     classes = rclpy_classes()
     header = Header(frame_id="camera_optical")

@@ -32,7 +32,8 @@ import cv2
 import numpy as np
 import torch
 
-from yolact_ros.cli.bench import SETTINGS, load_image
+from yolact_ros.cli.bench import SETTINGS
+from yolact_ros.data.photos import load_photo
 from yolact_ros.inference.segmenter import STAGES, Segmenter
 from yolact_ros.testing.reference_weights import reference_model
 
@@ -249,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{'detect':>6s} {'masks':>6s} {'total':>7s} {'p90':>7s} {'img/s':>7s} {'post%':>5s} {'x1st':>5s}"
     )
     print(header, flush=True)
-    base = load_image("astronaut")
+    base = load_photo("astronaut")
     rows, failures = [], []
     if a.json:
         with open(a.json, "w") as f:

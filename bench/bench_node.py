@@ -72,9 +72,9 @@ def make_weights(directory: Path, max_size: int) -> Path:
 
 def frame(width: int, height: int) -> np.ndarray:
     """The astronaut photo (RGB) at width x height."""
-    import skimage.data
+    from yolact_ros.data.photos import load_photo
 
-    return cv2.resize(skimage.data.astronaut(), (width, height), interpolation=cv2.INTER_AREA)
+    return cv2.resize(load_photo("astronaut", rgb=True), (width, height), interpolation=cv2.INTER_AREA)
 
 
 def rgb_msg(rgb: np.ndarray):

@@ -26,7 +26,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from yolact_ros.cli.bench import SETTINGS, load_image
+from yolact_ros.cli.bench import SETTINGS
+from yolact_ros.data.photos import load_photo
 from yolact_ros.inference.onnx_export import export_onnx
 from yolact_ros.segmenter import Segmenter
 from yolact_ros.testing.reference_weights import reference_model
@@ -57,7 +58,7 @@ def main() -> int:
     import onnxruntime
 
     torch.set_num_threads(a.threads)
-    bgr = load_image(a.image)
+    bgr = load_photo(a.image)
     print(
         f"# bench_onnx: torch {torch.__version__}, onnxruntime {onnxruntime.__version__}, {a.threads} threads each, "
         f"{platform.processor() or platform.machine()}, image {a.image} {bgr.shape[1]}x{bgr.shape[0]}, "

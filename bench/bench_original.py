@@ -253,9 +253,9 @@ def compare_detections(ref: dict, mine: dict, iou_min: float = 0.9, score_tol: f
 
 
 def load_bgr(name: str, size: str | None) -> np.ndarray:
-    from yolact_ros.cli.bench import load_image
+    from yolact_ros.data.photos import load_photo
 
-    bgr = load_image(name)
+    bgr = load_photo(name)
     if size:
         import cv2
 

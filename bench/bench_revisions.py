@@ -23,7 +23,8 @@ keep_freed_memory()  # as the yolact CLI and the node do, before torch starts it
 
 import torch
 
-from yolact_ros.cli.bench import SETTINGS, load_image
+from yolact_ros.cli.bench import SETTINGS
+from yolact_ros.data.photos import load_photo
 from yolact_ros.inference.segmenter import Segmenter
 from yolact_ros.testing.reference_weights import reference_model
 from yolact_ros.testing.revisions import import_revision, short_name
@@ -57,7 +58,7 @@ def main(argv=None) -> int:
     p.add_argument("--stages", nargs="+", default=["total"], help="Segmenter timing stages to report")
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
-    bgr = load_image(a.image)
+    bgr = load_photo(a.image)
     if a.size:
         import cv2
 

@@ -22,7 +22,7 @@ from golden_compare import golden_files, load  # noqa: E402
 from reduced_precision import BF16_MAX_MASK_OUTLIERS, MIN_MATCHED, matched_fraction  # noqa: E402
 
 from yolact_ros.cli import main as cli_main  # noqa: E402
-from yolact_ros.cli.bench import load_image  # noqa: E402
+from yolact_ros.data.photos import load_photo  # noqa: E402
 from yolact_ros.inference.backends.choice import choose  # noqa: E402
 from yolact_ros.inference.backends.model_cache import ModelCache  # noqa: E402
 from yolact_ros.inference.capabilities import CpuCapabilities, _read_cpuinfo, detect_cpu  # noqa: E402
@@ -135,7 +135,7 @@ def fp32_results():
                 score_threshold=0.0,
                 top_k=100,
             )
-            cache[path] = (meta, seg(load_image(meta["image"])))
+            cache[path] = (meta, seg(load_photo(meta["image"])))
         return cache[path]
 
     return get
@@ -155,7 +155,7 @@ def test_bf16_against_fp32(path, backend, fp32_results):
     )
     if seg.precision != "bf16":
         pytest.skip(f"{backend} compiled {seg.precision} for bf16 on this CPU ({detect_cpu().summary()})")
-    low = seg(load_image(meta["image"]))
+    low = seg(load_photo(meta["image"]))
     fraction, problems = matched_fraction(ref, low)
     assert fraction >= MIN_MATCHED, f"{backend} bf16: {fraction:.1%} of fp32 detections matched"
     assert len(problems) <= BF16_MAX_MASK_OUTLIERS * fraction * len(ref), problems[:8]
@@ -229,7 +229,7 @@ def test_quantize_errors_are_one_line(tmp_path, capsys):
 
 # -- the model cache --------------------------------------------------------------------------------
 def test_cache_warm_restart_corruption_and_unwritable(tmp_path, caplog):
-    photo = load_image("coffee")
+    photo = load_photo("coffee")
     cache = tmp_path / "cache"
     first = Segmenter(weights=DEMO, device="cpu", backend="openvino", precision="fp32", cache_dir=cache)
     assert first.runtime.converted
@@ -286,7 +286,7 @@ def test_a_batch_of_cameras_runs_on_openvino_as_single_images():
     """The node batches several cameras into one forward: the dynamic batch axis of the converted
     model gives each image the result of a single call."""
     seg = Segmenter(weights=DEMO, device="cpu", backend="openvino", precision="fp32", num_threads=2)
-    images = [load_image(n) for n in ("astronaut", "coffee", "chelsea")]
+    images = [load_photo(n) for n in ("astronaut", "coffee", "chelsea")]
     images[1] = images[1][:200, :300]  # sizes differ, as cameras do
     batch = seg(images)
     for img, got in zip(images, batch):

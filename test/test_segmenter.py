@@ -9,9 +9,9 @@ import sys
 import cv2
 import numpy as np
 import pytest
-import skimage.data
 import torch
 
+from yolact_ros.data.photos import load_photo
 from yolact_ros.inference.instances import Instances
 from yolact_ros.inference.postprocess import fast_nms, paste_masks
 from yolact_ros.inference.visualize import draw_instances
@@ -31,7 +31,7 @@ def seg():
 
 @pytest.fixture(scope="module")
 def photo():
-    return np.ascontiguousarray(skimage.data.coffee()[:, :, ::-1])  # 400x600, not square
+    return load_photo("coffee")  # 400x600, not square
 
 
 def test_output_contract(seg, photo):
@@ -57,7 +57,7 @@ def test_output_contract(seg, photo):
 
 
 def test_batch_equals_single(seg, photo):
-    other = np.ascontiguousarray(skimage.data.astronaut()[:, :, ::-1])
+    other = load_photo("astronaut")
     batch = seg([photo, other])
     assert isinstance(batch, list) and len(batch) == 2
     for img, b in zip([photo, other], batch):

@@ -17,12 +17,10 @@ REPO = Path(__file__).resolve().parents[2]
 
 # -- images ------------------------------------------------------------------------------------
 def photo_rgb(name: str = "astronaut") -> np.ndarray:
-    import skimage.data
+    """A scikit-image photo in RGB order (what the test clients publish as rgb8)."""
+    from yolact_ros.data.photos import load_photo
 
-    img = getattr(skimage.data, name)()
-    if img.ndim == 2:
-        img = np.stack([img] * 3, axis=2)
-    return np.ascontiguousarray(img[:, :, :3])
+    return load_photo(name, rgb=True)
 
 
 def image_msg(rgb: np.ndarray, encoding: str = "rgb8", frame_id: str = "camera_optical", pad: int = 0):

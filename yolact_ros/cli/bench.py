@@ -18,9 +18,9 @@ import statistics
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import torch
 
+from ..data.photos import load_photo
 from ..inference import defaults
 from ..inference.capabilities import detect_cpu
 from ..inference.segmenter import STAGES, Segmenter
@@ -31,15 +31,6 @@ SETTINGS = {
     # what the node runs by default
     "default": dict(score_threshold=defaults.SCORE_THRESHOLD, top_k=defaults.TOP_K),
 }
-
-
-def load_image(name: str) -> np.ndarray:
-    import skimage.data
-
-    rgb = getattr(skimage.data, name)()
-    if rgb.ndim == 2:
-        rgb = np.stack([rgb] * 3, axis=-1)
-    return np.ascontiguousarray(rgb[:, :, :3][:, :, ::-1])
 
 
 def _reference_model(cfg: str):
@@ -94,7 +85,7 @@ def quantized_reference(cfg: str, workdir: Path) -> Path:
         calib = workdir / "calibration"
         calib.mkdir(exist_ok=True)
         for name in CALIBRATION_PHOTOS:
-            cv2.imwrite(str(calib / f"{name}.png"), load_image(name))
+            cv2.imwrite(str(calib / f"{name}.png"), load_photo(name))
         quantize(_reference_model(cfg), calib, out, len(CALIBRATION_PHOTOS))
     return out
 
@@ -127,7 +118,7 @@ def run(
 ) -> dict:
     """Alternated medians per (config, setting, variant); ``size`` (w, h) resizes the image."""
     torch.set_num_threads(threads)
-    bgr = load_image(image)
+    bgr = load_photo(image)
     if size is not None:
         import cv2
 

@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from . import synth
+from .photos import load_photo
 
 __all__ = ["DemoScene", "SceneObject", "SCENE_PHOTOS", "load_scene_photos"]
 
@@ -239,14 +240,10 @@ def _paint(
 def load_scene_photos() -> list[np.ndarray]:
     """The :data:`SCENE_PHOTOS` that load offline, as BGR uint8 [H,W,3]; the training data's
     backgrounds when none does. Not cached: a scene loads them once."""
-    import skimage.data
-
     photos = []
     for name in SCENE_PHOTOS:
         try:
-            rgb = np.asarray(getattr(skimage.data, name)())
+            photos.append(load_photo(name))
         except Exception:  # noqa: BLE001 - a photo that would need a download: skip it
             continue
-        if rgb.ndim == 3 and rgb.dtype == np.uint8:
-            photos.append(np.ascontiguousarray(cv2.cvtColor(rgb[:, :, :3], cv2.COLOR_RGB2BGR)))
     return photos or synth.load_background_photos()

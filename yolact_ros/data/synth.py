@@ -31,6 +31,8 @@ import cv2
 import numpy as np
 from pycocotools import mask as mask_utils
 
+from .photos import load_photo
+
 log = logging.getLogger(__name__)
 
 #: Every shape class this generator can draw, in category-id order.
@@ -97,23 +99,14 @@ _PHOTO_CACHE: dict[str, np.ndarray] = {}
 
 def load_background_photos() -> list[np.ndarray]:
     """The bundled skimage photos as BGR uint8 arrays (those that fail to load are skipped)."""
-    import skimage.data
-
     photos = []
     for name in BACKGROUND_PHOTOS:
         if name not in _PHOTO_CACHE:
             try:
-                img = np.asarray(getattr(skimage.data, name)())
+                _PHOTO_CACHE[name] = load_photo(name)
             except Exception as exc:  # noqa: BLE001 - a photo that would need a download (any error): skip it
                 log.debug("skimage.data.%s unavailable: %s", name, exc)
                 continue
-            if img.dtype != np.uint8:
-                img = (255 * (img.astype(np.float64) / max(float(img.max()), 1e-9))).astype(np.uint8)
-            if img.ndim == 2:
-                img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
-            else:
-                img = cv2.cvtColor(img[:, :, :3], cv2.COLOR_RGB2BGR)
-            _PHOTO_CACHE[name] = np.ascontiguousarray(img)
         photos.append(_PHOTO_CACHE[name])
     if not photos:
         raise RuntimeError("no scikit-image photo could be loaded for the backgrounds (is scikit-image installed?)")
