@@ -2,7 +2,9 @@
 
 ``FrameStats`` is written by the subscription callback (received/dropped) and the inference
 worker (processed, rejected, timings) and read by the diagnostics timer; a lock keeps the
-three consistent.
+three consistent. Its arrival times, rates and "input stopped" run on the clock it is given:
+the node gives it :func:`stats_clock` of its own clock, so under ``use_sim_time`` they follow
+the simulated (bag) time, and a paused ``/clock`` pauses them too.
 
 The keys of the published values are :class:`Key`'s constants and the status is named
 :func:`status_name`: the node writes them and every reader (tests, benchmark, demo) looks them
@@ -15,10 +17,21 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 
 import numpy as np
 
-__all__ = ["FrameStats", "Key", "build_diagnostics", "build_status", "stamp_text", "stamp_to_ns", "status_name"]
+__all__ = [
+    "FrameStats",
+    "Key",
+    "build_diagnostics",
+    "build_status",
+    "latency_ms",
+    "stamp_text",
+    "stamp_to_ns",
+    "stats_clock",
+    "status_name",
+]
 
 _TIMINGS = ("latency_ms", "processing_ms", "segmenter_ms", "overhead_ms", "overhead_cpu_ms", "visualization_ms")
 
@@ -93,15 +106,52 @@ def stamp_text(stamp) -> str:
     return f"{stamp.sec}.{stamp.nanosec:09d}"
 
 
+def latency_ms(now_ns: int, stamp_ns: int) -> float:
+    """Milliseconds from a header stamp to ``now_ns`` on the node's clock; NaN when either is
+    unset (a zero stamp, or a simulated clock before the first ``/clock`` message). Never
+    clamped: a stamp from another epoch (a bag played without ``use_sim_time``) reads as old
+    as it is."""
+    if stamp_ns <= 0 or now_ns <= 0:
+        return float("nan")
+    return (now_ns - stamp_ns) / 1e6
+
+
+def stats_clock(ros_clock) -> Callable[[], float]:
+    """The clock of :class:`FrameStats` for a node whose clock is ``ros_clock`` (an rclpy
+    ``ROSClock``): its time in seconds while it runs on ROS (simulated, ``/clock``) time,
+    else ``time.monotonic()`` (steady, so a wall-clock step never reads as a pause)."""
+
+    def now() -> float:
+        if getattr(ros_clock, "ros_time_is_active", False):
+            return ros_clock.now().nanoseconds * 1e-9
+        return time.monotonic()
+
+    return now
+
+
 class FrameStats:
     """Counts (since configure) and a rolling window of per-frame timings (last ``window`` s).
 
     The input counts as stopped once no frame came for :meth:`stopped_after` seconds (2.5
     frame intervals of the recent rate, at least 0.25 s): the rates then read 0 at once
-    instead of decaying over the window."""
+    instead of decaying over the window.
 
-    def __init__(self, window: float = 5.0):
+    Times are read from ``clock`` (seconds; default ``time.monotonic``), always under the
+    lock, so they are in order. When it goes back (a simulated clock whose bag was restarted
+    or looped) the stored times are re-anchored (shifted back by the jump), so ages and rates
+    go on from where they were instead of turning negative, and ``on_clock_jump(seconds
+    back)`` is called once per jump."""
+
+    def __init__(
+        self,
+        window: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+        on_clock_jump: Callable[[float], None] | None = None,
+    ):
         self.window = float(window)
+        self._clock = clock
+        self._on_clock_jump = on_clock_jump
+        self._latest = float("-inf")  # the newest time read from the clock
         self._lock = threading.Lock()
         self.reset()
 
@@ -126,6 +176,21 @@ class FrameStats:
             self._last_in: float | None = None
             self._out: deque[tuple[float, dict]] = deque()
 
+    def _now(self) -> float:
+        """The clock's time; re-anchors the windows when it went back. Called under the lock."""
+        now = float(self._clock())
+        if now < self._latest:
+            back = self._latest - now
+            # shift the history back with the clock: ages and rates go on from where they were
+            self._in_times = deque(t - back for t in self._in_times)
+            self._out = deque((t - back, timings) for t, timings in self._out)
+            if self._last_in is not None:
+                self._last_in -= back
+            if self._on_clock_jump is not None:
+                self._on_clock_jump(back)
+        self._latest = now
+        return now
+
     def _trim(self, now: float) -> None:
         while self._in_times and now - self._in_times[0] > self.window:
             self._in_times.popleft()
@@ -141,8 +206,8 @@ class FrameStats:
         return max(0.25, 2.5 * interval)
 
     def on_received(self, dropped_previous: bool) -> None:
-        now = time.monotonic()
         with self._lock:
+            now = self._now()
             self._last_in = now
             self.received += 1
             if dropped_previous:
@@ -179,8 +244,8 @@ class FrameStats:
             self.visualizations += 1
 
     def on_processed(self, n_instances: int, stamp: str = "", **timings_ms: float) -> None:
-        now = time.monotonic()
         with self._lock:
+            now = self._now()
             self.last_frame = dict(timings_ms, stamp=stamp)
             self.processed += 1
             self.last_instances = int(n_instances)
@@ -189,8 +254,8 @@ class FrameStats:
 
     def snapshot(self) -> dict:
         """Counters, input/output rates (Hz over the window) and p50/max of each timing."""
-        now = time.monotonic()
         with self._lock:
+            now = self._now()
             in_times = list(self._in_times)
             last_in = self._last_in
             self._trim(now)
