@@ -1,5 +1,5 @@
 """The parameter docs are generated: config/yolact.yaml and the README / docs/ros.md tables are
-what scripts/gen_params.py writes from yolact_ros/ros/params.py and launch_args.py (no ROS needed)."""
+what scripts/gen_params.py writes from yolact_ros/ros/param_table.py and launch_args.py (no ROS needed)."""
 
 from __future__ import annotations
 

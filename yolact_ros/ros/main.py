@@ -62,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     from rclpy.lifecycle import TransitionCallbackReturn
     from rclpy.signals import SignalHandlerOptions
 
-    from .node import YolactNode, _one_line
+    from .node import YolactNode
+    from .throttle import one_line
 
     args = sys.argv if argv is None else argv
     # Before torch (and its OpenMP runtime) is imported: idle OpenMP threads sleep instead of
@@ -73,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     except Exception as exc:  # noqa: BLE001 - e.g. malformed --ros-args: one line, no traceback
-        print(f"[ERROR] [{NODE_NAME}]: cannot start: {_one_line(exc)}", file=sys.stderr)
+        print(f"[ERROR] [{NODE_NAME}]: cannot start: {one_line(exc)}", file=sys.stderr)
         return 2
     node = None
     try:
@@ -108,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001
         if shutdown_requested() or not rclpy.ok():  # a signal arrived mid-transition
             return 0
-        rclpy.logging.get_logger(NODE_NAME).fatal(f"unexpected {type(exc).__name__}: {_one_line(exc)}")
+        rclpy.logging.get_logger(NODE_NAME).fatal(f"unexpected {type(exc).__name__}: {one_line(exc)}")
         return 1
     finally:
         if node is not None:

@@ -1,10 +1,11 @@
-"""``yolact_node``: the managed (lifecycle) ROS 2 node around :class:`~yolact_ros.segmenter.Segmenter`.
+"""``yolact_node``'s lifecycle shell: transitions, publishers, subscriptions, parameter callbacks.
 
-Threads: the executor runs the subscription callback (which only stores the newest frame in a
-one-slot mailbox, counting the frame it replaces as dropped), parameter/lifecycle services and
-the diagnostics timer; one inference worker thread takes the newest frame, converts it, runs
-the Segmenter and publishes. So callbacks never wait for inference, a slow model drops frames
-instead of queueing them, and no frame is processed twice.
+The managed (lifecycle) ROS 2 node around :class:`~yolact_ros.segmenter.Segmenter`. Threads:
+the executor runs the subscription callbacks (which only store the newest frame in a one-slot
+mailbox per camera, counting the frame it replaces as dropped), parameter/lifecycle services and
+the diagnostics timer (:mod:`yolact_ros.ros.node_diagnostics`); one inference worker thread
+(:mod:`yolact_ros.ros.worker`) takes the newest frames, runs the Segmenter and publishes.
+Run-time parameter changes are applied between frames (:mod:`yolact_ros.ros.runtime_settings`).
 
 Lifecycle: configure loads the model and creates the publishers and the worker; activate
 subscribes; deactivate unsubscribes (the model stays loaded); cleanup frees everything;
@@ -21,7 +22,6 @@ from __future__ import annotations
 
 import functools
 import gc
-import os
 import sys
 import threading
 import time
@@ -30,23 +30,25 @@ from typing import TYPE_CHECKING
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
-from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from .camera import DEPTH_QUEUE, CameraIO
-from .diagnostics import Key, build_status, stamp_text, stamp_to_ns
-from .image_conversion import ImageConversionError, compressed_to_bgr, image_to_bgr
+from .diagnostics import stamp_to_ns
 from .mailbox import Frame, LatestFrames
+from .model_loading import load_error_line, load_segmenter, start_parameter_errors
 from .names import NODE_NAME
+from .node_diagnostics import diagnostics_array
 from .node_params import change_refusal, declare_all, read
-from .outputs import publish_frame
-from .params import PARAMS, RUNTIME_PARAMS, check, parse_cameras, segmenter_nms_threshold
+from .params import PARAMS, RUNTIME_PARAMS, check, parse_cameras
 from .process import shutdown_requested
 from .qos import input_qos, latched_qos, output_qos
-from .throttle import Throttle
+from .rclpy_compat import current_state_label, guard_change_state
+from .runtime_settings import RuntimeSettings
+from .throttle import Throttle, one_line
+from .worker import InferenceWorker
 
 if TYPE_CHECKING:
     from rclpy.publisher import Publisher
@@ -54,18 +56,9 @@ if TYPE_CHECKING:
 
     from ..inference.segmenter import Segmenter
 
-RCLError = _rclpy.RCLError
-
 __all__ = ["YolactNode", "input_qos", "latched_qos", "output_qos"]
 
 _WARN_PERIOD_S = 5.0
-
-
-def _one_line(exc: BaseException) -> str:
-    """An exception as one line: its message (KeyError without the repr quotes), else its type."""
-    text = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-    first = (str(text).strip().splitlines() or [""])[0]
-    return first or type(exc).__name__
 
 
 def _transition(name: str):
@@ -83,11 +76,11 @@ def _transition(name: str):
                     # a signal arrived: the process is ending (yolact_ros.signals); nothing undone,
                     # no error line; never raised into rclpy's C++ caller
                     return TransitionCallbackReturn.FAILURE
-                self.get_logger().error(f"{name} failed: {type(exc).__name__}: {_one_line(exc)}")
+                self.get_logger().error(f"{name} failed: {type(exc).__name__}: {one_line(exc)}")
                 try:
                     self._undo(name)
                 except Exception as undo_exc:  # noqa: BLE001
-                    self.get_logger().error(f"{name}: cleaning up after the failure failed too: {_one_line(undo_exc)}")
+                    self.get_logger().error(f"{name}: cleaning up after the failure failed too: {one_line(undo_exc)}")
                 return TransitionCallbackReturn.FAILURE
 
         return run
@@ -102,47 +95,35 @@ class YolactNode(LifecycleNode):
         super().__init__(node_name, **kwargs)
         self._start_errors = declare_all(self, sys.argv if argv is None else argv)
         self.add_on_set_parameters_callback(self._on_set_parameters)
-        self._guard_change_state_service()
+        guard_change_state(self, self._refused_transition)
         self._segmenter: Segmenter | None = None
         self._model_name = ""
-        self._settings_lock = threading.Lock()
-        self._pending: dict = {}  # runtime parameter changes, applied by the worker
-        self._outputs: dict = {}  # publish_masks / visualization options, read by the worker
+        self._settings = RuntimeSettings()  # run-time parameters in force, changes waiting for a frame
         self._mailbox = LatestFrames()
         self._cameras: list[CameraIO] = []  # set at configure: one per `cameras` entry, or one named ""
-        self._worker: threading.Thread | None = None
-        self._stop = threading.Event()
-        self._active = threading.Event()
+        self._worker = InferenceWorker(
+            self._mailbox,
+            self._settings,
+            lambda: self._segmenter,
+            lambda: self._cameras,
+            warn=self._warn_throttled,
+            log_error=self.get_logger().error,
+            now_ns=lambda: self.get_clock().now().nanoseconds,
+            running=lambda: rclpy.ok(context=self.context),
+        )
         self._label_pub: Publisher | None = None
         self._diag_pub: Publisher | None = None
         self._diag_timer: Timer | None = None
         self._throttle = Throttle(_WARN_PERIOD_S)
         self.finalized = threading.Event()  # set by the shutdown transition: main() then exits 0
 
-    def _guard_change_state_service(self) -> None:
-        """Refuse invalid ChangeState requests instead of dying on them.
-
-        rclpy 7.1 (Jazzy) raises RCLError out of the executor when a transition *id* is not
-        valid in the current state (ros2/rclpy#1209; by label it already answers
-        success=false), which would end the node on one stray lifecycle-manager call."""
-        service = getattr(self, "_service_change_state", None)
-        if service is None:
-            return
-        handle = service.callback
-
-        def change_state(request, response):
-            try:
-                return handle(request, response)
-            except RCLError:
-                self.get_logger().warning(
-                    f"refused lifecycle transition id {request.transition.id}"
-                    f"{' (' + request.transition.label + ')' if request.transition.label else ''}: "
-                    f"not valid in state '{self._state_name()}'"
-                )
-                response.success = False
-                return response
-
-        service.callback = change_state
+    def _refused_transition(self, request) -> None:
+        """Log a ChangeState request refused as invalid in the current state (rclpy_compat's guard)."""
+        label = request.transition.label
+        self.get_logger().warning(
+            f"refused lifecycle transition id {request.transition.id}{' (' + label + ')' if label else ''}: "
+            f"not valid in state '{self._state_name()}'"
+        )
 
     # -- parameters -------------------------------------------------------------------------------
     def _param(self, name: str):
@@ -162,43 +143,15 @@ class YolactNode(LifecycleNode):
             if name in RUNTIME_PARAMS:
                 updates[name] = value
         if updates and self._segmenter is not None:
-            with self._settings_lock:
-                self._pending.update(updates)
-            if self._worker is None or not self._worker.is_alive():
-                self._apply_pending()
+            self._settings.queue(updates)
+            if not self._worker.is_alive():
+                self._worker.apply_settings()
             if "score_threshold" in updates:  # label_info carries it: republished now, not at the next frame
                 self._publish_label_info(updates["score_threshold"])
         return SetParametersResult(successful=True)
 
-    def _apply_pending(self) -> None:
-        """Apply runtime parameter changes to the Segmenter; only ever called between frames."""
-        with self._settings_lock:
-            pending, self._pending = self._pending, {}
-        seg = self._segmenter
-        if not pending or seg is None:
-            return
-        for name, value in pending.items():
-            try:
-                if name == "score_threshold":
-                    seg.score_threshold = value
-                elif name == "top_k":
-                    seg.top_k = value
-                elif name == "nms_threshold":
-                    seg.nms_threshold = segmenter_nms_threshold(value)
-                elif name == "classes":
-                    seg.classes = value or None
-                elif name == "cross_class_nms":
-                    seg.cross_class_nms = bool(value)
-                else:
-                    self._outputs[name] = value
-            except (ValueError, TypeError) as exc:  # validated already; keep serving regardless
-                self.get_logger().error(f"cannot apply {name}={value!r}: {exc}")
-
     def _state_name(self) -> str:
-        try:
-            return self._state_machine.current_state[1]
-        except Exception:  # noqa: BLE001 - before the state machine exists
-            return ""
+        return current_state_label(self)
 
     # -- lifecycle --------------------------------------------------------------------------------
     def _undo(self, transition: str) -> None:
@@ -209,30 +162,9 @@ class YolactNode(LifecycleNode):
             self._unsubscribe()
 
     def _configure_error(self) -> str | None:
-        """Why the parameters cannot be used (one line per bad parameter), before any loading."""
-        errors = list(self._start_errors)
+        """Why the parameters cannot be used (one line per bad parameter, each logged), before any loading."""
+        errors = self._start_errors + start_parameter_errors(self._param)
         self._start_errors = []  # reported once; a corrected value (param set) is checked anew
-        weights = str(self._param("weights")).strip()
-        if not weights:
-            errors.append(
-                "parameter weights is empty: set it to a .pth file "
-                "(weights:=/path/to/file.pth with ros2 launch, -p weights:=... with ros2 run)"
-            )
-        config = str(self._param("config")).strip()
-        if config:
-            from ..model.config import get_config  # imports torch: only at configure
-
-            try:
-                get_config(config)
-            except KeyError as exc:
-                errors.append(f"parameter config: {config!r} is not accepted ({_one_line(exc)})")
-        device = str(self._param("device")).strip() or "auto"
-        from ..inference.segmenter import resolve_device
-
-        try:
-            resolve_device(device)
-        except ValueError as exc:
-            errors.append(f"parameter device: {device!r} cannot be used ({_one_line(exc)})")
         for line in errors:
             self.get_logger().error(line)
         return errors[0] if errors else None
@@ -244,10 +176,10 @@ class YolactNode(LifecycleNode):
         weights = str(self._param("weights")).strip()
         device = str(self._param("device")).strip() or "auto"
         try:
-            self._segmenter = self._load_segmenter(weights, device)
+            self._segmenter = load_segmenter(self._param, weights, device)
         except Exception as exc:  # noqa: BLE001 - one clear line instead of a traceback
             self._segmenter = None
-            self.get_logger().error(_load_error_line(weights, exc))
+            self.get_logger().error(load_error_line(weights, exc))
             return TransitionCallbackReturn.FAILURE
         seg = self._segmenter
         classes, reason = check("classes", self._param("classes"), seg.class_names)
@@ -265,7 +197,7 @@ class YolactNode(LifecycleNode):
         )
         self.get_logger().info(f"network: {seg.describe()}")
 
-        self._outputs = {p.name: self._param(p.name) for p in PARAMS if p.runtime}
+        self._settings.reset({p.name: self._param(p.name) for p in PARAMS if p.runtime})
         cameras = parse_cameras(self._param("cameras")) or [("", None)]
         self._cameras = [CameraIO(name, transport) for name, transport in cameras]
         use_depth, tracking = bool(self._param("use_depth")), bool(self._param("tracking"))
@@ -301,34 +233,8 @@ class YolactNode(LifecycleNode):
         self._publish_label_info()
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._diag_timer = self.create_timer(float(self._param("diagnostics_period")), self._publish_diagnostics)
-        self._stop.clear()
-        self._mailbox.open()
-        self._worker = threading.Thread(target=self._work, name="yolact_inference", daemon=True)
         self._worker.start()
         return super().on_configure(state)
-
-    def _load_segmenter(self, weights: str, device: str) -> Segmenter:
-        from ..inference.segmenter import Segmenter  # torch import deferred to configure
-
-        if not os.path.isfile(weights):
-            raise FileNotFoundError("no such file" if not os.path.exists(weights) else "not a regular file")
-        seg = Segmenter(
-            config=str(self._param("config")).strip() or None,
-            weights=weights,
-            device=device,
-            score_threshold=float(self._param("score_threshold")),
-            top_k=int(self._param("top_k")),
-            nms_threshold=segmenter_nms_threshold(float(self._param("nms_threshold"))),
-            precision=str(self._param("precision")),
-            cuda_graph=bool(self._param("cuda_graph")),
-            backend=str(self._param("backend")),
-            cross_class_nms=bool(self._param("cross_class_nms")),
-            num_threads=int(self._param("threads")) or None,
-            cache_dir=str(self._param("cache_dir")).strip() or None,
-        )
-        if self._param("warmup"):
-            seg.warmup()
-        return seg
 
     @_transition("activate")
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -371,12 +277,12 @@ class YolactNode(LifecycleNode):
             outs = ", ".join(pub.topic_name for pub in cam.pubs.values())
             self.get_logger().info(f"active: {cam.input_topic} ({transport}) -> {outs}")
         self._mailbox.open()
-        self._active.set()
+        self._worker.active.set()
         return super().on_activate(state)
 
     def _unsubscribe(self) -> None:
         """Stop taking frames: the worker idles, the input subscriptions are destroyed."""
-        self._active.clear()
+        self._worker.active.clear()
         for cam in self._cameras:
             for sub in [cam.sub, *cam.depth_subs]:
                 if sub is not None:
@@ -406,7 +312,7 @@ class YolactNode(LifecycleNode):
 
     @_transition("error handling")
     def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._active.clear()
+        self._worker.active.clear()
         self._release()
         return TransitionCallbackReturn.SUCCESS
 
@@ -434,12 +340,7 @@ class YolactNode(LifecycleNode):
                 torch.cuda.empty_cache()
 
     def stop_worker(self, timeout: float = 10.0) -> None:
-        self._active.clear()
-        self._stop.set()
-        self._mailbox.close()
-        if self._worker is not None and self._worker is not threading.current_thread():
-            self._worker.join(timeout)
-        self._worker = None
+        self._worker.stop(timeout)
 
     # -- data path --------------------------------------------------------------------------------
     def _on_image(self, cam: CameraIO, msg) -> None:
@@ -449,94 +350,6 @@ class YolactNode(LifecycleNode):
 
     def _on_depth(self, cam: CameraIO, msg) -> None:
         cam.add_depth(stamp_to_ns(msg.header.stamp), msg)
-
-    def _work(self) -> None:
-        """Inference worker thread: every waiting frame (one per camera) in one batched forward."""
-        by_name: dict[str, CameraIO] = {}
-        while not self._stop.is_set():
-            frames = self._mailbox.take_all(timeout=0.2)
-            if not frames or not self._active.is_set():
-                continue
-            if len(by_name) != len(self._cameras):
-                by_name = {cam.name: cam for cam in self._cameras}
-            batch = [(by_name[name], frame) for name, frame in frames if name in by_name]
-            try:
-                self._process(batch)
-            except Exception as exc:  # noqa: BLE001 - the node must keep serving
-                if self._stop.is_set() or not rclpy.ok(context=self.context):
-                    return
-                for cam, _ in batch:
-                    cam.stats.on_error(f"{type(exc).__name__}: {_one_line(exc)}")
-                self._warn_throttled(
-                    "inference error",
-                    f"inference failed on a frame ({type(exc).__name__}: {_one_line(exc)})",
-                    error=True,
-                )
-
-    def _convert(self, cam: CameraIO, msg):
-        """The frame as the Segmenter's input, or None (rejected: counted and said once per kind)."""
-        max_pixels = int(self._outputs["max_image_pixels"]) or None
-        try:
-            if isinstance(msg, CompressedImage):
-                image, decoder_messages = compressed_to_bgr(msg, max_pixels)
-                if decoder_messages:  # corrupt but decodable: processed, counted, said once per period
-                    cam.stats.on_decoder_warning(decoder_messages[0].strip())
-                    self._warn_throttled(
-                        "decoder warning",
-                        f"a frame on {cam.input_topic} decoded with "
-                        f"errors (processed anyway): {decoder_messages[0].strip()}",
-                    )
-                return image
-            return image_to_bgr(msg, max_pixels)
-        except ImageConversionError as exc:
-            cam.stats.on_rejected(str(exc))
-            self._warn_throttled(f"rejected: {exc.kind}", f"rejected a frame on {cam.input_topic}: {exc}")
-            return None
-
-    def _process(self, batch: list[tuple[CameraIO, Frame]]) -> None:
-        self._apply_pending()
-        t0 = time.perf_counter()
-        c0 = time.thread_time()  # CPU time of this thread: the overhead without other processes' share
-        items = []
-        for cam, frame in batch:
-            image = self._convert(cam, frame.msg)
-            if image is not None:
-                items.append((cam, frame, image))
-        seg = self._segmenter
-        if seg is None or not items:
-            return
-        t1 = time.perf_counter()
-        c1 = time.thread_time()
-        results = seg([image for _, _, image in items])  # one batched forward for all cameras
-        t2 = time.perf_counter()
-        convert_ms, convert_cpu_ms = (t1 - t0) * 1000.0 / len(items), (c1 - c0) * 1000.0 / len(items)
-        seg_ms = (t2 - t1) * 1000.0
-        for (cam, frame, image), inst in zip(items, results):
-            if not self._active.is_set() or not cam.pubs:
-                return
-            t3 = time.perf_counter()
-            c3 = time.thread_time()
-            vis_ms, vis_cpu_ms = self._publish(cam, frame.msg.header, image, inst)
-            t4 = time.perf_counter()
-            header = frame.msg.header
-            stamp_ns = stamp_to_ns(header.stamp)
-            now_ns = self.get_clock().now().nanoseconds
-            publish_ms = (t4 - t3) * 1000.0
-            cam.stats.on_processed(
-                len(inst),
-                stamp=stamp_text(header.stamp),
-                latency_ms=(now_ns - stamp_ns) / 1e6 if stamp_ns > 0 else float("nan"),
-                processing_ms=(time.monotonic() - frame.received) * 1000.0,  # arrival -> published
-                segmenter_ms=seg_ms,
-                overhead_ms=convert_ms + publish_ms - vis_ms,
-                overhead_cpu_ms=convert_cpu_ms + (time.thread_time() - c3) * 1000.0 - vis_cpu_ms,
-                visualization_ms=vis_ms,
-            )
-
-    def _publish(self, cam: CameraIO, header, image, inst) -> tuple[float, float]:
-        """All outputs of one camera's frame (:func:`yolact_ros.ros.outputs.publish_frame`)."""
-        assert self._segmenter is not None  # called by _process, which has checked it
-        return publish_frame(cam, header, image, inst, self._outputs, self._segmenter.class_names, self._warn_throttled)
 
     def _publish_label_info(self, threshold: float | None = None) -> None:
         """vision_msgs/LabelInfo on label_info (latched): class index -> name, the score
@@ -565,42 +378,17 @@ class YolactNode(LifecycleNode):
     def _publish_diagnostics(self) -> None:
         if self._diag_pub is None:
             return
-        seg = self._segmenter
-        device = str(seg.device) if seg is not None else ""
-        state = self._state_name()
-        statuses = []
-        for cam in self._cameras:
-            snap = cam.stats.snapshot()
-            counts = (snap["rejected"], snap["errors"])
-            extra = {
-                Key.CAMERA: cam.name,
-                Key.DEVICE: device,
-                Key.BACKEND: seg.runtime.describe() if seg is not None else "",
-                Key.BACKEND_REASON: seg.choice.reason if seg is not None else "",
-                Key.MODEL: self._model_name,
-                Key.WEIGHTS: str(self._param("weights")),
-                Key.INPUT_TOPIC: cam.input_topic,
-                Key.SCORE_THRESHOLD: f"{seg.score_threshold:.3f}" if seg is not None else "",
-                Key.TOP_K: str(seg.top_k) if seg is not None else "",
-            }
-            rejected_recently, errors_recently = counts[0] > cam.diag_counts[0], counts[1] > cam.diag_counts[1]
-            cam.diag_counts = counts
-            statuses.append(
-                build_status(
-                    self.get_name(),
-                    f"{self._model_name}@{device}",
-                    state,
-                    snap,
-                    extra,
-                    camera=cam.name,
-                    rejected_recently=rejected_recently,
-                    errors_recently=errors_recently,
-                )
+        self._diag_pub.publish(
+            diagnostics_array(
+                self.get_name(),
+                self._state_name(),
+                self._cameras,
+                self._segmenter,
+                self._model_name,
+                str(self._param("weights")),
+                self.get_clock().now().to_msg(),
             )
-        out = DiagnosticArray()
-        out.header.stamp = self.get_clock().now().to_msg()
-        out.status = statuses
-        self._diag_pub.publish(out)
+        )
 
 
 def _detection_type():
@@ -631,10 +419,3 @@ def _point_cloud_type():
     from sensor_msgs.msg import PointCloud2
 
     return PointCloud2
-
-
-def _load_error_line(weights: str, exc: BaseException) -> str:
-    text = _one_line(exc)
-    if weights not in text:
-        text = f"{weights}: {text}"
-    return f"cannot load weights {text}" if not text.startswith("cannot") else text

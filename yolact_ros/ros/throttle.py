@@ -1,4 +1,5 @@
-"""At most one log line per kind of problem per period, with bounded memory."""
+"""Log lines of the node: at most one per kind of problem per period (bounded memory), and an
+exception as one line."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import threading
 import time
 from collections import OrderedDict
 
-__all__ = ["Throttle"]
+__all__ = ["Throttle", "one_line"]
 
 
 class Throttle:
@@ -37,3 +38,10 @@ class Throttle:
 
     def __len__(self) -> int:
         return len(self._last)
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception as one log line: its message (KeyError without the repr quotes), else its type."""
+    text = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+    first = (str(text).strip().splitlines() or [""])[0]
+    return first or type(exc).__name__
