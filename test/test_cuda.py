@@ -29,14 +29,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import test_golden_parity as parity
 import torch
+from golden_checks import RAW_OUTPUTS, check_detections_and_masks, check_raw_output, load_case
 from golden_compare import golden_files, load
 from reduced_precision import MIN_MATCHED, matched_fraction
 from torch.utils._python_dispatch import TorchDispatchMode
 
 import yolact_ros
-from yolact_ros.cli.bench import load_image
+from yolact_ros.data.photos import load_photo
 from yolact_ros.inference.instances import Instances
 from yolact_ros.inference.postprocess import paste_mask_windows, paste_masks
 from yolact_ros.inference.segmenter import tf32
@@ -73,25 +73,25 @@ def _segmenter(config, device, precision="fp32", **settings):
 
 @pytest.fixture(scope="module", params=FILES, ids=[p.stem for p in FILES])
 def case(request, device):
-    data, meta, seg, raw, inst, bgr = parity.load_case(request.param, lambda c: _segmenter(c, device))
+    data, meta, seg, raw, inst, bgr = load_case(request.param, lambda c: _segmenter(c, device))
     return data, meta, seg, {k: v.float().cpu() for k, v in raw.items()}, inst, bgr
 
 
-@pytest.mark.parametrize("name", ["input", "priors", "loc", "conf", "mask", "proto"])
+@pytest.mark.parametrize("name", RAW_OUTPUTS)
 def test_golden_raw_outputs_fp32(case, name):
     """fp32 on the device (TF32 off) within the CPU tolerances."""
-    parity.test_raw_outputs(case, name)
+    check_raw_output(case, name)
 
 
 def test_golden_detections_fp32(case):
-    parity.test_final_detections_and_masks(case)
+    check_detections_and_masks(case)
 
 
 @pytest.mark.parametrize("precision", ["tf32", "fp16"])
 @pytest.mark.parametrize("path", FILES, ids=[p.stem for p in FILES])
 def test_reduced_precision_against_fp32(device, path, precision):
     _, meta = load(path)
-    bgr = load_image(meta["image"])
+    bgr = load_photo(meta["image"])
     ref = _segmenter(meta["config"], device)(bgr)
     low = _segmenter(meta["config"], device, precision)(bgr)
     fraction, problems = matched_fraction(ref, low)
@@ -101,7 +101,7 @@ def test_reduced_precision_against_fp32(device, path, precision):
 
 @pytest.mark.parametrize("precision", ["fp32", "fp16"])
 def test_cuda_graph_equals_eager(device, precision):
-    img = load_image("astronaut")
+    img = load_photo("astronaut")
     eager = _segmenter("yolact_plus_resnet50", device, precision, top_k=15, score_threshold=0.1)
     graphed = _segmenter("yolact_plus_resnet50", device, precision, top_k=15, score_threshold=0.1, cuda_graph=True)
     ref = eager(img)
@@ -143,7 +143,7 @@ def test_deform_conv_on_the_device_vs_the_cpu_formulation(device):
 
 def test_batch_of_four_equals_four_single_calls(device):
     seg = _segmenter("yolact_plus_resnet50", device, top_k=15, score_threshold=0.1)
-    images = [np.ascontiguousarray(load_image(n)[::2, ::2]) for n in ("astronaut", "coffee", "chelsea", "rocket")]
+    images = [np.ascontiguousarray(load_photo(n)[::2, ::2]) for n in ("astronaut", "coffee", "chelsea", "rocket")]
     batched = seg(images)
     for img, b in zip(images, batched):
         single = seg(img)
@@ -178,7 +178,7 @@ def test_box_sized_masks_equal_full_frame_on_the_device(device):
 
 def test_no_device_memory_growth(device):
     seg = _segmenter("yolact_resnet50", device, top_k=15, score_threshold=0.15)
-    img = load_image("astronaut")
+    img = load_photo("astronaut")
     frames = 200 if device.type == "cuda" else 10
     for _ in range(10):
         seg(img)
@@ -268,7 +268,7 @@ def test_host_waits_only_where_a_line_says_sync(device):
     def marked(filename, lineno):
         return "sync" in linecache.getline(filename, lineno) or "sync" in linecache.getline(filename, lineno - 1)
 
-    img = load_image("astronaut")
+    img = load_photo("astronaut")
     for config in ("yolact_resnet50", "yolact_plus_resnet50"):
         seg = _segmenter(config, device, top_k=15, score_threshold=0.1)
         seg(img)  # warm-up: priors, pinned buffers, normalisation constants
@@ -285,7 +285,7 @@ def test_host_waits_only_where_a_line_says_sync(device):
 def test_the_network_body_never_waits_so_a_graph_can_capture_it(device):
     """The network body (what ``cuda_graph`` captures) runs no operation that makes the host
     wait; one that did would fail the capture, and in eager mode cost a wait per frame."""
-    img = load_image("astronaut")
+    img = load_photo("astronaut")
     for config in ("yolact_resnet50", "yolact_plus_resnet50"):
         seg = _segmenter(config, device)
         with torch.inference_mode(), seg._precision():

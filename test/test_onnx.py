@@ -1,6 +1,6 @@
 """ONNX export (``yolact export``) and the onnxruntime backend of the Segmenter.
 
-Parity: the golden-fixture tests of test_golden_parity.py run again here, unchanged, with a
+Parity: the golden-fixture checks of test_golden_parity.py (golden_checks.py) run here with a
 ``case`` whose Segmenter is ``backend="onnxruntime"`` on an export of the same reference
 weights -- every fixture with the default DCN formulation (GridSample + Conv) and, for the
 YOLACT++ fixtures, also with ``--dcn native`` (ONNX DeformConv).  The tolerances are the
@@ -16,21 +16,21 @@ import sys
 
 import numpy as np
 import pytest
-import skimage.data
 import torch
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
-from golden_compare import golden_files, load  # noqa: E402
-from test_golden_parity import (  # noqa: E402,F401  (re-collected here with the onnxruntime case)
+from golden_checks import (  # noqa: E402,F401 - the parity tests, collected here with this module's case
     load_case,
     test_detect_output_and_maskiou,
     test_final_detections_and_masks,
     test_raw_outputs,
 )
+from golden_compare import golden_files, load  # noqa: E402
 
 from yolact_ros.cli import main as cli_main  # noqa: E402
+from yolact_ros.data.photos import load_photo  # noqa: E402
 from yolact_ros.inference import defaults  # noqa: E402
 from yolact_ros.inference.backends import onnxruntime_backend as onnx_runtime  # noqa: E402
 from yolact_ros.inference.onnx_export import ExportError, export_onnx  # noqa: E402
@@ -82,7 +82,7 @@ def case(request, exported):
 
 @pytest.fixture(scope="module")
 def astronaut():
-    return np.ascontiguousarray(skimage.data.astronaut()[:, :, ::-1])
+    return load_photo("astronaut")
 
 
 # -- the file ---------------------------------------------------------------------------------------
@@ -219,7 +219,7 @@ def test_static_batch_and_other_export_size(tmp_path):
     for img, inst in zip(images, batched):
         alone = seg(img)
         assert np.array_equal(alone.class_ids, inst.class_ids) and np.allclose(alone.scores, inst.scores, atol=1e-5)
-    photo = np.ascontiguousarray(skimage.data.coffee()[:, :, ::-1])  # 400x600, not square
+    photo = load_photo("coffee")  # 400x600, not square
     assert seg(photo).masks.shape[1:] == (400, 600)
 
 

@@ -1,5 +1,5 @@
-"""OpenVINO f32 at parity: the golden-fixture tests of test_golden_parity.py run again here,
-unchanged and with the same tolerances, on the OpenVINO backend (the ``.pth``-equivalent
+"""OpenVINO f32 at parity: the golden-fixture checks of test_golden_parity.py (golden_checks.py)
+run here with the same tolerances, on the OpenVINO backend (the ``.pth``-equivalent
 reference weights converted at load), for every golden config (YOLACT and YOLACT++)."""
 
 from __future__ import annotations
@@ -8,13 +8,13 @@ import pytest
 
 ov = pytest.importorskip("openvino")
 
-from golden_compare import golden_files  # noqa: E402
-from test_golden_parity import (  # noqa: E402,F401  (re-collected here with the OpenVINO case)
+from golden_checks import (  # noqa: E402,F401 - the parity tests, collected here with this module's case
     load_case,
     test_detect_output_and_maskiou,
     test_final_detections_and_masks,
     test_raw_outputs,
 )
+from golden_compare import golden_files  # noqa: E402
 
 from yolact_ros.segmenter import Segmenter  # noqa: E402
 from yolact_ros.testing.reference_weights import reference_model  # noqa: E402
