@@ -14,15 +14,12 @@ from ..inference.defaults import DEPTH_MIN_POINTS
 from ..inference.depth import PinholeCamera, instances_in_3d
 from ..inference.instances import Instances
 from ..interfaces.images import ImageConversionError, depth_image_to_array
+from .typestore import stamp_ns
 
 __all__ = ["DEPTH_QUEUE", "DepthPairing"]
 
 #: Depth frames kept for pairing (a bag is read in log order: a few frames of slack).
 DEPTH_QUEUE = 16
-
-
-def _stamp_ns(msg) -> int:
-    return int(msg.header.stamp.sec) * 1_000_000_000 + int(msg.header.stamp.nanosec)
 
 
 class DepthPairing:
@@ -44,7 +41,7 @@ class DepthPairing:
         if role == "info":
             self.info = msg
             return
-        stamp = _stamp_ns(msg)
+        stamp = stamp_ns(msg)
         self.frames.append((stamp, msg))
         self.newest = max(self.newest, stamp)
 

@@ -36,7 +36,16 @@ from ..interfaces.images import ImageConversionError, compressed_to_bgr, image_t
 from .coco import CocoWriter
 from .depth_pairing import DepthPairing
 from .naming import DEFAULT_NAMESPACE, camera_names, output_topic
-from .typestore import CAMERA_INFO, COMPRESSED_IMAGE, IMAGE, OUTPUT_TYPES, bag_typestore, header, message_classes
+from .typestore import (
+    CAMERA_INFO,
+    COMPRESSED_IMAGE,
+    IMAGE,
+    OUTPUT_TYPES,
+    bag_typestore,
+    header,
+    message_classes,
+    stamp_ns,
+)
 
 __all__ = ["BagError", "BagJob", "BagSummary", "CameraCounts", "image_topics", "segment_bag"]
 
@@ -149,10 +158,6 @@ def image_topics(reader) -> list[str]:
     return sorted({c.topic for c in reader.connections if c.msgtype in (IMAGE, COMPRESSED_IMAGE)})
 
 
-def _stamp_ns(msg) -> int:
-    return int(msg.header.stamp.sec) * 1_000_000_000 + int(msg.header.stamp.nanosec)
-
-
 def _decode(msg, msgtype: str) -> np.ndarray:
     if msgtype == COMPRESSED_IMAGE:
         return compressed_to_bgr(msg)[0]
@@ -213,7 +218,7 @@ class _Run:
         if self.label_conn is not None:
             info = fields.label_info(self.classes, self.seg.class_names, self.seg.score_threshold)
             info.header = header(slot.log_time, "", self.store)
-            slot.messages.append((self.label_conn, self.serialize(info, "label_info")))
+            slot.messages.insert(0, (self.label_conn, self.serialize(info, "label_info")))  # first in the bag
             self.label_conn = None
         try:
             msg = self.reader.deserialize(raw, conn.msgtype)
@@ -226,7 +231,7 @@ class _Run:
             self.skip(cam, exc.kind, str(exc))
             return
         slot.done = False
-        self.waiting.append(_Frame(cam, slot, image, _stamp_ns(msg), str(msg.header.frame_id), msg))
+        self.waiting.append(_Frame(cam, slot, image, stamp_ns(msg), str(msg.header.frame_id), msg))
 
     def ready(self, frame: _Frame, end: bool) -> bool:
         depth = frame.cam.depth

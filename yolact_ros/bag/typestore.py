@@ -27,6 +27,7 @@ __all__ = [
     "factory",
     "header",
     "message_classes",
+    "stamp_ns",
 ]
 
 IMAGE = "sensor_msgs/msg/Image"
@@ -40,6 +41,10 @@ OUTPUT_TYPES = {
     "detections_3d": "vision_msgs/msg/Detection3DArray",
     "label_info": "vision_msgs/msg/LabelInfo",
 }
+
+#: Default values the .msg definitions give (``float64 w 1``) that rosbags' types do not carry,
+#: for every type the outputs contain (test_bag compares the messages with rclpy's, field by field).
+FIELD_DEFAULTS = {"geometry_msgs/msg/Quaternion": {"w": 1.0}}
 
 _NUMERIC = {
     "bool": np.bool_,
@@ -107,8 +112,15 @@ def factory(store: Typestore, typename: str) -> Callable[..., Any]:
     _, fields = store.fielddefs[typename]
     defaults: list[tuple[str, Callable[[], Any]]] = []
     _FACTORIES[key] = make = _make_factory(cls, defaults)
-    defaults.extend((name, _default_maker(store, desc)) for name, desc in fields)
+    given = FIELD_DEFAULTS.get(typename, {})
+    defaults.extend(
+        (name, _constant(given[name]) if name in given else _default_maker(store, desc)) for name, desc in fields
+    )
     return make
+
+
+def _constant(value) -> Callable[[], Any]:
+    return lambda: value
 
 
 def _make_factory(cls, defaults: list[tuple[str, Callable[[], Any]]]) -> Callable[..., Any]:
@@ -148,6 +160,11 @@ def message_classes(store: Typestore | None = None) -> MessageClasses:
         VisionClass=f("vision_msgs/msg/VisionClass"),
         uint8_array=_uint8,
     )
+
+
+def stamp_ns(msg) -> int:
+    """A message's header stamp in nanoseconds."""
+    return int(msg.header.stamp.sec) * 1_000_000_000 + int(msg.header.stamp.nanosec)
 
 
 def header(stamp_ns: int, frame_id: str, store: Typestore | None = None):
