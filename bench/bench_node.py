@@ -8,7 +8,8 @@
    also shown as end-to-end minus Segmenter time) at 640x480 and 1280x720 with >= 10 instances,
    one frame in flight at a time.
 2. A stream at --rate Hz (faster than the model) for --duration s: latency must not grow
-   (first 10 s vs last 10 s p50), frames are dropped instead of queued.
+   (first 10 s vs last 10 s p50), frames are dropped instead of queued; then how long after
+   the last frame /diagnostics reports the input stopped.
 3. The Segmenter inside the node vs the bare Segmenter (same weights, settings, image and
    torch threads), alternated in rounds: a block of --frames frames sent back to back to the
    node (the next frame leaves when the previous output arrived, so the worker never idles
@@ -187,6 +188,29 @@ def stream(client, rgb: np.ndarray, rate: float, duration: float) -> dict:
     }
 
 
+def input_stop_seen(client, rgb: np.ndarray, rate: float = 15.0, frames: int = 30) -> float:
+    """Seconds from the last frame of a short stream until /diagnostics reports the input
+    stopped (input rate 0 and an "input stopped" status message)."""
+    from yolact_ros.ros.diagnostics import status_name
+
+    def stopped(values: dict) -> bool:
+        messages = [st.message for arr in client.diagnostics[-3:] for st in arr.status if st.name == status_name(NODE)]
+        return float(values[Key.INPUT_RATE]) == 0.0 and any("input stopped" in m for m in messages)
+
+    msg = rgb_msg(rgb)
+    del client.diagnostics[:]  # only reports from here on count
+    sent = 0
+    while sent < frames or not client.statuses(NODE, lambda v: float(v[Key.INPUT_RATE]) > 0.0):
+        msg.header.stamp = now_msg(client)
+        client.publish(msg)
+        client.spin_once(1.0 / rate)
+        sent += 1
+    stopped_at = time.monotonic()
+    del client.diagnostics[:]  # the reports of the running input are not the answer
+    diag(client, stopped, timeout=30.0)
+    return time.monotonic() - stopped_at
+
+
 def node_vs_bare(
     client,
     rgb: np.ndarray,
@@ -322,6 +346,11 @@ def main(argv=None) -> int:
         print(
             f"latency minus that frame's Segmenter time, p50 first 10 s: {s['wait_first10_p50']:.1f} ms, "
             f"last 10 s: {s['wait_last10_p50']:.1f} ms"
+        )
+        seen = input_stop_seen(client, frame(640, 480))
+        print(
+            f"\na stopped input shows in /diagnostics after {seen:.2f} s "
+            f"(diagnostics_period {params['diagnostics_period']} s)"
         )
     finally:
         if client is not None:
