@@ -24,7 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from yolact_ros.ros.harness import NodeProcess, StampRecorder, image_message, ros_problem
+from yolact_ros.ros.node_process import NodeProcess, ros_problem
+from yolact_ros.ros.stream_client import image_message
+from yolact_ros.testing.node_client import StampRecorder
 
 REPO = Path(__file__).resolve().parents[1]
 NS = "/yolact_cams_bench"

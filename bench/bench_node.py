@@ -44,9 +44,11 @@ keep_freed_memory()  # as the yolact CLI and the node do, before torch starts it
 import cv2
 import numpy as np
 
-from yolact_ros.ros.diagnostics import Key, stamp_text
-from yolact_ros.ros.harness import Client, NodeProcess, image_message, ros_problem, stamp_to_ns
+from yolact_ros.ros.diagnostics import Key, stamp_text, stamp_to_ns
 from yolact_ros.ros.names import NODE_NAME
+from yolact_ros.ros.node_process import NodeProcess, ros_problem
+from yolact_ros.ros.stream_client import image_message
+from yolact_ros.testing.node_client import Client
 
 NS = "/yolact_bench"
 NODE = NODE_NAME

@@ -25,7 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from yolact_ros.ros.harness import NodeProcess, ros_problem
+from yolact_ros.ros.node_process import NodeProcess, ros_problem
+from yolact_ros.testing.node_client import wait_until_signals_held
 
 NS = "/yolact_bench_signals"
 DEMO = Path(__file__).resolve().parents[1] / "models" / "demo" / "yolact_synth_demo.pth"
@@ -33,7 +34,7 @@ DEMO = Path(__file__).resolve().parents[1] / "models" / "demo" / "yolact_synth_d
 
 def _start(params: dict) -> NodeProcess:
     proc = NodeProcess("sig", NS, params)
-    proc.wait_until_signals_held()
+    wait_until_signals_held(proc)
     return proc
 
 

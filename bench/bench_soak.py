@@ -24,8 +24,10 @@ import cv2
 import numpy as np
 
 from yolact_ros.ros.diagnostics import Key
-from yolact_ros.ros.harness import NodeProcess, StampRecorder, image_message, ros_problem
 from yolact_ros.ros.names import NODE_NAME
+from yolact_ros.ros.node_process import NodeProcess, ros_problem
+from yolact_ros.ros.stream_client import image_message
+from yolact_ros.testing.node_client import StampRecorder
 
 NS = "/yolact_soak"
 NODE = NODE_NAME

@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import ros_helpers  # noqa: E402
 
-from yolact_ros.ros import harness  # noqa: E402
+from yolact_ros.ros import node_process  # noqa: E402
 
 # Isolate this test session from other ROS processes on the machine before any rclpy init.
 os.environ["ROS_DOMAIN_ID"] = os.environ.get("YOLACT_ROS_TEST_DOMAIN_ID") or str(random.randint(1, 100))
@@ -31,12 +31,12 @@ if not (os.environ.get("FASTRTPS_DEFAULT_PROFILES_FILE") or os.environ.get("FAST
 @pytest.fixture(scope="session")
 def ros_runtime():
     """The node executable's path; skip (or fail under YOLACT_ROS_REQUIRE_ROS=1) without ROS."""
-    problem = harness.ros_problem()
+    problem = node_process.ros_problem()
     if problem:
         if os.environ.get("YOLACT_ROS_REQUIRE_ROS") == "1":
             pytest.fail(f"ROS runtime required (YOLACT_ROS_REQUIRE_ROS=1) but unavailable: {problem}")
         pytest.skip(f"no ROS runtime: {problem} (bash scripts/build_ws.sh && source scripts/ros_env.sh)")
-    return harness.node_executable()
+    return node_process.node_executable()
 
 
 @pytest.fixture(scope="session")

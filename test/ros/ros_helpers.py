@@ -1,9 +1,10 @@
 """Test-only helpers of the ROS tests: image messages of a photo in several encodings, and the
 check that the node's messages match Instances computed directly.
 
-The node process and the client are :mod:`yolact_ros.ros.harness` (shared with the benchmark
-and the demo). Everything rclpy is imported inside functions, so collecting the tests works
-without ROS.
+The node process is :mod:`yolact_ros.ros.node_process`; the client is
+:mod:`yolact_ros.testing.node_client`'s (shared with the benchmarks) plus the parameter and
+lifecycle services (:class:`Client`, here). Everything rclpy is imported inside functions, so
+collecting the tests works without ROS.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+
+from yolact_ros.testing import node_client
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -27,7 +30,7 @@ def image_msg(rgb: np.ndarray, encoding: str = "rgb8", frame_id: str = "camera_o
     """A sensor_msgs/Image of an RGB photo in ``encoding``, rows padded by ``pad`` bytes."""
     import cv2
 
-    from yolact_ros.ros.harness import image_message
+    from yolact_ros.ros.stream_client import image_message
 
     conv = {
         "rgb8": lambda a: a,
@@ -123,3 +126,45 @@ def run_example(name: str, args: list[str], feed, tries: int = 30, timeout: floa
         if proc.poll() is None:
             proc.kill()
     return proc.returncode, out
+
+
+# -- the client with lifecycle and parameter services ---------------------------------------------
+class Client(node_client.Client):
+    """The tests' client: :class:`yolact_ros.testing.node_client.Client` plus the node's
+    parameter and lifecycle services."""
+
+    def _call(self, srv_type, service: str, request, ready_timeout: float, call_timeout: float):
+        cli = self.node.create_client(srv_type, service)
+        try:
+            if not cli.wait_for_service(timeout_sec=ready_timeout):
+                raise TimeoutError(f"{service} not available within {ready_timeout}s")
+            fut = cli.call_async(request)
+            if not self.spin_until(fut.done, call_timeout):
+                raise TimeoutError(f"{service} call timed out after {call_timeout}s")
+            return fut.result()
+        finally:
+            self.node.destroy_client(cli)
+
+    def set_parameters(self, node_fqn: str, **values):
+        """SetParameters service call (``a__b`` names the parameter ``a.b``); returns the list of
+        SetParametersResult."""
+        from rcl_interfaces.srv import SetParameters
+        from rclpy.parameter import Parameter
+
+        req = SetParameters.Request()
+        req.parameters = [Parameter(k.replace("__", "."), value=v).to_parameter_msg() for k, v in values.items()]
+        return self._call(SetParameters, f"{node_fqn}/set_parameters", req, 20.0, 20.0).results
+
+    def lifecycle(self, node_fqn: str, transition: str | int | None = None, *, by_label: bool = False):
+        """Trigger a lifecycle transition by name (configure, activate, ...) or raw transition id,
+        sent by id, or by its label with ``by_label`` (True when it succeeded), or, without one,
+        return the current state label."""
+        from lifecycle_msgs.msg import Transition
+        from lifecycle_msgs.srv import ChangeState, GetState
+
+        if transition is None:
+            return self._call(GetState, f"{node_fqn}/get_state", GetState.Request(), 30.0, 60.0).current_state.label
+        req = ChangeState.Request()
+        tid = transition if isinstance(transition, int) else getattr(Transition, f"TRANSITION_{transition.upper()}")
+        req.transition = Transition(label=transition) if by_label else Transition(id=tid)
+        return self._call(ChangeState, f"{node_fqn}/change_state", req, 30.0, 60.0).success

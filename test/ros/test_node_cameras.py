@@ -10,9 +10,10 @@ import time
 import numpy as np
 import pytest
 import ros_helpers as rh
+from ros_helpers import Client
 
-from yolact_ros.ros.diagnostics import Key, status_name
-from yolact_ros.ros.harness import Client, NodeProcess, stamp_to_ns
+from yolact_ros.ros.diagnostics import Key, stamp_to_ns, status_name
+from yolact_ros.ros.node_process import NodeProcess
 
 NS = "/yolact_cams"
 NODE = "multi"

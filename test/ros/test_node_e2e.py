@@ -11,10 +11,11 @@ import signal
 import numpy as np
 import pytest
 import ros_helpers as rh
+from ros_helpers import Client
 
 from yolact_ros.ros.diagnostics import Key
-from yolact_ros.ros.harness import Client, NodeProcess
 from yolact_ros.ros.names import NODE_NAME
+from yolact_ros.ros.node_process import NodeProcess
 
 NS = "/yolact_e2e"
 NODE = NODE_NAME

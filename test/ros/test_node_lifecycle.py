@@ -9,9 +9,10 @@ import cv2
 import numpy as np
 import pytest
 import ros_helpers as rh
+from ros_helpers import Client
 
 from yolact_ros.ros.diagnostics import Key
-from yolact_ros.ros.harness import Client, NodeProcess
+from yolact_ros.ros.node_process import NodeProcess
 
 NS = "/yolact_lc"
 NODE = "seg_lc"

@@ -18,9 +18,11 @@ import cv2
 import numpy as np
 import pytest
 import ros_helpers as rh
+from ros_helpers import Client
 
 from yolact_ros.ros.diagnostics import Key
-from yolact_ros.ros.harness import Client, NodeProcess
+from yolact_ros.ros.node_process import NodeProcess
+from yolact_ros.testing.node_client import wait_until_signals_held
 
 NS = "/yolact_rel"
 
@@ -151,7 +153,7 @@ DEMO = Path(__file__).resolve().parents[2] / "models" / "demo" / "yolact_synth_d
 
 def _start_up(params: dict) -> NodeProcess:
     proc = NodeProcess("sig", NS, params)
-    proc.wait_until_signals_held()
+    wait_until_signals_held(proc)
     return proc
 
 

@@ -56,7 +56,7 @@ def _request_by_id(ctx, target, transition_id: int, timeout: float = 20.0):
         client_node.destroy_node()
 
 
-def test_version_rule():
+def test_version_rule(ros_runtime):
     from yolact_ros.ros.rclpy_compat import change_state_workaround_needed, rclpy_version
 
     assert change_state_workaround_needed((7, 1, 5))  # Jazzy

@@ -215,8 +215,8 @@ def test_full_frame_mask_honours_row_padding():
     from sensor_msgs.msg import RegionOfInterest
     from yolact_ros.msg import InstanceMask
 
-    from yolact_ros.ros.harness import image_message
     from yolact_ros.ros.messages import full_frame_mask
+    from yolact_ros.ros.stream_client import image_message
 
     full = np.zeros((60, 80), bool)
     full[12:30, 20:45] = True

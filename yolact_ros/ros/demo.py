@@ -6,7 +6,7 @@
 (``make demo`` runs it after setting up the environment and building the workspace.)
 
 1. Starts the installed ``yolact_node`` the way ``launch/segment.launch.py`` does
-   (:class:`~yolact_ros.ros.harness.NodeProcess`): the shipped parameter file,
+   (:class:`~yolact_ros.ros.node_process.NodeProcess`): the shipped parameter file,
    ``weights``/``config``/``device``/``image_transport`` on top, node name ``yolact_node`` in
    namespace ``/yolact``, ``image`` remapped to ``/camera/image_raw``.
 2. Plays a camera stream on ``/camera/image_raw`` (``sensor_msgs/Image``, ``bgr8``, sensor-data
@@ -45,9 +45,10 @@ import numpy as np
 from ..data import synth
 from ..data.scene import SCENE_PHOTOS, DemoScene
 from ..evaluation.stream import Detection, NodeCounts, StreamStats, summarise
-from .diagnostics import Key
-from .harness import Client, NodeProcess, image_message, ns_to_stamp, ros_problem, stamp_to_ns
+from .diagnostics import Key, stamp_to_ns
 from .names import NODE_NAME
+from .node_process import NodeProcess, ros_problem
+from .stream_client import StreamClient, image_message, ns_to_stamp
 
 __all__ = ["DemoError", "main", "run_demo"]
 
@@ -62,7 +63,7 @@ class DemoError(RuntimeError):
     """The demo cannot run or its outputs are wrong; the message says why."""
 
 
-class _Recorder(Client):
+class _Recorder(StreamClient):
     """The camera and the recorder: each answer goes into ``stats`` as it arrives (on the
     client's spinning thread), each overlay into ``frames_dir``."""
 

@@ -1,6 +1,6 @@
 """The names the package is installed and run under: package, executable, default node name.
 
-No imports, so the launch rules, the process harness and the executable's entry can all read
+No imports, so the launch rules, the node process runner and the executable's entry can all read
 them cheaply.
 """
 

@@ -3,7 +3,7 @@
 :func:`play_bag` plays with :class:`~yolact_ros.testing.bag_player.BagPlayer` once the node's
 clock stands at the bag's start (simulated time), optionally pausing midway;
 :func:`wait_settled` waits until the node has taken every frame it received. Both read the
-node's ``/diagnostics`` through a :class:`~yolact_ros.ros.harness.Client` that spins in the
+node's ``/diagnostics`` through a :class:`~yolact_ros.ros.stream_client.StreamClient` that spins in the
 background. rclpy is imported inside functions (via the player and the client).
 """
 
