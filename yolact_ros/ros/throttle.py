@@ -1,5 +1,7 @@
-"""Log lines of the node: at most one per kind of problem per period (bounded memory), and an
-exception as one line."""
+"""Log lines of the node: one per kind of problem per period, and an exception as one line.
+
+The throttle keeps bounded memory (at most ``max_kinds`` kinds).
+"""
 
 from __future__ import annotations
 
