@@ -5,9 +5,9 @@ The deterministic case: the signal is delivered while the main thread is inside 
 ``import torch`` that calls back into Python (the pybind11 module inits found on the start-up
 path with a profile hook: ``torch._C._c10d_init`` and the others below).  A profile hook sees
 the first Python call made from inside that C++ call and sends the signal there, so the
-Python-level handler runs inside the C++ frames.  A handler that raised there (the node's
-before this module) made the process die by ``std::terminate`` (SIGABRT, "terminate called
-after throwing an instance of 'python_error'", exit -6); now it exits with the signal's code.
+Python-level handler runs inside the C++ frames.  A handler that raised there would make the
+process die by ``std::terminate`` (SIGABRT, "terminate called after throwing an instance of
+'python_error'", exit -6); the process must exit with the signal's code instead.
 Each case is one fresh interpreter (about 3-6 s: ``import torch`` under a profile hook).
 """
 

@@ -1,4 +1,4 @@
-"""Instances in 3D: an aligned depth image + pinhole intrinsics -> per-instance centre and size (numpy only, no ROS).
+"""Instances in 3D: a registered depth image + pinhole intrinsics -> per-instance centre and size (no ROS).
 
 What the ROS layer calls, per colour frame with its registered depth image::
 
