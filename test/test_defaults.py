@@ -7,9 +7,10 @@ import inspect
 from yolact_ros.cli import bench, infer
 from yolact_ros.inference import defaults
 from yolact_ros.inference.segmenter import Segmenter
+from yolact_ros.inference.tracking import Tracker
 from yolact_ros.inference.visualize import draw_instances
 from yolact_ros.model.config import MAX_NUM_DETECTIONS, OFFICIAL_CONFIGS
-from yolact_ros.ros.params import spec
+from yolact_ros.ros.params import NMS_UNSET, segmenter_nms_threshold, spec
 
 
 def test_segmenter_signature_reads_the_defaults():
@@ -27,6 +28,10 @@ def test_ros_parameter_table_reads_the_defaults():
     assert spec("top_k").default == defaults.TOP_K
     assert spec("device").default == defaults.DEVICE
     assert spec("visualization.mask_alpha").default == defaults.MASK_ALPHA
+    assert spec("depth_min_points").default == defaults.DEPTH_MIN_POINTS
+    assert spec("tracking_max_age").default == inspect.signature(Tracker).parameters["max_age"].default
+    assert spec("nms_threshold").default == NMS_UNSET and defaults.NMS_THRESHOLD is None
+    assert segmenter_nms_threshold(NMS_UNSET) is None and segmenter_nms_threshold(0.6) == 0.6
     # the ROS range of top_k is the model cap
     assert spec("top_k").max == defaults.TOP_K_MAX == MAX_NUM_DETECTIONS
     assert all(cfg.max_num_detections == MAX_NUM_DETECTIONS for cfg in OFFICIAL_CONFIGS.values())

@@ -3,8 +3,9 @@
 Each parameter is defined here once. :mod:`yolact_ros.ros.params` checks values against it,
 :mod:`yolact_ros.ros.node_params` declares it on the node (what ``ros2 param describe`` shows),
 and ``scripts/gen_params.py`` writes ``config/yolact.yaml`` and the README / docs/ros.md tables
-from it. Defaults of the inference settings come from :mod:`yolact_ros.inference.defaults` and
-the tracker's from :mod:`yolact_ros.inference.tracking`. Pure data: no rclpy or torch import.
+from it. Defaults of the inference settings (the depth measurement's included) come from
+:mod:`yolact_ros.inference.defaults` and the tracker's from :mod:`yolact_ros.inference.tracking`.
+Pure data: no rclpy or torch import.
 """
 
 from __future__ import annotations
@@ -234,7 +235,7 @@ SECTIONS: tuple[Section, ...] = (
             ),
             ParamSpec(
                 "depth_min_points",
-                20,
+                defaults.DEPTH_MIN_POINTS,
                 "int",
                 "Instances with fewer valid depth pixels in their mask are left out of `detections_3d` (counted).",
                 runtime=True,
