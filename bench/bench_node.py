@@ -201,8 +201,9 @@ def input_stop_seen(client, rgb: np.ndarray, rate: float = 15.0, frames: int = 3
 
     msg = rgb_msg(rgb)
     del client.diagnostics[:]  # only reports from here on count
-    sent = 0
-    while sent < frames or not client.statuses(NODE, lambda v: float(v[Key.INPUT_RATE]) > 0.0):
+    sent, give_up = 0, time.monotonic() + 60.0
+    running = lambda v: float(v[Key.INPUT_RATE]) > 0.0  # noqa: E731 - a one-line predicate
+    while (sent < frames or not client.statuses(NODE, running)) and time.monotonic() < give_up:
         msg.header.stamp = now_msg(client)
         client.publish(msg)
         client.spin_once(1.0 / rate)
