@@ -49,23 +49,13 @@ def frames():
     return [scene.frame(i)[0] for i in range(4)]
 
 
-def image_msg(bgr: np.ndarray, encoding: str, stamp: int, frame_id: str):
-    """bgr8 / rgb8 / mono8 / 16UC1 (a uint16 array) as a rosbags sensor_msgs/Image."""
-    arr = {
-        "bgr8": lambda: bgr,
-        "rgb8": lambda: bgr[:, :, ::-1],
-        "mono8": lambda: cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY),
-        "16UC1": lambda: bgr,
-    }[encoding]()
-    arr = np.ascontiguousarray(arr)
-    return Image(
-        header=header(stamp, frame_id),
-        height=arr.shape[0],
-        width=arr.shape[1],
-        encoding=encoding,
-        step=arr.strides[0],
-        data=arr.view(np.uint8).reshape(-1),
-    )
+def image_msg(img: np.ndarray, encoding: str, stamp: int, frame_id: str):
+    """bgr8 / rgb8 / mono8 from a BGR image (16UC1: a uint16 one) as a rosbags sensor_msgs/Image."""
+    if encoding in ("rgb8", "mono8"):
+        img = img[:, :, ::-1] if encoding == "rgb8" else cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
+    a = np.ascontiguousarray(img)
+    h, w, data = a.shape[0], a.shape[1], a.view(np.uint8).reshape(-1)
+    return Image(header=header(stamp, frame_id), height=h, width=w, encoding=encoding, step=a.strides[0], data=data)
 
 
 def jpeg_msg(bgr: np.ndarray, stamp: int, frame_id: str):
@@ -429,12 +419,27 @@ def test_output_is_real_cdr_equal_to_the_node_messages(tmp_path, seg, frames):
 
 def test_without_rosbags_the_command_says_what_to_install(tmp_path):
     """``yolact bag`` without rosbags installed: one line naming the extra."""
-    shadow = tmp_path / "shadow"
-    (shadow / "rosbags").mkdir(parents=True)
-    (shadow / "rosbags" / "__init__.py").write_text("raise ImportError('no rosbags here', name='rosbags')\n")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(shadow), str(REPO)])}
+    (tmp_path / "rosbags").mkdir()
+    (tmp_path / "rosbags" / "__init__.py").write_text("raise ImportError('no rosbags here', name='rosbags')\n")
+    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{REPO}"}
     r = subprocess.run(
         [sys.executable, "-m", "yolact_ros.cli", "bag", "--in", "x", "--out", "y", "--topic", "/t", "--weights", "w"],
         capture_output=True, text=True, env=env, timeout=120,
     )  # fmt: skip
     assert r.returncode == 2 and "pip install 'yolact_ros[bag]'" in r.stderr, r.stderr
+
+
+def test_a_stop_request_ends_reading_and_closes_the_bag(tmp_path, seg, frames):
+    """Ctrl-C (``stop``, the CLI passes ``signals.requested``): nothing more is read or
+    segmented; what is done is written and the bag closed."""
+    from yolact_ros.bag.segment import BagJob, segment_bag
+
+    entries = [
+        ("/c/image", "sensor_msgs/msg/Image", SEC + i, image_msg(f, "bgr8", i, "c")) for i, f in enumerate(frames)
+    ]
+    write_bag(tmp_path / "in", "mcap", entries)
+    done: list[int] = []
+    job = BagJob(input=tmp_path / "in", output=tmp_path / "out", topics=["/c/image"], batch_size=1)
+    summary = segment_bag(seg, job, on_frame=lambda: done.append(1), stop=lambda: len(done) >= 2)
+    assert summary.stopped == "interrupted" and summary.cameras[0][2].segmented == 2
+    assert [lt for t, _, lt, _, _ in read_bag(tmp_path / "out")[0] if t == "/yolact/detections"] == [SEC, SEC + 1]

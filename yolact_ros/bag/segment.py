@@ -176,6 +176,7 @@ class _Run:
         self.waiting: list[_Frame] = []
         self.label_conn = None
         self.written = 0
+        self.stop: Callable[[], bool] = lambda: False
 
     def output(self, topic: str, name: str):
         qos = [LATCHED] if name == "label_info" else []
@@ -238,7 +239,7 @@ class _Run:
         return end or depth is None or depth.passed(frame.stamp_ns)
 
     def run_batches(self, end: bool = False) -> None:
-        while True:
+        while not self.stop():
             ready = [f for f in self.waiting if self.ready(f, end)]
             if len(self.waiting) > 8 * self.job.batch_size:  # a depth stream that stopped: do not wait forever
                 ready = self.waiting[: self.job.batch_size]
@@ -339,10 +340,13 @@ def segment_bag(
     on_frame: Callable[[], None] = lambda: None,
     warn: Callable[[str], None] | None = None,
     on_total: Callable[[int], None] = lambda total: None,
+    stop: Callable[[], bool] = lambda: False,
 ) -> BagSummary:
     """Run ``seg`` (a Segmenter) over ``job``; returns the summary. Raises :class:`BagError` for
     a fatal problem found before anything is written. ``on_total(n)``: the number of image
-    messages, once known; ``on_frame()``: after each frame (segmented or skipped)."""
+    messages, once known; ``on_frame()``: after each frame (segmented or skipped); ``stop()``
+    True (e.g. Ctrl-C): no further message is read nor batch started, what is done is written
+    and the bag closed."""
     warn = warn or (lambda text: print(f"yolact bag: warning: {text}", file=sys.stderr))
     if job.storage not in STORAGES:
         raise BagError(f"--storage must be one of {', '.join(STORAGES)}, got {job.storage!r}")
@@ -357,6 +361,7 @@ def segment_bag(
         writer = Writer(job.output, version=9, storage_plugin=STORAGES[job.storage])
         writer.open()
         run = _Run(seg, job, reader, writer, on_frame, warn)
+        run.stop = stop
         stopped = None
         try:
             stopped = _read_all(run, cameras)
@@ -398,6 +403,8 @@ def _read_all(run: _Run, cameras: list[_Camera]) -> str | None:
             return None
         except Exception as exc:  # noqa: BLE001 - a truncated or corrupt file: keep what was read
             return f"{type(exc).__name__}: {exc}"
+        if run.stop():
+            return "interrupted"
         role, cam = roles[conn.topic]
         slot = _Slot(log_time)
         if conn.id in copies:

@@ -10,7 +10,11 @@ import sys
 import time
 from pathlib import Path
 
+from .. import signals
 from .options import add_device_options, add_postprocess_options, device_settings
+
+#: Seconds a Ctrl-C waits for the running batch and the closing of the bag (a second one ends at once).
+INTERRUPT_GRACE_S = 30.0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -102,6 +106,8 @@ def main(argv=None) -> int:
         print(f"yolact bag: error: {exc}", file=sys.stderr)
         return 2
     print(f"yolact bag: {seg.describe()}")
+    # Ctrl-C from here: the running batch ends, what is done is written, the bag is closed
+    signals.mark_started(INTERRUPT_GRACE_S)
     start = time.perf_counter()
     with tqdm(desc="frames", unit="frame", dynamic_ncols=True) as bar:
         try:
@@ -111,6 +117,7 @@ def main(argv=None) -> int:
                 on_frame=lambda: bar.update(1),
                 warn=lambda text: bar.write(f"warning: {text}", file=sys.stderr),
                 on_total=lambda total: setattr(bar, "total", total),
+                stop=signals.requested,
             )
         except BagError as exc:
             bar.close()
@@ -124,4 +131,6 @@ def main(argv=None) -> int:
     )
     for line in summary.lines():
         print(f"  {line}")
+    if signals.requested():
+        return signals.exit_code_for(signals.received() or 2)
     return 1 if summary.stopped else 0
