@@ -267,9 +267,9 @@ def load_bgr(name: str, size: str | None) -> np.ndarray:
 def make_segmenter(weights: Path, backend: str, precision: str, threads: int, workdir: Path, config: str):
     """``Segmenter`` for a variant: the ``.pth`` file; onnxruntime gets a ``yolact export`` of
     it, int8 the same weights quantized by ``yolact quantize``'s engine (on scikit-image photos
-    other than the benchmark's own, ``yolact_ros.cli.bench.quantized_reference``)."""
-    from yolact_ros.cli.bench import quantized_reference
+    other than the benchmark's own, ``yolact_ros.testing.reference_weights.quantized_reference``)."""
     from yolact_ros.inference.segmenter import Segmenter
+    from yolact_ros.testing.reference_weights import quantized_reference
 
     kw = dict(device="cpu", backend=backend, precision=precision, num_threads=threads, score_threshold=0.15, top_k=15)
     if precision == "int8":

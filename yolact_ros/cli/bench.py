@@ -40,6 +40,13 @@ def _reference_model(cfg: str):
     return reference_model(cfg)
 
 
+def _quantized_reference(cfg: str, workdir: Path) -> Path:
+    """The reference weights quantized to int8 (test support, imported only when benchmarked)."""
+    from ..testing.reference_weights import quantized_reference
+
+    return quantized_reference(cfg, workdir)
+
+
 def reference_segmenter(
     cfg: str,
     backend: str = "torch",
@@ -56,7 +63,7 @@ def reference_segmenter(
     common = dict(device="cpu", num_threads=threads, precision=precision, cache_dir=cache_dir, **settings)
     if weights is None and precision == "int8":
         assert workdir is not None  # the int8 and onnxruntime variants write files there
-        weights = quantized_reference(cfg, Path(workdir))
+        weights = _quantized_reference(cfg, Path(workdir))
     if weights is not None:
         return Segmenter(weights=weights, backend=backend, optimize=optimize, **common)
     if backend == "onnxruntime":
@@ -67,27 +74,6 @@ def reference_segmenter(
         export_onnx(_reference_model(cfg), path)
         return Segmenter(backend=backend, weights=path, **common)
     return Segmenter(model=_reference_model(cfg), backend=backend, optimize=optimize, **common)
-
-
-#: scikit-image photos the int8 variants of the reference weights are calibrated on (the
-#: benchmark's own image, astronaut, is not among them)
-CALIBRATION_PHOTOS = ("coffee", "chelsea", "rocket", "cat", "hubble_deep_field", "immunohistochemistry", "retina")
-
-
-def quantized_reference(cfg: str, workdir: Path) -> Path:
-    """The reference weights of ``cfg`` quantized to int8 (``yolact quantize``'s engine) in ``workdir``."""
-    import cv2
-
-    from ..inference.quantize import quantize
-
-    out = workdir / f"{cfg}_int8.xml"
-    if not out.is_file():
-        calib = workdir / "calibration"
-        calib.mkdir(exist_ok=True)
-        for name in CALIBRATION_PHOTOS:
-            cv2.imwrite(str(calib / f"{name}.png"), load_photo(name))
-        quantize(_reference_model(cfg), calib, out, len(CALIBRATION_PHOTOS))
-    return out
 
 
 def parse_variant(text: str) -> tuple[str, str]:

@@ -3,6 +3,8 @@
 Used by tests and benchmarks to reproduce the original implementation's
 outputs bit for bit: every state_dict entry is drawn from a generator seeded
 with the CRC32 of its key, then scaled by its role (BatchNorm, conv, bias).
+The same weights quantized to int8 (:func:`quantized_reference`) are the subject of the
+int8 benchmarks.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import math
 import zlib
 from collections import OrderedDict
+from pathlib import Path
 
 import torch
 
@@ -70,3 +73,26 @@ def reference_model(config) -> torch.nn.Module:
     passed explicitly as ``Segmenter(model=reference_model(...))``.
     """
     return apply_golden_weights(build_yolact(config))
+
+
+#: scikit-image photos the int8 variants of the reference weights are calibrated on (the
+#: benchmarks' own image, astronaut, is not among them)
+CALIBRATION_PHOTOS = ("coffee", "chelsea", "rocket", "cat", "hubble_deep_field", "immunohistochemistry", "retina")
+
+
+def quantized_reference(cfg: str, workdir: Path) -> Path:
+    """The reference weights of ``cfg`` quantized to int8 (``yolact quantize``'s engine) in
+    ``workdir``, calibrated on :data:`CALIBRATION_PHOTOS` (made once per ``workdir``)."""
+    import cv2
+
+    from ..data.photos import load_photo
+    from ..inference.quantize import quantize
+
+    out = workdir / f"{cfg}_int8.xml"
+    if not out.is_file():
+        calib = workdir / "calibration"
+        calib.mkdir(exist_ok=True)
+        for name in CALIBRATION_PHOTOS:
+            cv2.imwrite(str(calib / f"{name}.png"), load_photo(name))
+        quantize(reference_model(cfg), calib, out, len(CALIBRATION_PHOTOS))
+    return out
