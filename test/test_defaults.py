@@ -29,6 +29,7 @@ def test_ros_parameter_table_reads_the_defaults():
     assert spec("device").default == defaults.DEVICE
     assert spec("visualization.mask_alpha").default == defaults.MASK_ALPHA
     assert spec("depth_min_points").default == defaults.DEPTH_MIN_POINTS
+    assert spec("depth_tolerance").default == defaults.DEPTH_TOLERANCE_S
     assert spec("tracking_max_age").default == inspect.signature(Tracker).parameters["max_age"].default
     assert spec("nms_threshold").default == NMS_UNSET and defaults.NMS_THRESHOLD is None
     assert segmenter_nms_threshold(NMS_UNSET) is None and segmenter_nms_threshold(0.6) == 0.6

@@ -30,6 +30,7 @@ from rosbags.highlevel import AnyReader
 from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
 from rosbags.rosbag2 import StoragePlugin, Writer
 
+from ..inference.defaults import DEPTH_TOLERANCE_S
 from ..inference.instances import Instances
 from ..interfaces import fields
 from ..interfaces.images import ImageConversionError, compressed_to_bgr, image_to_bgr
@@ -85,7 +86,7 @@ class BagJob:
     class_id_format: str = "name"
     batch_size: int = 4
     coco_dir: Path | None = None
-    depth_tolerance: float = 0.05
+    depth_tolerance: float = DEPTH_TOLERANCE_S
 
 
 @dataclass

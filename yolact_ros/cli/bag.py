@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from .. import signals
+from ..inference import defaults
 from .options import add_device_options, add_postprocess_options, device_settings
 
 #: Seconds a Ctrl-C waits for the running batch and the closing of the bag (a second one ends at once).
@@ -49,8 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--depth-tolerance",
         type=float,
-        default=0.05,
-        help="seconds between a colour frame's stamp and its depth frame's (default 0.05, the node's)",
+        default=defaults.DEPTH_TOLERANCE_S,
+        help=f"seconds between a colour frame's stamp and its depth frame's (default {defaults.DEPTH_TOLERANCE_S}, "
+        "the node's depth_tolerance)",
     )
     p.add_argument("--coco", default=None, metavar="DIR", help="also write per camera frames + COCO JSON here")
     p.add_argument("--batch-size", type=int, default=4, help="frames per network forward (default 4)")

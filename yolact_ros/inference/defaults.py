@@ -39,3 +39,5 @@ MASK_ALPHA = 0.45
 MASK_THRESHOLD = 0.5
 #: An instance needs at least this many valid depth pixels in its mask to be placed in 3D.
 DEPTH_MIN_POINTS = 20
+#: Seconds a depth frame's stamp may lie from its colour frame's to be paired with it.
+DEPTH_TOLERANCE_S = 0.05

@@ -225,7 +225,7 @@ SECTIONS: tuple[Section, ...] = (
             ),
             ParamSpec(
                 "depth_tolerance",
-                0.05,
+                defaults.DEPTH_TOLERANCE_S,
                 "float",
                 "Seconds between a colour frame's stamp and its depth frame's; no depth that close: 2D only "
                 "(counted in diagnostics).",
