@@ -30,13 +30,14 @@ from typing import TYPE_CHECKING
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
+from rclpy.clock import Clock, ClockType
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from .camera import DEPTH_QUEUE, CameraIO
-from .diagnostics import stamp_to_ns
+from .diagnostics import FrameStats, stamp_to_ns, stats_clock
 from .mailbox import Frame, LatestFrames
 from .model_loading import load_error_line, load_segmenter, start_parameter_errors
 from .names import NODE_NAME
@@ -199,7 +200,7 @@ class YolactNode(LifecycleNode):
 
         self._settings.reset({p.name: self._param(p.name) for p in PARAMS if p.runtime})
         cameras = parse_cameras(self._param("cameras")) or [("", None)]
-        self._cameras = [CameraIO(name, transport) for name, transport in cameras]
+        self._cameras = [CameraIO(name, transport, stats=self._frame_stats()) for name, transport in cameras]
         use_depth, tracking = bool(self._param("use_depth")), bool(self._param("tracking"))
         if tracking:
             from ..inference.tracking import Tracker
@@ -232,9 +233,25 @@ class YolactNode(LifecycleNode):
         self._label_pub = self.create_publisher(_label_info_type(), "label_info", latched_qos())
         self._publish_label_info()
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self._diag_timer = self.create_timer(float(self._param("diagnostics_period")), self._publish_diagnostics)
+        # a steady timer: /diagnostics goes on while a simulated clock stands still (a paused bag)
+        self._diag_timer = self.create_timer(
+            float(self._param("diagnostics_period")),
+            self._publish_diagnostics,
+            clock=Clock(clock_type=ClockType.STEADY_TIME),
+        )
         self._worker.start()
         return super().on_configure(state)
+
+    def _frame_stats(self) -> FrameStats:
+        """A camera's counters, timed on this node's clock (simulated time under use_sim_time)."""
+        return FrameStats(clock=stats_clock(self.get_clock()), on_clock_jump=self._clock_went_back)
+
+    def _clock_went_back(self, seconds: float) -> None:
+        self._warn_throttled(
+            "clock jump",
+            f"the node's clock went back {seconds:.3f} s (a replayed bag restarted or looped?): "
+            "input rates and ages re-anchored",
+        )
 
     @_transition("activate")
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from sensor_msgs.msg import CompressedImage
 
 from .camera import CameraIO
-from .diagnostics import stamp_text, stamp_to_ns
+from .diagnostics import latency_ms, stamp_text, stamp_to_ns
 from .image_conversion import ImageConversionError, compressed_to_bgr, image_to_bgr
 from .mailbox import Frame, LatestFrames
 from .outputs import publish_frame
@@ -163,7 +163,7 @@ class InferenceWorker:
             cam.stats.on_processed(
                 len(inst),
                 stamp=stamp_text(header.stamp),
-                latency_ms=(now_ns - stamp_ns) / 1e6 if stamp_ns > 0 else float("nan"),
+                latency_ms=latency_ms(now_ns, stamp_ns),
                 processing_ms=(time.monotonic() - frame.received) * 1000.0,  # arrival -> published
                 segmenter_ms=seg_ms,
                 overhead_ms=convert_ms + publish_ms - vis_ms,
