@@ -12,7 +12,7 @@ defined in yolact_ros/ros/launch_args.py (`ros2 launch yolact_ros segment.launch
 them). Outputs (default namespace /yolact): detections, masks, visualization; /diagnostics.
 When the node exits, launch shuts down; if it failed (non-zero exit code, e.g. bad weights
 with autostart), `ros2 launch` reports why and exits non-zero too.
-Works on Humble and Jazzy (launch, launch_ros only).
+Tested with Jazzy and Kilted; uses launch and launch_ros only.
 """
 import os
 

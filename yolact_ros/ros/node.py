@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import gc
+import importlib
 import sys
 import threading
 import time
@@ -206,14 +207,20 @@ class YolactNode(LifecycleNode):
             from ..inference.tracking import Tracker
 
         qos_opts = QoSOverridingOptions.with_default_policies
+        annotation_type = _annotation_type()
         for cam in self._cameras:
             outputs = [
-                ("detections", _detection_type(), 5),
-                ("masks", _mask_array_type(), 5),
+                ("detections", _message_type("vision_msgs.msg", "Detection2DArray"), 5),
+                ("masks", _message_type("yolact_ros.msg", "InstanceMaskArray"), 5),
                 ("visualization", Image, 1),
             ]
             if use_depth:
-                outputs += [("detections_3d", _detection_3d_type(), 5), ("points", _point_cloud_type(), 1)]
+                outputs += [
+                    ("detections_3d", _message_type("vision_msgs.msg", "Detection3DArray"), 5),
+                    ("points", _message_type("sensor_msgs.msg", "PointCloud2"), 1),
+                ]
+            if annotation_type is not None:
+                outputs.append(("annotations", annotation_type, 5))
             cam.pubs = {
                 key: self.create_lifecycle_publisher(
                     kind, cam.topic(key), output_qos(depth), qos_overriding_options=qos_opts()
@@ -230,7 +237,9 @@ class YolactNode(LifecycleNode):
                 else None
             )
         self._mailbox.set_keys([cam.name for cam in self._cameras])
-        self._label_pub = self.create_publisher(_label_info_type(), "label_info", latched_qos())
+        self._label_pub = self.create_publisher(
+            _message_type("vision_msgs.msg", "LabelInfo"), "label_info", latched_qos()
+        )
         self._publish_label_info()
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         # a steady timer: /diagnostics goes on while a simulated clock stands still (a paused bag)
@@ -275,10 +284,14 @@ class YolactNode(LifecycleNode):
                 )
             cam.input_topic = cam.sub.topic_name
             if use_depth:
+                compressed_depth = self._param("depth_transport") == "compressedDepth"
                 cam.depth_subs = [
                     self.create_subscription(
-                        Image,
-                        cam.topic("depth"),
+                        CompressedImage if compressed_depth else Image,
+                        # image_transport's way: the transport's topic under the remapped base
+                        self.resolve_topic_name(cam.topic("depth")) + "/compressedDepth"
+                        if compressed_depth
+                        else cam.topic("depth"),
                         functools.partial(self._on_depth, cam),
                         input_qos(depth=DEPTH_QUEUE),
                         qos_overriding_options=qos_opts(),
@@ -408,31 +421,17 @@ class YolactNode(LifecycleNode):
         )
 
 
-def _detection_type():
-    from vision_msgs.msg import Detection2DArray
-
-    return Detection2DArray
-
-
-def _mask_array_type():
-    from yolact_ros.msg import InstanceMaskArray
-
-    return InstanceMaskArray
+def _message_type(module: str, name: str):
+    """A message class, imported when the node first needs it (``vision_msgs.msg``, ...)."""
+    return getattr(importlib.import_module(module), name)
 
 
-def _detection_3d_type():
-    from vision_msgs.msg import Detection3DArray
+def _annotation_type():
+    """foxglove_msgs/ImageAnnotations, or None when foxglove_msgs is not installed (then
+    ``publish_annotations`` cannot be turned on: :func:`yolact_ros.ros.params.check` says why)."""
+    from .annotations import FoxgloveMsgsMissing, rclpy_classes
 
-    return Detection3DArray
-
-
-def _label_info_type():
-    from vision_msgs.msg import LabelInfo
-
-    return LabelInfo
-
-
-def _point_cloud_type():
-    from sensor_msgs.msg import PointCloud2
-
-    return PointCloud2
+    try:
+        return rclpy_classes().ImageAnnotations
+    except FoxgloveMsgsMissing:
+        return None

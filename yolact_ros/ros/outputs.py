@@ -1,8 +1,8 @@
-"""What the node publishes for one camera's processed frame: detections, masks, 3D, overlay.
+"""What the node publishes for one camera's processed frame: detections, masks, 3D, overlay, annotations.
 
-Called by the node's inference worker once per frame and camera, after the Segmenter
-(:meth:`yolact_ros.ros.node.YolactNode._process`). Outputs that nobody subscribes to are not
-computed: the overlay only while ``visualization`` has a subscriber, the 3D only while
+Called by the node's inference worker once per frame and camera, after the Segmenter. Outputs
+that nobody subscribes to are not computed: the overlay only while ``visualization`` has a
+subscriber, the Foxglove annotations only while ``annotations`` has one, the 3D only while
 ``detections_3d`` (or, with ``publish_points``, ``points``) has one. Tracking, when on, gives
 the ids of every output of the frame.
 """
@@ -12,11 +12,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from sensor_msgs.msg import CompressedImage
+
 from .camera import CameraIO
+from .compressed_depth import compressed_depth_to_array
 from .diagnostics import stamp_to_ns
 from .image_conversion import ImageConversionError, bgr_to_image, depth_image_to_array, to_bgr3
 
-__all__ = ["draw_kwargs", "publish_3d", "publish_frame"]
+__all__ = ["draw_kwargs", "publish_3d", "publish_annotations", "publish_frame"]
 
 #: ``warn(kind, text)``: one throttled log line per kind (the node's ``_warn_throttled``).
 Warn = Callable[[str, str], None]
@@ -38,6 +41,9 @@ def publish_frame(cam: CameraIO, header, image, inst, outputs: dict, class_names
         pubs["masks"].publish(instances_to_masks(inst, header, ids=ids))
     if "detections_3d" in pubs:
         publish_3d(cam, header, inst, ids, outputs, class_names, warn)
+    ann_pub = pubs.get("annotations")
+    if ann_pub is not None and outputs["publish_annotations"] and ann_pub.get_subscription_count() > 0:
+        publish_annotations(ann_pub, header, inst, ids, outputs, class_names)
     vis_pub = pubs["visualization"]
     if not (outputs["publish_visualization"] and vis_pub.get_subscription_count() > 0):
         return 0.0, 0.0
@@ -66,7 +72,11 @@ def publish_3d(cam: CameraIO, header, inst, ids, outputs: dict, class_names, war
         return
     depth_msg, info = paired
     try:
-        depth = depth_image_to_array(depth_msg, int(outputs["max_image_pixels"]) or None)
+        max_pixels = int(outputs["max_image_pixels"]) or None
+        if isinstance(depth_msg, CompressedImage):  # depth_transport: compressedDepth
+            depth, encoding = compressed_depth_to_array(depth_msg, max_pixels)
+        else:
+            depth, encoding = depth_image_to_array(depth_msg, max_pixels), depth_msg.encoding
         camera = PinholeCamera.from_k(
             list(info.k), int(info.width) or depth.shape[1], int(info.height) or depth.shape[0]
         )
@@ -74,7 +84,7 @@ def publish_3d(cam: CameraIO, header, inst, ids, outputs: dict, class_names, war
             inst,
             depth,
             camera,
-            encoding=depth_msg.encoding,
+            encoding=encoding,
             min_points=int(outputs["depth_min_points"]),
             points_step=int(outputs["points_step"]) if with_points else None,
         )
@@ -94,6 +104,25 @@ def publish_3d(cam: CameraIO, header, inst, ids, outputs: dict, class_names, war
     )
     if with_points and placed.points is not None:
         cam.pubs["points"].publish(points_to_cloud(placed.points, header_3d, ids=ids))
+
+
+def publish_annotations(pub, header, inst, ids, outputs: dict, class_names) -> None:
+    """foxglove_msgs/ImageAnnotations of the frame, drawn like the overlay (the same
+    visualization parameters), every annotation stamped with the input's stamp."""
+    from .annotations import instances_to_annotations, rclpy_classes
+
+    pub.publish(
+        instances_to_annotations(
+            inst,
+            header,
+            class_names,
+            ids=ids,
+            classes=rclpy_classes(),
+            fill_alpha=float(outputs["visualization.mask_alpha"]),
+            show_boxes=bool(outputs["visualization.show_boxes"]),
+            show_labels=bool(outputs["visualization.show_labels"]),
+        )
+    )
 
 
 def draw_kwargs(outputs: dict) -> dict:

@@ -224,6 +224,16 @@ SECTIONS: tuple[Section, ...] = (
                 "publish `detections_3d` (vision_msgs/Detection3DArray) in the depth camera's optical frame.",
             ),
             ParamSpec(
+                "depth_transport",
+                "raw",
+                "str",
+                "How depth arrives: raw = `depth` (sensor_msgs/Image); compressedDepth = `<depth>/compressedDepth` "
+                "under the remapped depth topic (sensor_msgs/CompressedImage from image_transport's "
+                "compressed_depth plugin, png codec; rvl is refused).",
+                choices=("raw", "compressedDepth"),
+                read_at="activate",
+            ),
+            ParamSpec(
                 "depth_tolerance",
                 defaults.DEPTH_TOLERANCE_S,
                 "float",
@@ -304,6 +314,15 @@ SECTIONS: tuple[Section, ...] = (
                 True,
                 "bool",
                 "Publish `visualization` (bgr8 overlay); it is only drawn while someone subscribes.",
+                runtime=True,
+            ),
+            ParamSpec(
+                "publish_annotations",
+                False,
+                "bool",
+                "Publish `annotations` (foxglove_msgs/ImageAnnotations: mask outlines, boxes, labels in the input "
+                "image's pixels, a few kB a frame; docs/foxglove.md); needs ros-$ROS_DISTRO-foxglove-msgs. Built "
+                "only while someone subscribes.",
                 runtime=True,
             ),
             ParamSpec(

@@ -124,6 +124,13 @@ def check(name: str, value: Any, class_names: Sequence[str] | None = None) -> tu
         reason = _cameras_problem(typed)
         if reason:
             return refused(reason)
+    if name == "publish_annotations" and typed:
+        from .annotations import FoxgloveMsgsMissing, rclpy_classes
+
+        try:
+            rclpy_classes()
+        except FoxgloveMsgsMissing as exc:
+            return value, str(exc)
     if name == "classes" and class_names is not None:
         unknown = [v for v in typed if v not in class_names]
         if unknown:
