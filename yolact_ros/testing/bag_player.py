@@ -43,12 +43,13 @@ def _message_class(msgtype: str):
 class BagPlayer:
     """Plays ``bag`` (a rosbag2 directory) from a participant of its own rclpy Context.
 
-        ``topics``: the topics to play (default all); ``clock=False`` publishes no ``/clock`` (as
-        ``ros2 bag play`` without ``--clock``); ``remap`` publishes a bag topic under another name (as
-    ``--remap``). Call :meth:`start`, then wait with
-        :meth:`wait`; :meth:`close` at the end. ``published`` lists (log time ns, topic) of what
-        went out, in order. :meth:`timeline_ns` is the bag time now (what ``/clock`` says, without
-        its ``1/clock_hz`` steps)."""
+            ``topics``: the topics to play (default all); ``clock=False`` publishes no ``/clock`` (as
+            ``ros2 bag play`` without ``--clock``); ``remap`` publishes a bag topic under another name (as
+        ``--remap``). With ``node`` (an rclpy node spun elsewhere) the publishers are created on
+    it, so no participant of its own comes and goes; else the player has its own Context. Call :meth:`start`, then wait with
+            :meth:`wait`; :meth:`close` at the end. ``published`` lists (log time ns, topic) of what
+            went out, in order. :meth:`timeline_ns` is the bag time now (what ``/clock`` says, without
+            its ``1/clock_hz`` steps)."""
 
     def __init__(
         self,
@@ -61,6 +62,7 @@ class BagPlayer:
         reliable: bool = True,
         clock: bool = True,
         remap: dict[str, str] | None = None,
+        node=None,
     ):
         import rclpy
         from rclpy.context import Context
@@ -85,9 +87,12 @@ class BagPlayer:
         self.start_ns = int(self._reader.start_time)
         self.end_ns = int(self._reader.end_time)
 
-        self.context = Context()
-        rclpy.init(context=self.context, signal_handler_options=SignalHandlerOptions.NO)
-        self.node = rclpy.create_node(f"bag_player_{os.getpid()}_{next(_player_ids)}", context=self.context)
+        self._own_node = node is None
+        if node is None:
+            self.context = Context()
+            rclpy.init(context=self.context, signal_handler_options=SignalHandlerOptions.NO)
+            node = rclpy.create_node(f"bag_player_{os.getpid()}_{next(_player_ids)}", context=self.context)
+        self.node = node
         qos = QoSProfile(depth=10, reliability=QoSReliabilityPolicy.RELIABLE) if reliable else qos_profile_sensor_data
         self._pubs: dict[str, Any] = {}  # bag topic -> rclpy Publisher
         for conn in self._connections:
@@ -209,14 +214,25 @@ class BagPlayer:
         finally:
             self.done.set()
 
-    def close(self) -> None:
+    def close(self, ack_timeout: float = 10.0) -> None:
+        """Stop; first wait up to ``ack_timeout`` s until the subscribers acknowledged what went
+        out (reliable QoS; as ``ros2 bag play --wait-for-all-acked``): a publisher destroyed
+        earlier takes its last messages with it."""
         import rclpy
+        from rclpy.duration import Duration
 
         self._stop.set()
         if self._thread is not None:
             self._thread.join(5)
+        for pub in self._pubs.values():
+            pub.wait_for_all_acked(Duration(seconds=ack_timeout))
         try:
-            self.node.destroy_node()
+            if self._own_node:
+                self.node.destroy_node()
+                rclpy.try_shutdown(context=self.context)
+            else:
+                for pub in [*self._pubs.values(), self._clock_pub]:
+                    if pub is not None:
+                        self.node.destroy_publisher(pub)
         finally:
-            rclpy.try_shutdown(context=self.context)
             self._reader.close()

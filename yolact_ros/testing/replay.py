@@ -39,21 +39,27 @@ def play_bag(
     on_start: Callable[[object], None] | None = None,
     timeout: float = 300.0,
     remap: dict[str, str] | None = None,
+    delay: float = 1.0,
 ):
     """Play ``bag`` to the end at ``rate``; returns (the closed player, the DiagnosticArrays
     received during the pause).
 
     With ``clock`` the player starts paused, its ``/clock`` standing at the bag's start, and
     plays once the node's diagnostics are stamped with that time (the node follows it). With
-    ``pause_after`` it pauses for ``pause_s`` once that many messages went out. ``on_start``
-    gets the player as the timeline starts; ``remap`` renames topics (BagPlayer)."""
+    ``pause_after`` it pauses for ``pause_s`` once that many messages went out. It starts
+    ``delay`` s after the node's subscription was discovered. ``on_start``
+    gets the player as the timeline starts; ``remap`` renames topics (BagPlayer). The player
+    publishes from the client's node."""
     from .bag_player import BagPlayer
 
-    player = BagPlayer(bag, rate=rate, start_paused=True, clock=clock, remap=remap)
+    player = BagPlayer(bag, rate=rate, start_paused=True, clock=clock, remap=remap, node=client.node)
     during_pause: list = []
     try:
         if not player.wait_for_subscribers():
             raise TimeoutError("the node never subscribed to the bag's topics")
+        # our side matched the node's subscription; its side may match ours a moment later, and
+        # a reliable, volatile subscription gets nothing sent before that (ros2 bag play --delay)
+        time.sleep(delay)
         player.start()
         if clock:
             start = player.start_ns
@@ -79,18 +85,22 @@ def play_bag(
 
 
 def wait_settled(client, node_name: str, received: int, timeout: float = 60.0) -> dict[str, str]:
-    """Until the node's newest status says it received at least ``received`` frames in all and
-    processed or dropped each of them; that status's values. TimeoutError otherwise."""
+    """After playing: until the node's two newest statuses show the same count of frames
+    received, at least ``received``, each of them processed or dropped; the newest status's
+    values. TimeoutError otherwise. (A subscription keeps the newest frame only, so even a
+    reliable one may replace a frame the executor has not taken yet: not every frame played
+    need arrive.)"""
     found: list[dict[str, str]] = []
 
     def settled() -> bool:
-        found[:] = client.statuses(node_name)[-1:]
-        if not found:
+        found[:] = client.statuses(node_name)[-2:]
+        if len(found) < 2:
             return False
-        v = found[0]
-        got = int(v[Key.FRAMES_RECEIVED])
-        return got >= received and int(v[Key.FRAMES_PROCESSED]) + int(v[Key.FRAMES_DROPPED]) == got
+        counts = [
+            (int(v[Key.FRAMES_RECEIVED]), int(v[Key.FRAMES_PROCESSED]) + int(v[Key.FRAMES_DROPPED])) for v in found
+        ]
+        return counts[0] == counts[1] and counts[1][0] == counts[1][1] >= received
 
     if not wait_until(settled, timeout):
-        raise TimeoutError(f"the node did not settle within {timeout} s: {found}")
-    return found[0]
+        raise TimeoutError(f"the node did not settle within {timeout} s: {found[-1:]}")
+    return found[-1]
