@@ -69,7 +69,6 @@ class BagPlayer:
         from rclpy.qos import QoSProfile, QoSReliabilityPolicy, qos_profile_sensor_data
         from rclpy.signals import SignalHandlerOptions
         from rosbags.highlevel import AnyReader
-        from rosgraph_msgs.msg import Clock
 
         if rate <= 0 or clock_hz <= 0:
             raise ValueError(f"rate and clock_hz must be > 0, got rate={rate}, clock_hz={clock_hz}")
@@ -99,8 +98,9 @@ class BagPlayer:
             if conn.topic not in self._pubs:
                 name = (remap or {}).get(conn.topic, conn.topic)
                 self._pubs[conn.topic] = self.node.create_publisher(_message_class(conn.msgtype), name, qos)
-        self._clock_type = Clock
-        self._clock_pub = self.node.create_publisher(Clock, "/clock", QoSProfile(depth=1)) if clock else None
+        # the clock's class is looked up by type name, as the bag's are
+        self._clock_type = _message_class("rosgraph_msgs/msg/Clock")
+        self._clock_pub = self.node.create_publisher(self._clock_type, "/clock", QoSProfile(depth=1)) if clock else None
 
         self.published: list[tuple[int, str]] = []
         self.clocks_published = 0
