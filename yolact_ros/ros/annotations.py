@@ -29,7 +29,6 @@ node calls it only when ``publish_annotations`` is on; a missing package is one 
 
 from __future__ import annotations
 
-import functools
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -78,7 +77,6 @@ class FoxgloveMsgsMissing(RuntimeError):
     """foxglove_msgs cannot be imported; the message is the one line to show the user."""
 
 
-@functools.lru_cache(maxsize=1)  # a failed import is not cached: installing the package later works
 def rclpy_classes() -> AnnotationClasses:
     """foxglove_msgs' rclpy classes; raises :class:`FoxgloveMsgsMissing` (one line naming the
     package to install) when foxglove_msgs is not installed."""
