@@ -60,10 +60,12 @@ def play_bag(
         # our side matched the node's subscription; its side may match ours a moment later, and
         # a reliable, volatile subscription gets nothing sent before that (ros2 bag play --delay)
         time.sleep(delay)
+        seen = len(client.diagnostics)
         player.start()
         if clock:
             start = player.start_ns
-            if not wait_until(lambda: any(stamp_to_ns(a.header.stamp) == start for a in client.diagnostics[-3:]), 30):
+            # any array since the start: other nodes in the domain publish /diagnostics too
+            if not wait_until(lambda: any(stamp_to_ns(a.header.stamp) == start for a in client.diagnostics[seen:]), 30):
                 raise TimeoutError("the node's clock never came to the bag's start (is use_sim_time set?)")
         if on_start is not None:
             on_start(player)
