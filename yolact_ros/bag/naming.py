@@ -15,10 +15,12 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from ..interfaces.names import NAMESPACE
+
 __all__ = ["DEFAULT_NAMESPACE", "camera_names", "output_topic"]
 
 #: The node's namespace in launch/segment.launch.py.
-DEFAULT_NAMESPACE = "/yolact"
+DEFAULT_NAMESPACE = NAMESPACE
 
 
 def _clean(path: str) -> str:

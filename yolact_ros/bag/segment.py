@@ -33,6 +33,7 @@ from rosbags.rosbag2 import StoragePlugin, Writer
 from ..inference.defaults import DEPTH_TOLERANCE_S
 from ..inference.instances import Instances
 from ..interfaces import fields
+from ..interfaces.fields import CLASS_ID_FORMATS
 from ..interfaces.images import ImageConversionError, compressed_to_bgr, image_to_bgr
 from .coco import CocoWriter
 from .depth_pairing import DepthPairing
@@ -83,7 +84,7 @@ class BagJob:
     storage: str = "mcap"
     copy_inputs: bool = False
     namespace: str = DEFAULT_NAMESPACE
-    class_id_format: str = "name"
+    class_id_format: str = CLASS_ID_FORMATS[0]
     batch_size: int = 4
     coco_dir: Path | None = None
     depth_tolerance: float = DEPTH_TOLERANCE_S

@@ -12,6 +12,8 @@ from pathlib import Path
 
 from .. import signals
 from ..inference import defaults
+from ..interfaces.fields import CLASS_ID_FORMATS
+from ..interfaces.names import NAMESPACE
 from .options import add_device_options, add_postprocess_options, device_settings
 
 #: Seconds a Ctrl-C waits for the running batch and the closing of the bag (a second one ends at once).
@@ -56,11 +58,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--coco", default=None, metavar="DIR", help="also write per camera frames + COCO JSON here")
     p.add_argument("--batch-size", type=int, default=4, help="frames per network forward (default 4)")
-    p.add_argument("--namespace", default="/yolact", help="namespace of the output topics (default /yolact)")
+    p.add_argument("--namespace", default=NAMESPACE, help=f"namespace of the output topics (default {NAMESPACE})")
     p.add_argument(
         "--class-id-format",
-        choices=("name", "id"),
-        default="name",
+        choices=CLASS_ID_FORMATS,
+        default=CLASS_ID_FORMATS[0],
         help="Detection2D class_id: the class name or its index (the node's class_id_format)",
     )
     return p

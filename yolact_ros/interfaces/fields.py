@@ -25,6 +25,7 @@ import numpy as np
 from ..inference.instances import Instances
 
 __all__ = [
+    "CLASS_ID_FORMATS",
     "MessageClasses",
     "box_to_roi",
     "full_frame_mask",
@@ -34,6 +35,10 @@ __all__ = [
     "label_info",
     "make_image",
 ]
+
+#: What a hypothesis' ``class_id`` carries: the class name (the default) or the class index as a
+#: decimal string (the key of LabelInfo's class map).
+CLASS_ID_FORMATS = ("name", "id")
 
 #: A message class, or a factory with its keyword arguments (every field has a default).
 Make = Callable[..., Any]
@@ -85,7 +90,13 @@ def _hypothesis(cls: MessageClasses, inst: Instances, i: int, class_names, class
 
 
 def instances_to_detections(
-    cls: MessageClasses, inst: Instances, header, class_names=None, *, ids=None, class_id_format: str = "name"
+    cls: MessageClasses,
+    inst: Instances,
+    header,
+    class_names=None,
+    *,
+    ids=None,
+    class_id_format: str = CLASS_ID_FORMATS[0],
 ):
     """vision_msgs/Detection2DArray: one Detection2D per instance, in the instances' order.
 
@@ -170,7 +181,14 @@ def label_info(cls: MessageClasses, class_names: Sequence[str], threshold: float
 
 
 def instances_to_detections_3d(
-    cls: MessageClasses, inst: Instances, placed, header, class_names=None, *, ids=None, class_id_format: str = "name"
+    cls: MessageClasses,
+    inst: Instances,
+    placed,
+    header,
+    class_names=None,
+    *,
+    ids=None,
+    class_id_format: str = CLASS_ID_FORMATS[0],
 ):
     """vision_msgs/Detection3DArray of the instances placed in 3D (``placed``: the
     ``Instances3D`` of :func:`yolact_ros.inference.depth.instances_in_3d`), in index order, ids

@@ -44,6 +44,7 @@ import cv2
 from ..data import synth
 from ..data.scene import SCENE_PHOTOS, DemoScene
 from ..evaluation.stream import Detection, NodeCounts, StreamStats, summarise
+from ..interfaces.names import NAMESPACE
 from .demo_media import write_preview, write_video
 from .diagnostics import Key, stamp_to_ns
 from .names import NODE_NAME
@@ -54,7 +55,6 @@ __all__ = ["DemoError", "main", "run_demo"]
 
 DEFAULT_WEIGHTS = "models/demo/yolact_synth_demo.pth"
 DEFAULT_OUT = "out/demo"
-NAMESPACE = "/yolact"
 CAMERA_TOPIC = "/camera/image_raw"  # the launch file's default `image`
 FRAME_ID = "demo_camera"
 

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..interfaces.names import NAMESPACE
 from .names import NODE_NAME
 from .params import PARAMS, validate_value
 
@@ -74,7 +75,7 @@ LAUNCH_ARGUMENTS: tuple[LaunchArgument, ...] = (
         "Parameter file, loaded first (default: the installed share/yolact_ros/config/yolact.yaml); '' = none.",
         role="launch",
     ),
-    LaunchArgument("namespace", "yolact", "Namespace of the node and its outputs.", role="launch"),
+    LaunchArgument("namespace", NAMESPACE.lstrip("/"), "Namespace of the node and its outputs.", role="launch"),
     LaunchArgument(
         "image",
         "/camera/image_raw",

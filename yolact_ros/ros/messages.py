@@ -30,7 +30,7 @@ from yolact_ros.msg import InstanceMask, InstanceMaskArray
 
 from ..inference.instances import Instances
 from ..interfaces import fields
-from ..interfaces.fields import box_to_roi, full_frame_mask
+from ..interfaces.fields import CLASS_ID_FORMATS, box_to_roi, full_frame_mask
 from .image_conversion import uint8_array
 
 __all__ = [
@@ -64,7 +64,7 @@ RCLPY_CLASSES = fields.MessageClasses(
 
 
 def instances_to_detections(
-    inst: Instances, header, class_names=None, *, ids=None, class_id_format: str = "name"
+    inst: Instances, header, class_names=None, *, ids=None, class_id_format: str = CLASS_ID_FORMATS[0]
 ) -> Detection2DArray:
     """vision_msgs/Detection2DArray (:func:`yolact_ros.interfaces.fields.instances_to_detections`)."""
     return fields.instances_to_detections(
@@ -83,7 +83,7 @@ def label_info(class_names, threshold: float, header=None) -> LabelInfo:
 
 
 def instances_to_detections_3d(
-    inst: Instances, placed, header, class_names=None, *, ids=None, class_id_format: str = "name"
+    inst: Instances, placed, header, class_names=None, *, ids=None, class_id_format: str = CLASS_ID_FORMATS[0]
 ) -> Detection3DArray:
     """vision_msgs/Detection3DArray (:func:`yolact_ros.interfaces.fields.instances_to_detections_3d`)."""
     return fields.instances_to_detections_3d(

@@ -15,6 +15,7 @@ from typing import Any
 
 from ..inference import defaults
 from ..inference.tracking import MAX_AGE as TRACK_MAX_AGE
+from ..interfaces.fields import CLASS_ID_FORMATS
 
 __all__ = ["NMS_UNSET", "PARAMS", "SECTIONS", "ParamSpec", "Section"]
 
@@ -302,12 +303,12 @@ SECTIONS: tuple[Section, ...] = (
             ParamSpec("publish_masks", True, "bool", "Publish `masks` (InstanceMaskArray).", runtime=True),
             ParamSpec(
                 "class_id_format",
-                "name",
+                CLASS_ID_FORMATS[0],
                 "str",
                 "What Detection2D results[].hypothesis.class_id carries: name = the class name, id = the class "
                 "index as a decimal string (the key of the class map published on `label_info`).",
                 runtime=True,
-                choices=("name", "id"),
+                choices=CLASS_ID_FORMATS,
             ),
             ParamSpec(
                 "publish_visualization",
