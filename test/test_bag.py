@@ -19,11 +19,11 @@ from rosbags.highlevel import AnyReader  # noqa: E402
 from rosbags.rosbag2 import StoragePlugin, Writer  # noqa: E402
 
 from yolact_ros.bag.naming import camera_names, output_topic  # noqa: E402
-from yolact_ros.bag.typestore import bag_typestore, factory, header, stamp_ns  # noqa: E402
+from yolact_ros.bag.typestore import bag_typestore, factory, header  # noqa: E402
 from yolact_ros.cli import main as yolact  # noqa: E402
 from yolact_ros.data.scene import DemoScene  # noqa: E402
 from yolact_ros.inference.depth import PinholeCamera, instances_in_3d  # noqa: E402
-from yolact_ros.interfaces.fields import full_frame_mask  # noqa: E402
+from yolact_ros.interfaces.fields import full_frame_mask, stamp_to_ns  # noqa: E402
 from yolact_ros.interfaces.msg_files import DEFINITIONS_DIR, message_files  # noqa: E402
 from yolact_ros.segmenter import Segmenter  # noqa: E402
 from yolact_ros.testing.rgbd import Solid, render_rgbd  # noqa: E402
@@ -156,7 +156,7 @@ def test_every_encoding_several_cameras_copy_inputs(tmp_path, seg, frames):
         assert len(dets) == len(masks) == 3
         for (lt, det), (lt2, mask) in zip(dets, masks):
             stamp, image = expected[(topic, lt)]
-            assert lt2 == lt and stamp_ns(det) == stamp_ns(mask) == stamp
+            assert lt2 == lt and stamp_to_ns(det.header.stamp) == stamp_to_ns(mask.header.stamp) == stamp
             assert det.header.frame_id == mask.header.frame_id == topic
             inst = seg(image)
             assert_detections_equal(det, inst, seg.class_names)
@@ -198,7 +198,7 @@ def test_single_camera_sqlite_output_coco_and_subprocess(tmp_path, seg, frames):
     assert {c.topic for c in conns} == {"/yolact/detections", "/yolact/masks", "/yolact/label_info"}
     dets = [(lt, m) for t, _, lt, m, _ in messages if t == "/yolact/detections"]
     assert [lt for lt, _ in dets] == [e[2] for e in entries]
-    assert [stamp_ns(m) for _, m in dets] == [4 * SEC + i for i in range(4)]
+    assert [stamp_to_ns(m.header.stamp) for _, m in dets] == [4 * SEC + i for i in range(4)]
 
     ann = coco / "image" / "instances.json"
     gt = COCO(str(ann))
@@ -247,7 +247,9 @@ def test_detections_3d_pair_depth_by_nearest_stamp(tmp_path, seg, frames):
     assert [lt for lt, _ in out3d] == [e[2] for e in colour[:2]]  # the third has no depth within 50 ms
     for (lt, msg), (_, _, _, image) in zip(out3d, colour):
         i = colour.index(next(e for e in colour if e[2] == lt))
-        assert stamp_ns(msg) == stamp_ns(image) and msg.header.frame_id == "depth_optical"
+        assert (
+            stamp_to_ns(msg.header.stamp) == stamp_to_ns(image.header.stamp) and msg.header.frame_id == "depth_optical"
+        )
         inst = seg(frames[i])
         placed = instances_in_3d(inst, depth + np.uint16(i + 3), cam, encoding="16UC1")  # the 3 ms one
         objs = list(placed.objects())

@@ -26,10 +26,6 @@ NS = "/yolact_fox"
 CAMERA = "/fox/image_raw"
 
 
-def _stamp_ns(t) -> int:
-    return int(t.sec) * 1_000_000_000 + int(t.nanosec)
-
-
 def test_annotations_and_compressed_depth(ros_runtime, ros_log_dir, small_weights, reference_segmenter):
     from foxglove_msgs.msg import ImageAnnotations
     from rclpy.qos import QoSProfile, QoSReliabilityPolicy
@@ -87,13 +83,13 @@ def test_annotations_and_compressed_depth(ros_runtime, ros_log_dir, small_weight
         stamp = stamp_to_ns(msg.header.stamp)
         assert client.spin_until(lambda: any(stamp_to_ns(m.header.stamp) == stamp for m in got3d), 10), proc.tail()
         assert client.spin_until(
-            lambda: any(m.texts and _stamp_ns(m.texts[0].timestamp) == stamp for m in annotations), 10
+            lambda: any(m.texts and stamp_to_ns(m.texts[0].timestamp) == stamp for m in annotations), 10
         ), proc.tail()
 
         # the annotations: the input's stamp everywhere, one label per detection, outlines + boxes
-        ann = next(m for m in annotations if m.texts and _stamp_ns(m.texts[0].timestamp) == stamp)
+        ann = next(m for m in annotations if m.texts and stamp_to_ns(m.texts[0].timestamp) == stamp)
         assert len(ann.texts) == len(dets.detections) > 0
-        assert all(_stamp_ns(a.timestamp) == stamp for a in [*ann.points, *ann.texts, *ann.circles])
+        assert all(stamp_to_ns(a.timestamp) == stamp for a in [*ann.points, *ann.texts, *ann.circles])
         assert len(ann.points) >= 2 * len(dets.detections)  # at least one outline and one box each
         for p in ann.points:
             xy = np.array([[q.x, q.y] for q in p.points])

@@ -13,8 +13,8 @@ from collections.abc import Callable
 from ..inference.defaults import DEPTH_MIN_POINTS
 from ..inference.depth import PinholeCamera, instances_in_3d
 from ..inference.instances import Instances
+from ..interfaces.fields import stamp_to_ns
 from ..interfaces.images import ImageConversionError, depth_image_to_array
-from .typestore import stamp_ns
 
 __all__ = ["DEPTH_QUEUE", "DepthPairing"]
 
@@ -41,7 +41,7 @@ class DepthPairing:
         if role == "info":
             self.info = msg
             return
-        stamp = stamp_ns(msg)
+        stamp = stamp_to_ns(msg.header.stamp)
         self.frames.append((stamp, msg))
         self.newest = max(self.newest, stamp)
 

@@ -46,7 +46,6 @@ from .typestore import (
     bag_typestore,
     header,
     message_classes,
-    stamp_ns,
 )
 
 __all__ = ["BagError", "BagJob", "BagSummary", "CameraCounts", "image_topics", "segment_bag"]
@@ -234,7 +233,9 @@ class _Run:
             self.skip(cam, exc.kind, str(exc))
             return
         slot.done = False
-        self.waiting.append(_Frame(cam, slot, image, stamp_ns(msg), str(msg.header.frame_id), msg))
+        self.waiting.append(
+            _Frame(cam, slot, image, fields.stamp_to_ns(msg.header.stamp), str(msg.header.frame_id), msg)
+        )
 
     def ready(self, frame: _Frame, end: bool) -> bool:
         depth = frame.cam.depth

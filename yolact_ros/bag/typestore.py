@@ -27,7 +27,6 @@ __all__ = [
     "factory",
     "header",
     "message_classes",
-    "stamp_ns",
 ]
 
 IMAGE = "sensor_msgs/msg/Image"
@@ -160,11 +159,6 @@ def message_classes(store: Typestore | None = None) -> MessageClasses:
         VisionClass=f("vision_msgs/msg/VisionClass"),
         uint8_array=_uint8,
     )
-
-
-def stamp_ns(msg) -> int:
-    """A message's header stamp in nanoseconds."""
-    return int(msg.header.stamp.sec) * 1_000_000_000 + int(msg.header.stamp.nanosec)
 
 
 def header(stamp_ns: int, frame_id: str, store: Typestore | None = None):

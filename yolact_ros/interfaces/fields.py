@@ -34,11 +34,18 @@ __all__ = [
     "instances_to_masks",
     "label_info",
     "make_image",
+    "stamp_to_ns",
 ]
 
 #: What a hypothesis' ``class_id`` carries: the class name (the default) or the class index as a
 #: decimal string (the key of LabelInfo's class map).
 CLASS_ID_FORMATS = ("name", "id")
+
+
+def stamp_to_ns(stamp) -> int:
+    """A stamp (``builtin_interfaces/Time``: ``sec``, ``nanosec``) in nanoseconds."""
+    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+
 
 #: A message class, or a factory with its keyword arguments (every field has a default).
 Make = Callable[..., Any]

@@ -21,6 +21,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from ..interfaces.fields import stamp_to_ns
+
 __all__ = [
     "FrameStats",
     "Key",
@@ -94,11 +96,6 @@ _LAST_FRAME_KEYS = {
 def status_name(node_name: str, camera: str = "") -> str:
     """The name of a node's DiagnosticStatus (one per camera with the ``cameras`` parameter)."""
     return f"{node_name}: yolact" + (f" [{camera}]" if camera else "")
-
-
-def stamp_to_ns(stamp) -> int:
-    """A header stamp (``sec``, ``nanosec``) in nanoseconds."""
-    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
 
 
 def stamp_text(stamp) -> str:
