@@ -1,9 +1,11 @@
 """Segmenter latency of this working tree vs another git revision, alternated in one process.
 
     .venv/bin/python bench/bench_revisions.py --rev HEAD~1 [--configs yolact_resnet50 ...] [--runs 7] \
-        [--size 1920x1080] [--stages total masks]
+        [--size 1920x1080] [--stages total masks] [--backend openvino --precision bf16|int8]
 
-The other revision's ``yolact_ros`` package is imported beside this tree's
+With ``--backend``/``--precision`` both sides run that backend (each converts into its own
+fresh model cache; int8 quantizes the reference weights with each side's own engine).  The
+other revision's ``yolact_ros`` package is imported beside this tree's
 (:mod:`yolact_ros.testing.revisions`), and both are called in turn on the same image with the
 same reference weights: machine noise hits both alike and the ratio is a fair speed comparison.
 Prints per-config medians (ms) and the ratio this/rev; asserts nothing.
@@ -25,16 +27,17 @@ import torch
 
 from yolact_ros.cli.bench import SETTINGS
 from yolact_ros.data.photos import load_photo
-from yolact_ros.inference.segmenter import Segmenter
-from yolact_ros.testing.reference_weights import reference_model
 from yolact_ros.testing.revisions import import_revision, short_name
 
 
-def revision_segmenter(pkg, config: str, settings: dict):
-    """A Segmenter of the other revision with the reference weights, whichever API it has."""
+def revision_segmenter(pkg, config: str, settings: dict, workdir: Path, **backend):
+    """A Segmenter of the package ``pkg`` (this tree's or another revision's) with the reference
+    weights, whichever API it has; ``backend``: backend / precision / cache_dir keywords."""
     try:
         module = importlib.import_module(f"{pkg.__name__}.inference.segmenter")
     except ModuleNotFoundError:  # a flat package: weights=None meant the reference weights
+        if backend:
+            raise ValueError(f"{pkg.__name__} has one backend only; leave out --backend/--precision") from None
         module = importlib.import_module(f"{pkg.__name__}.segmenter")
         return module.Segmenter(config=config, weights=None, device="cpu", **settings)
     for where in ("testing.reference_weights", "model.golden_weights"):  # the weights' home by revision
@@ -42,7 +45,10 @@ def revision_segmenter(pkg, config: str, settings: dict):
             weights = importlib.import_module(f"{pkg.__name__}.{where}")
         except ModuleNotFoundError:
             continue
-        return module.Segmenter(model=weights.reference_model(config), device="cpu", **settings)
+        if backend.get("precision") == "int8":
+            path = weights.quantized_reference(config, workdir)
+            return module.Segmenter(weights=path, device="cpu", **backend, **settings)
+        return module.Segmenter(model=weights.reference_model(config), device="cpu", **backend, **settings)
     raise ModuleNotFoundError(f"no reference weights in {pkg.__name__}")
 
 
@@ -56,6 +62,8 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--size", default="", help="resize the image to WxH first (e.g. 1920x1080)")
     p.add_argument("--stages", nargs="+", default=["total"], help="Segmenter timing stages to report")
+    p.add_argument("--backend", help="run both sides on this backend (default: the Segmenter's, torch)")
+    p.add_argument("--precision", help="and this precision (default fp32)")
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
     bgr = load_photo(a.image)
@@ -67,11 +75,17 @@ def main(argv=None) -> int:
     rev = short_name(a.rev)
     with tempfile.TemporaryDirectory() as tmp:
         pkg = import_revision(a.rev, Path(tmp))
+        this = importlib.import_module("yolact_ros")
         variants = {}
         for cfg in a.configs:
             for s in a.settings:
-                variants[(cfg, s, "this")] = Segmenter(model=reference_model(cfg), device="cpu", **SETTINGS[s])
-                variants[(cfg, s, rev)] = revision_segmenter(pkg, cfg, SETTINGS[s])
+                for name, package in (("this", this), (rev, pkg)):
+                    work = Path(tmp) / f"{name}-{cfg}"
+                    work.mkdir(exist_ok=True)
+                    backend = {k: v for k, v in (("backend", a.backend), ("precision", a.precision)) if v}
+                    if backend:
+                        backend.update(cache_dir=work / "cache", num_threads=a.threads)
+                    variants[(cfg, s, name)] = revision_segmenter(package, cfg, SETTINGS[s], work, **backend)
         for seg in variants.values():
             seg(bgr)  # warm-up
         samples = {k: [] for k in variants}
@@ -82,6 +96,7 @@ def main(argv=None) -> int:
                 samples[key].append(dict(seg.timings))
     print(
         f"# this tree vs {a.rev} ({rev}): torch {torch.__version__}, {a.threads} threads, image {a.image} "
+        f"backend {a.backend or 'torch'} {a.precision or 'fp32'} ({variants[(a.configs[0], a.settings[0], 'this')].describe()}), "
         f"{bgr.shape[1]}x{bgr.shape[0]}, median of {a.runs} alternated runs (ms)"
     )
     for cfg in a.configs:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +43,8 @@ RT_INFO_KEY = "yolact_ros"
 PRECISIONS = ("fp32", "bf16", "int8")
 _HINTS = {"fp32": "f32", "bf16": "bf16"}
 _MODEL_FILE = "model.xml"
+#: revision of the .pth -> OpenVINO conversion, part of every cache key (2: DCN kept native)
+CONVERSION = 2
 
 
 def import_openvino():
@@ -70,15 +73,45 @@ def write_metadata(ov_model, meta: dict[str, str]) -> None:
 
 def pytorch_to_openvino(model, out_dir: Path, progress=None):
     """Convert a :class:`Yolact` (with weights) to an OpenVINO model (dynamic batch) with the
-    export metadata in its rt_info; ``out_dir`` holds the intermediate ONNX file."""
+    export metadata in its rt_info; ``out_dir`` holds the intermediate ONNX file.
+
+    Configs with DCN layers (YOLACT++) go through OpenVINO's PyTorch frontend instead, which
+    writes torchvision's deformable convolution as OpenVINO's own ``DeformableConvolution``
+    (ONNX's ``DeformConv`` has no OpenVINO converter); the others through ONNX.  Same graph
+    either way (:func:`..onnx_export.export_graph`)."""
     from ..onnx_export import export_onnx
 
     ov = import_openvino()
+    if model.cfg.backbone.dcn_layers:
+        return _convert_with_native_dcn(ov, model, progress)
     onnx_path = out_dir / "network.onnx"
     result = export_onnx(model, onnx_path, batch=None, check=False, progress=progress)
     ov_model = ov.Core().read_model(str(onnx_path))
     write_metadata(ov_model, result.info.to_metadata())
     onnx_path.unlink()
+    return ov_model
+
+
+def _convert_with_native_dcn(ov, model, progress=None):
+    """The export graph with torchvision's ``deform_conv2d`` kept, converted by OpenVINO's
+    PyTorch frontend into ``DeformableConvolution``; inputs and outputs named as an export's."""
+    from ..onnx_export import export_graph
+
+    say = progress or (lambda _line: None)
+    t0 = time.perf_counter()
+    graph = export_graph(model, batch=None, dcn="native", check=False)
+    size = graph.info.input_size
+    say(f"converting {graph.info.config.name} for OpenVINO (deformable convolutions kept native)")
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the tracer's notes on Python values made constants: intended
+        ov_model = ov.convert_model(
+            graph.module, example_input=graph.example, input=[(ov.PartialShape([-1, 3, size, size]), ov.Type.f32)]
+        )
+    ov_model.inputs[0].get_tensor().set_names({INPUT_NAME})
+    for output, name in zip(ov_model.outputs, OUTPUT_NAMES, strict=True):
+        output.get_tensor().set_names({name})
+    write_metadata(ov_model, graph.info.to_metadata())
+    say(f"converted in {time.perf_counter() - t0:.1f} s")
     return ov_model
 
 
@@ -184,6 +217,7 @@ class OpenVinoBackend:
                 config=model.cfg.to_dict(),
                 yolact_ros=__version__,
                 format=FORMAT_VERSION,
+                conversion=CONVERSION,
                 openvino=ov.__version__,
             )
             return self._cached(key, lambda: model, progress), f"{model.cfg.name} (in-memory model)"
@@ -216,6 +250,7 @@ class OpenVinoBackend:
             config=None if config in (None, "") else str(getattr(config, "name", config)),
             yolact_ros=__version__,
             format=FORMAT_VERSION,
+            conversion=CONVERSION,
             openvino=ov.__version__,
         )
         return self._cached(key, build, progress), str(path)
