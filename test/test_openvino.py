@@ -38,3 +38,18 @@ def case(request):
         return seg
 
     return load_case(request.param, make)
+
+
+def test_yolact_plus_keeps_its_deformable_convolutions_native(tmp_path):
+    """YOLACT++ converts with OpenVINO's own DeformableConvolution (faster than the GridSample
+    formulation ONNX needs: BENCHMARKS.md), its inputs and outputs named as an export's."""
+    from yolact_ros.inference.backends.openvino_backend import pytorch_to_openvino, read_metadata
+    from yolact_ros.inference.onnx_format import INPUT_NAME, OUTPUT_NAMES
+
+    ov_model = pytorch_to_openvino(reference_model("yolact_plus_resnet50"), tmp_path)
+    ops = {op.get_type_name() for op in ov_model.get_ops()}
+    assert "DeformableConvolution" in ops and "GridSample" not in ops
+    assert ov_model.inputs[0].get_any_name() == INPUT_NAME
+    assert [o.get_any_name() for o in ov_model.outputs] == list(OUTPUT_NAMES)
+    assert ov_model.inputs[0].get_partial_shape()[0].is_dynamic  # several cameras batch
+    assert read_metadata(ov_model, "test")["dcn"] == "native"
