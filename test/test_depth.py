@@ -251,3 +251,30 @@ def test_projection_on_the_real_arc2017_sample():
     mm = np.where(np.isfinite(depth), np.round(depth * 1000), 0).clip(0, 65535).astype(np.uint16)
     res_mm = instances_in_3d(inst, depth_to_metres(mm, "16UC1"), cam)
     assert np.abs(res_mm.centres[both] - robust.centres[both]).max() < 1.5e-3
+
+
+@pytest.mark.parametrize(
+    ("encoding", "dtype", "scale"),
+    [("16UC1", np.uint16, 0.001), ("mono16", np.uint16, 0.001), ("32FC1", np.float32, 1.0), ("64FC1", np.float64, 1.0)],
+)
+@pytest.mark.parametrize("bigendian", [False, True])
+def test_every_depth_encoding_decodes_to_metres(encoding, dtype, scale, bigendian):
+    """One table of depth encodings: a message of each decodes (either byte order, padded rows)
+    to its own pixel type, and converts to the same metres."""
+    from types import SimpleNamespace
+
+    from yolact_ros.interfaces.images import depth_image_to_array
+
+    metres = np.array([[0.5, 1.25, 0.0], [2.0, 3.5, 9.75]])
+    pixels = (np.round(metres / scale) if np.dtype(dtype).kind == "u" else metres).astype(dtype)
+    item = np.dtype(dtype).itemsize
+    step = 3 * item + 4  # padded rows
+    rows = pixels.astype(np.dtype(dtype).newbyteorder(">" if bigendian else "<")).tobytes()
+    data = b"".join(rows[r * 3 * item : (r + 1) * 3 * item] + b"\0" * 4 for r in range(2))
+    msg = SimpleNamespace(encoding=encoding, height=2, width=3, step=step, data=data, is_bigendian=bigendian)
+    got = depth_image_to_array(msg)
+    assert got.dtype == np.dtype(dtype)
+    np.testing.assert_array_equal(got, pixels)
+    m = depth_to_metres(got, encoding, min_m=0.1, max_m=10.0)
+    np.testing.assert_allclose(m[~np.isnan(m)], metres[metres > 0], rtol=1e-6)
+    assert np.isnan(m[0, 2])

@@ -28,6 +28,8 @@ from typing import Any, Literal
 import cv2
 import numpy as np
 
+from ..inference.depth.encodings import DEPTH_ENCODINGS
+
 __all__ = [
     "DEPTH_ENCODINGS",
     "ImageConversionError",
@@ -114,14 +116,10 @@ def image_to_array(msg: Any, max_pixels: int | None = None) -> np.ndarray:
     return rows.reshape(height, width, channels)
 
 
-#: Depth encodings -> numpy dtype (16UC1/mono16: millimetres, 32FC1: metres).
-DEPTH_ENCODINGS = {"16UC1": np.uint16, "mono16": np.uint16, "32FC1": np.float32}
-
-
 def depth_image_to_array(msg: Any, max_pixels: int | None = None) -> np.ndarray:
-    """A depth image (``16UC1``/``mono16`` or ``32FC1``) as an HxW array of its own dtype (a
+    """A depth image (``16UC1``/``mono16``, ``32FC1`` or ``64FC1``) as an HxW array of its own dtype (a
     view where the byte order allows; ``step`` honoured). Raises ImageConversionError."""
-    dtype = DEPTH_ENCODINGS.get(msg.encoding)
+    dtype = DEPTH_ENCODINGS.get(msg.encoding, (None,))[0]
     if dtype is None:
         raise ImageConversionError(
             f"unsupported depth encoding {msg.encoding!r} (supported: {', '.join(DEPTH_ENCODINGS)})", kind="encoding"

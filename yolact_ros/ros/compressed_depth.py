@@ -34,6 +34,8 @@ import struct
 import cv2
 import numpy as np
 
+from ..inference.depth.encodings import DEPTH_ENCODINGS
+
 __all__ = [
     "CONFIG_HEADER",
     "INV_DEPTH",
@@ -48,7 +50,7 @@ CONFIG_HEADER = struct.Struct("<iff")
 #: ``format`` value of the header: the (only) compression format the plugin defines.
 INV_DEPTH = 0
 #: Depth encodings the transport carries -> the dtype of the decoded array.
-_ENCODINGS = {"16UC1": np.uint16, "mono16": np.uint16, "32FC1": np.float32}
+_ENCODINGS = {name: DEPTH_ENCODINGS[name][0] for name in ("16UC1", "mono16", "32FC1")}
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _TRANSPORT = "compressedDepth"
 

@@ -8,8 +8,14 @@ import numpy as np
 #: Depths outside [min, max] metres are invalid by default (typical RGB-D sensors).
 DEFAULT_MIN_DEPTH_M = 0.1
 DEFAULT_MAX_DEPTH_M = 10.0
-#: The depth encodings of sensor_msgs/Image understood, with the factor to metres.
-DEPTH_ENCODINGS = {"16UC1": 0.001, "mono16": 0.001, "32FC1": 1.0, "64FC1": 1.0}
+#: The depth encodings of sensor_msgs/Image understood: each one's pixel type and factor to
+#: metres (the one table: image decoding reads the pixel type, :func:`depth_to_metres` the factor).
+DEPTH_ENCODINGS: dict[str, tuple[type, float]] = {
+    "16UC1": (np.uint16, 0.001),
+    "mono16": (np.uint16, 0.001),
+    "32FC1": (np.float32, 1.0),
+    "64FC1": (np.float64, 1.0),
+}
 
 
 def depth_to_metres(
@@ -47,7 +53,7 @@ def depth_image(depth: np.ndarray, encoding: str | None) -> tuple[np.ndarray, fl
         raise ValueError(f"cannot tell the depth unit of dtype {a.dtype}: pass encoding")
     if encoding not in DEPTH_ENCODINGS:
         raise ValueError(f"unsupported depth encoding {encoding!r}: one of {sorted(DEPTH_ENCODINGS)}")
-    scale = DEPTH_ENCODINGS[encoding]
+    scale = DEPTH_ENCODINGS[encoding][1]
     if (scale == 1.0) != (a.dtype.kind == "f"):
         raise ValueError(f"encoding {encoding!r} does not fit an array of dtype {a.dtype}")
     return a, scale
