@@ -281,7 +281,7 @@ def make_segmenter(weights: Path, backend: str, precision: str, threads: int, wo
         from yolact_ros.inference.onnx_export import export_onnx
         from yolact_ros.testing.reference_weights import reference_model
 
-        export_onnx(reference_model(config), onnx)
+        export_onnx(reference_model(config), onnx, dcn="native")  # DeformConv: onnxruntime runs it natively
     return Segmenter(weights=onnx, **kw)
 
 

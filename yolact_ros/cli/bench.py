@@ -71,7 +71,7 @@ def reference_segmenter(
 
         assert workdir is not None  # the int8 and onnxruntime variants write files there
         path = Path(workdir) / f"{cfg}.onnx"
-        export_onnx(_reference_model(cfg), path)
+        export_onnx(_reference_model(cfg), path, dcn="native")  # onnxruntime runs DeformConv natively
         return Segmenter(backend=backend, weights=path, **common)
     return Segmenter(model=_reference_model(cfg), backend=backend, optimize=optimize, **common)
 

@@ -161,76 +161,6 @@ def _check(onnx, proto, what: str) -> None:
         raise ExportError(f"onnx.checker rejects {what}: {str(exc).strip().splitlines()[0]}") from exc
 
 
-@dataclass(frozen=True)
-class ExportGraph:
-    """What an export traces: ``module`` (float32 input -> the outputs of :data:`OUTPUT_NAMES`,
-    in that order), an ``example`` input, and the metadata ``info`` (with the mask-IoU graph, as
-    ONNX, where the config has one)."""
-
-    module: nn.Module
-    example: torch.Tensor
-    info: ExportInfo
-
-
-def export_graph(
-    model: Yolact,
-    size: int | None = None,
-    batch: int | None = 1,
-    precision: str = "fp32",
-    opset: int | None = None,
-    dcn: str = "grid_sample",
-    check: bool = True,
-) -> ExportGraph:
-    """The module :func:`export_onnx` traces (arguments as there); other converters (the
-    OpenVINO backend's) trace the same module, so every runtime runs one graph contract."""
-    import onnx
-
-    cfg = model.cfg
-    size = int(cfg.max_size if size is None else size)
-    if precision not in PRECISIONS:
-        raise ExportError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    if dcn not in DCN_MODES:
-        raise ExportError(f"dcn must be one of {', '.join(DCN_MODES)}, got {dcn!r}")
-    if batch is not None and (int(batch) != batch or batch < 1):
-        raise ExportError(f"batch must be a positive integer (or None for a dynamic batch), got {batch!r}")
-    if size < 32 or (cfg.use_maskiou and size < 256):
-        raise ExportError(
-            f"input size {size} too small for {cfg.name!r} (at least {256 if cfg.use_maskiou else 32} px)"
-        )
-    mode = dcn if cfg.backbone.dcn_layers else "none"
-    opset = int(DEFAULT_OPSET[mode] if opset is None else opset)
-    if opset < MIN_OPSET[mode]:
-        raise ExportError(f"opset {opset} is too old for dcn mode {mode!r} (needs >= {MIN_OPSET[mode]})")
-    dtype = _DTYPES[precision]
-    net = optimize_for_inference(model, channels_last=False).cpu()
-    for m in net.modules():
-        if isinstance(m, DCN):
-            m.fast_cpu = mode == "grid_sample"  # native: torchvision's op, written as DeformConv
-    example = torch.zeros(batch or 1, 3, size, size)
-    priors, proto_hw = _priors_and_proto_size(cfg, size)
-    net = net.to(dtype)
-    maskiou_bytes = None
-    if cfg.use_maskiou:
-        maskiou_proto = onnx.load_from_string(
-            _trace_to_onnx(
-                _MaskIoUGraph(net.maskiou_net, dtype),
-                torch.zeros(1, 1, *proto_hw),
-                MASKIOU_INPUT,
-                [MASKIOU_OUTPUT],
-                {MASKIOU_INPUT: {0: "detections"}, MASKIOU_OUTPUT: {0: "detections"}},
-                opset,
-                False,
-            )
-        )
-        if check:
-            _check(onnx, maskiou_proto, "the mask-IoU graph")
-        maskiou_bytes = maskiou_proto.SerializeToString()
-    info = ExportInfo(
-        config=cfg, input_size=size, batch=batch, precision=precision, dcn=mode, opset=opset, maskiou_onnx=maskiou_bytes
-    )
-    return ExportGraph(_MainGraph(net, priors, dtype).eval(), example, info)
-
-
 def export_onnx(
     model: Yolact,
     path: "str | Path",
@@ -255,18 +185,62 @@ def export_onnx(
 
     say = progress or (lambda _line: None)
     t0 = time.perf_counter()
-    graph = export_graph(model, size, batch, precision, opset, dcn, check)
-    info = graph.info
+    cfg = model.cfg
+    size = int(cfg.max_size if size is None else size)
+    if precision not in PRECISIONS:
+        raise ExportError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if dcn not in DCN_MODES:
+        raise ExportError(f"dcn must be one of {', '.join(DCN_MODES)}, got {dcn!r}")
+    if batch is not None and (int(batch) != batch or batch < 1):
+        raise ExportError(f"batch must be a positive integer (or None for a dynamic batch), got {batch!r}")
+    if size < 32 or (cfg.use_maskiou and size < 256):
+        raise ExportError(
+            f"input size {size} too small for {cfg.name!r} (at least {256 if cfg.use_maskiou else 32} px)"
+        )
+    mode = dcn if cfg.backbone.dcn_layers else "none"
+    opset = int(DEFAULT_OPSET[mode] if opset is None else opset)
+    if opset < MIN_OPSET[mode]:
+        raise ExportError(f"opset {opset} is too old for dcn mode {mode!r} (needs >= {MIN_OPSET[mode]})")
+    dtype = _DTYPES[precision]
     say(
-        f"exporting {info.config.name} ({info.input_size}x{info.input_size}, batch {batch or 'dynamic'}, "
-        f"{precision}, dcn {info.dcn}, opset {info.opset}) -> {path}"
+        f"exporting {cfg.name} ({size}x{size}, batch {batch or 'dynamic'}, {precision}, dcn {mode}, "
+        f"opset {opset}) -> {path}"
     )
+
+    net = optimize_for_inference(model, channels_last=False).cpu()
+    for m in net.modules():
+        if isinstance(m, DCN):
+            m.fast_cpu = mode == "grid_sample"  # native: torchvision's op, written as DeformConv
+    example = torch.zeros(batch or 1, 3, size, size)
+    priors, proto_hw = _priors_and_proto_size(cfg, size)
+    net = net.to(dtype)
+
     dynamic = {} if batch else {n: {0: "batch"} for n in (INPUT_NAME, *OUTPUT_NAMES) if n != "priors"}
     main_bytes = _trace_to_onnx(
-        graph.module, graph.example, INPUT_NAME, OUTPUT_NAMES, dynamic, info.opset, info.dcn == "native"
+        _MainGraph(net, priors, dtype), example, INPUT_NAME, OUTPUT_NAMES, dynamic, opset, mode == "native"
+    )
+    maskiou_bytes = None
+    if cfg.use_maskiou:
+        maskiou_proto = onnx.load_from_string(
+            _trace_to_onnx(
+                _MaskIoUGraph(net.maskiou_net, dtype),
+                torch.zeros(1, 1, *proto_hw),
+                MASKIOU_INPUT,
+                [MASKIOU_OUTPUT],
+                {MASKIOU_INPUT: {0: "detections"}, MASKIOU_OUTPUT: {0: "detections"}},
+                opset,
+                False,
+            )
+        )
+        if check:
+            _check(onnx, maskiou_proto, "the mask-IoU graph")
+        maskiou_bytes = maskiou_proto.SerializeToString()
+
+    info = ExportInfo(
+        config=cfg, input_size=size, batch=batch, precision=precision, dcn=mode, opset=opset, maskiou_onnx=maskiou_bytes
     )
     proto = onnx.load_from_string(main_bytes)
-    proto.doc_string = f"YOLACT ({info.config.name}) exported by yolact_ros; see the metadata_props and docs/onnx.md"
+    proto.doc_string = f"YOLACT ({cfg.name}) exported by yolact_ros; see the metadata_props and docs/onnx.md"
     for key, value in info.to_metadata().items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value

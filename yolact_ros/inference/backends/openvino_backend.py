@@ -19,7 +19,6 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -43,7 +42,7 @@ RT_INFO_KEY = "yolact_ros"
 PRECISIONS = ("fp32", "bf16", "int8")
 _HINTS = {"fp32": "f32", "bf16": "bf16"}
 _MODEL_FILE = "model.xml"
-#: revision of the .pth -> OpenVINO conversion, part of every cache key (2: DCN kept native)
+#: revision of the .pth -> OpenVINO conversion, part of every cache key (2: DeformConv read natively)
 CONVERSION = 2
 
 
@@ -75,44 +74,56 @@ def pytorch_to_openvino(model, out_dir: Path, progress=None):
     """Convert a :class:`Yolact` (with weights) to an OpenVINO model (dynamic batch) with the
     export metadata in its rt_info; ``out_dir`` holds the intermediate ONNX file.
 
-    Configs with DCN layers (YOLACT++) go through OpenVINO's PyTorch frontend instead, which
-    writes torchvision's deformable convolution as OpenVINO's own ``DeformableConvolution``
-    (ONNX's ``DeformConv`` has no OpenVINO converter); the others through ONNX.  Same graph
-    either way (:func:`..onnx_export.export_graph`)."""
+    YOLACT++'s deformable convolutions are exported as ONNX ``DeformConv`` and read as
+    OpenVINO's own ``DeformableConvolution`` (:func:`onnx_core`), not as the GridSample form."""
     from ..onnx_export import export_onnx
 
-    ov = import_openvino()
-    if model.cfg.backbone.dcn_layers:
-        return _convert_with_native_dcn(ov, model, progress)
     onnx_path = out_dir / "network.onnx"
-    result = export_onnx(model, onnx_path, batch=None, check=False, progress=progress)
-    ov_model = ov.Core().read_model(str(onnx_path))
+    dcn = "native" if model.cfg.backbone.dcn_layers else "grid_sample"
+    result = export_onnx(model, onnx_path, batch=None, dcn=dcn, check=False, progress=progress)
+    ov_model = onnx_core().read_model(str(onnx_path))
     write_metadata(ov_model, result.info.to_metadata())
     onnx_path.unlink()
     return ov_model
 
 
-def _convert_with_native_dcn(ov, model, progress=None):
-    """The export graph with torchvision's ``deform_conv2d`` kept, converted by OpenVINO's
-    PyTorch frontend into ``DeformableConvolution``; inputs and outputs named as an export's."""
-    from ..onnx_export import export_graph
+def onnx_core():
+    """An OpenVINO ``Core`` that also reads ONNX ``DeformConv`` (opset 19), which OpenVINO's ONNX
+    frontend has no converter for, as its ``DeformableConvolution``."""
+    ov = import_openvino()
+    from openvino.frontend.onnx import ConversionExtension
 
-    say = progress or (lambda _line: None)
-    t0 = time.perf_counter()
-    graph = export_graph(model, batch=None, dcn="native", check=False)
-    size = graph.info.input_size
-    say(f"converting {graph.info.config.name} for OpenVINO (deformable convolutions kept native)")
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the tracer's notes on Python values made constants: intended
-        ov_model = ov.convert_model(
-            graph.module, example_input=graph.example, input=[(ov.PartialShape([-1, 3, size, size]), ov.Type.f32)]
-        )
-    ov_model.inputs[0].get_tensor().set_names({INPUT_NAME})
-    for output, name in zip(ov_model.outputs, OUTPUT_NAMES, strict=True):
-        output.get_tensor().set_names({name})
-    write_metadata(ov_model, graph.info.to_metadata())
-    say(f"converted in {time.perf_counter() - t0:.1f} s")
-    return ov_model
+    core = ov.Core()
+    core.add_extension(ConversionExtension("DeformConv", _deform_conv))
+    return core
+
+
+def _deform_conv(node):
+    """ONNX ``DeformConv`` (inputs X, W, offset, B, mask) -> ``DeformableConvolution`` (+ bias).
+    Both take the offsets as torchvision does ((dy, dx) per kernel tap); samples outside the
+    image read zeros with their in-image neighbours still interpolated (DCNv2's rule)."""
+    import openvino.opset8 as ops
+
+    count = node.get_input_size()
+    pads = [int(p) for p in node.get_attribute("pads", [0, 0, 0, 0])]
+    half = len(pads) // 2
+    out = ops.deformable_convolution(
+        node.get_input(0),
+        node.get_input(2),
+        node.get_input(1),
+        strides=[int(v) for v in node.get_attribute("strides", [1, 1])],
+        pads_begin=pads[:half],
+        pads_end=pads[half:],
+        dilations=[int(v) for v in node.get_attribute("dilations", [1, 1])],
+        mask=node.get_input(4) if count > 4 else None,
+        group=int(node.get_attribute("group", 1)),
+        deformable_group=int(node.get_attribute("offset_group", 1)),
+        bilinear_interpolation_pad=True,
+    )
+    if count > 3:
+        bias = ops.reshape(node.get_input(3), ops.constant(np.array([1, -1, 1, 1], np.int64)), special_zero=False)
+        out = ops.add(out, bias)
+    return out.outputs()
 
 
 def _onnx_metadata(path: Path) -> dict[str, str]:
@@ -154,7 +165,7 @@ class OpenVinoBackend:
         ov = import_openvino()
         t0 = time.perf_counter()
         self.device = torch.device("cpu")
-        self.core = ov.Core()
+        self.core = onnx_core()  # reads a yolact export with DeformConv too
         self.cache = ModelCache(cache_dir)
         self.converted = False
         ov_model, source = self._read(weights, config, model, progress)
