@@ -2,7 +2,6 @@
 the convolutions' multiply-adds, part by part (no timing: that is the benchmark's job)."""
 
 import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,13 +12,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def roofline():
-    sys.path.insert(0, str(REPO / "bench"))  # it imports bench_original beside it
-    try:
-        spec = importlib.util.spec_from_file_location("bench_roofline", REPO / "bench" / "bench_roofline.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(REPO / "bench"))
+    spec = importlib.util.spec_from_file_location("bench_roofline", REPO / "bench" / "bench_roofline.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # it finds bench_original beside it by itself
     return module
 
 
