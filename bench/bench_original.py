@@ -285,6 +285,19 @@ def make_segmenter(weights: Path, backend: str, precision: str, threads: int, wo
     return Segmenter(weights=onnx, **kw)
 
 
+def alternated_ms(calls: dict, rounds: int) -> dict[str, list[float]]:
+    """Wall-clock ms of each callable, ``rounds`` times, called one by one in turn with the order
+    rotated every round, so that machine noise hits them alike."""
+    names = list(calls)
+    times: dict[str, list[float]] = {n: [] for n in names}
+    for r in range(rounds):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            t0 = time.perf_counter()
+            calls[name]()
+            times[name].append((time.perf_counter() - t0) * 1e3)
+    return times
+
+
 def bench_config(a, mods, config: str, bgr: np.ndarray, workdir: Path, out=print) -> list[dict]:
     from yolact_ros.cli.bench import SETTINGS
     from yolact_ros.model.checkpoint import save_checkpoint
@@ -311,15 +324,9 @@ def bench_config(a, mods, config: str, bgr: np.ndarray, workdir: Path, out=print
             mine = ours_call(seg, bgr, full_masks=True)
             checks[name] = compare_detections(ref, mine)
             checks[name]["matched_any_score"] = compare_detections(ref, mine, score_tol=math.inf)["matched"]
-        calls = [("original", lambda thr=thr, k=k: orig(bgr, thr, k, a.full_masks))]
-        calls += [(name, lambda seg=seg: ours_call(seg, bgr, a.full_masks)) for name, seg in variants.items()]
-        times = {name: [] for name, _ in calls}
-        for r in range(a.rounds):
-            shift = r % len(calls)
-            for name, fn in calls[shift:] + calls[:shift]:
-                t0 = time.perf_counter()
-                fn()
-                times[name].append((time.perf_counter() - t0) * 1e3)
+        calls = {"original": lambda thr=thr, k=k: orig(bgr, thr, k, a.full_masks)}
+        calls.update({name: lambda seg=seg: ours_call(seg, bgr, a.full_masks) for name, seg in variants.items()})
+        times = alternated_ms(calls, a.rounds)
         orig_ms = statistics.median(times["original"])
         for name in variants:
             ours_ms = statistics.median(times[name])

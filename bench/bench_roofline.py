@@ -1,5 +1,6 @@
 """How close each CPU backend runs the network to what this CPU can do, and what each speed
-target of issue 20 would need.  Prints figures; asserts nothing.
+target (a time as a fraction of the original's, :data:`TARGETS`) would need.  Prints figures;
+asserts nothing.
 
 Three measurements, all in one process, alternated where they are compared:
 
@@ -14,8 +15,8 @@ Three measurements, all in one process, alternated where they are compared:
    same image; achieved GFLOP/s = work / forward time, as a fraction of the measured peak.
 
 With ``--original PATH`` (a checkout of github dbolya/yolact, run with ``bench_original.py``'s
-CPU shims) the original is timed end to end in the same rounds, and each target ratio of issue
-20 is turned into the GFLOP/s the network would need: target x original = the end-to-end
+CPU shims) the original is timed end to end in the same rounds, and each target ratio in
+:data:`TARGETS` is turned into the GFLOP/s the network would need: target x original = the end-to-end
 budget; minus our own non-network time = the forward budget; work / forward budget = the
 throughput needed, printed as a multiple of the measured peak.  A multiple above 1 means no
 software change of that precision reaches the target on this CPU without doing less work.
@@ -31,7 +32,6 @@ import json
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -43,7 +43,8 @@ from yolact_ros.inference.cpu_memory import keep_freed_memory
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_original as bo  # noqa: E402 - the original's CPU shims and its end-to-end call (same folder)
 
-#: issue 20's targets, end to end, as a fraction of the original's time (precision, configs, ratio)
+#: the project's CPU speed targets, end to end, as a fraction of the original's time (the CPU they
+#: are for, precision, configs, ratio)
 TARGETS = [
     ("native bf16", "bf16", ("yolact_resnet50",), 0.12),
     ("native bf16", "bf16", ("yolact_plus_resnet50", "yolact_base"), 0.15),
@@ -150,19 +151,11 @@ def _openvino_runner(chain, x, prec: str, threads: int, workdir: Path):
     return lambda: request.infer([data])
 
 
-def alternate(calls: dict, rounds: int, warmup: int = 1) -> dict[str, float]:
-    """Median ms per callable, calls alternated one by one with the order rotated each round."""
-    names = list(calls)
-    for _ in range(warmup):
-        for n in names:
-            calls[n]()
-    times: dict[str, list[float]] = {n: [] for n in names}
-    for r in range(rounds):
-        for n in names[r % len(names) :] + names[: r % len(names)]:
-            t0 = time.perf_counter()
-            calls[n]()
-            times[n].append((time.perf_counter() - t0) * 1e3)
-    return {n: statistics.median(v) for n, v in times.items()}
+def alternate(calls: dict, rounds: int) -> dict[str, float]:
+    """Median ms per callable after one warm-up call each, alternated (``bench_original``'s rule)."""
+    for fn in calls.values():
+        fn()
+    return {name: statistics.median(ms) for name, ms in bo.alternated_ms(calls, rounds).items()}
 
 
 def measure_peaks(shapes, variants, threads, depth, rounds, workdir, out=print) -> dict[str, float]:
@@ -182,7 +175,7 @@ def measure_peaks(shapes, variants, threads, depth, rounds, workdir, out=print) 
 
 def bench_config(cfg: str, variants, bgr, workdir: Path, peaks: dict, mods, threads: int, rounds: int) -> dict:
     """One config: its work, each variant's forward and total (and the original's) alternated,
-    and, with the original, what each target of issue 20 would need."""
+    and, with the original, what each of :data:`TARGETS` would need."""
     from yolact_ros.cli.bench import reference_segmenter
     from yolact_ros.model.config import get_config
     from yolact_ros.testing.reference_weights import reference_model
