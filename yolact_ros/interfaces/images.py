@@ -119,11 +119,11 @@ def image_to_array(msg: Any, max_pixels: int | None = None) -> np.ndarray:
 def depth_image_to_array(msg: Any, max_pixels: int | None = None) -> np.ndarray:
     """A depth image (``16UC1``/``mono16``, ``32FC1`` or ``64FC1``) as an HxW array of its own dtype (a
     view where the byte order allows; ``step`` honoured). Raises ImageConversionError."""
-    dtype = DEPTH_ENCODINGS.get(msg.encoding, (None,))[0]
-    if dtype is None:
+    if msg.encoding not in DEPTH_ENCODINGS:
         raise ImageConversionError(
             f"unsupported depth encoding {msg.encoding!r} (supported: {', '.join(DEPTH_ENCODINGS)})", kind="encoding"
         )
+    dtype = DEPTH_ENCODINGS[msg.encoding][0]
     height, width, step = int(msg.height), int(msg.width), int(msg.step)
     if height <= 0 or width <= 0:
         raise ImageConversionError(f"empty depth image: {width}x{height}", kind="layout")

@@ -70,9 +70,10 @@ def write_metadata(ov_model, meta: dict[str, str]) -> None:
         ov_model.set_rt_info(str(value), [RT_INFO_KEY, key])
 
 
-def pytorch_to_openvino(model, out_dir: Path, progress=None):
+def pytorch_to_openvino(model, out_dir: Path, progress=None, core=None):
     """Convert a :class:`Yolact` (with weights) to an OpenVINO model (dynamic batch) with the
-    export metadata in its rt_info; ``out_dir`` holds the intermediate ONNX file.
+    export metadata in its rt_info; ``out_dir`` holds the intermediate ONNX file; ``core``: an
+    :func:`onnx_core` to read it with (a new one if None).
 
     YOLACT++'s deformable convolutions are exported as ONNX ``DeformConv`` and read as
     OpenVINO's own ``DeformableConvolution`` (:func:`onnx_core`), not as the GridSample form."""
@@ -81,7 +82,7 @@ def pytorch_to_openvino(model, out_dir: Path, progress=None):
     onnx_path = out_dir / "network.onnx"
     dcn = "native" if model.cfg.backbone.dcn_layers else "grid_sample"
     result = export_onnx(model, onnx_path, batch=None, dcn=dcn, check=False, progress=progress)
-    ov_model = onnx_core().read_model(str(onnx_path))
+    ov_model = (core or onnx_core()).read_model(str(onnx_path))
     write_metadata(ov_model, result.info.to_metadata())
     onnx_path.unlink()
     return ov_model
@@ -278,7 +279,7 @@ class OpenVinoBackend:
         self.converted = True
         model = build()
         with tempfile.TemporaryDirectory(prefix="yolact_ov_") as tmp:
-            ov_model = pytorch_to_openvino(model, Path(tmp), progress)
+            ov_model = pytorch_to_openvino(model, Path(tmp), progress, self.core)
 
         def write(folder: Path) -> None:
             ov.save_model(ov_model, str(folder / _MODEL_FILE), compress_to_fp16=False)
